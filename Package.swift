@@ -1,0 +1,61 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Sluice",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sluice", targets: ["sluice"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+    ],
+    targets: [
+        // Thin C shims for what Glibc does not export to Swift (epoll, accept4, eventfd, timerfd).
+        .target(
+            name: "CSluiceSys",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        // Pure core: HTTP/1 parsing and serialization, routing decisions. No sockets, no clock, no Foundation.
+        .target(
+            name: "SluiceCore",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // IO mechanism: epoll loops, sockets, the proxy exchange, upstream pools.
+        .target(
+            name: "SluiceProxy",
+            dependencies: ["SluiceCore", "CSluiceSys"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Control plane: YAML config loading and validation, building routing tables.
+        .target(
+            name: "SluiceControl",
+            dependencies: ["SluiceCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
+            name: "sluice",
+            dependencies: [
+                "SluiceControl", "SluiceProxy", "SluiceCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "SluiceCoreTests",
+            dependencies: ["SluiceCore"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "SluiceControlTests",
+            dependencies: ["SluiceControl", "SluiceCore"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "SluiceProxyTests",
+            dependencies: ["SluiceProxy", "SluiceControl", "SluiceCore", "CSluiceSys"],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)

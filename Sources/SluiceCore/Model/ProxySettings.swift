@@ -1,0 +1,51 @@
+/// Timeouts, in nanoseconds, with the defaults a production user would pick.
+public struct Timeouts: Sendable, Equatable {
+    /// From a connection's first byte of a request (or its accept) until the whole head is in.
+    public var clientHeader: UInt64 = 10_000_000_000
+    /// How long an idle keep-alive client connection is kept.
+    public var clientIdle: UInt64 = 60_000_000_000
+    /// How long a client may leave written response data unread (no progress) before it is closed.
+    public var clientSend: UInt64 = 60_000_000_000
+    /// Upstream TCP connect.
+    public var upstreamConnect: UInt64 = 5_000_000_000
+    /// From the end of sending the request head until the response head is in.
+    public var upstreamResponseHeader: UInt64 = 60_000_000_000
+    /// How long an idle pooled upstream connection is kept.
+    public var upstreamIdle: UInt64 = 60_000_000_000
+    /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
+    public var drain: UInt64 = 30_000_000_000
+
+    /// Defaults.
+    public init() {}
+}
+
+/// Resource limits, with defaults.
+public struct Limits: Sendable, Equatable {
+    /// Parser limits (request line, head size, field count, chunk lines, trailers).
+    public var parser = ParserLimits()
+    /// Largest request body accepted (413 beyond). 0 means unlimited.
+    public var maxBodyBytes: UInt64 = 1 << 30
+    /// Requests served on one client connection before it is closed (0 = unlimited).
+    public var maxRequestsPerConnection: Int = 10_000
+    /// Concurrent client connections per worker; beyond it new ones wait in the accept queue.
+    public var maxConnectionsPerWorker: Int = 16_384
+    /// Idle keep-alive connections kept per upstream endpoint per worker.
+    public var upstreamMaxIdle: Int = 64
+
+    /// Defaults.
+    public init() {}
+}
+
+/// One listening socket the proxy accepts on.
+public struct ListenerSpec: Sendable, Equatable {
+    /// Name used in logs and metrics.
+    public var name: String
+    /// Address to bind (port 0 picks an ephemeral port, shared by all workers).
+    public var address: SocketAddress
+
+    /// Creates a listener spec.
+    public init(name: String, address: SocketAddress) {
+        self.name = name
+        self.address = address
+    }
+}
