@@ -1,0 +1,42 @@
+// Thin shims over Linux calls that Glibc's Swift module does not export
+// (it is built without _GNU_SOURCE and does not include <sys/epoll.h>).
+#ifndef CSLUICESYS_H
+#define CSLUICESYS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <pthread.h>
+
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int csluice_accept_nonblock(int fd, struct sockaddr *addr, socklen_t *len);
+/// sched_getcpu().
+int csluice_current_cpu(void);
+/// Pins the calling thread to one CPU. Returns 0 or an errno value.
+int csluice_pin_to_cpu(int cpu);
+/// Blocks SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 in the calling thread (inherited by threads it creates),
+/// and ignores SIGPIPE process-wide. Returns 0 or an errno value.
+int csluice_block_signals(void);
+/// Waits for one of the signals blocked by csluice_block_signals; returns its number, or -1 on a timeout of timeout_ms.
+int csluice_wait_signal(int timeout_ms);
+
+static const int CSLUICE_EPOLLIN = EPOLLIN;
+static const int CSLUICE_EPOLLOUT = EPOLLOUT;
+static const int CSLUICE_EPOLLERR = EPOLLERR;
+static const int CSLUICE_EPOLLHUP = EPOLLHUP;
+static const int CSLUICE_EPOLLRDHUP = EPOLLRDHUP;
+static const unsigned int CSLUICE_EPOLLET = EPOLLET;
+static const int CSLUICE_SO_REUSEPORT = SO_REUSEPORT;
+static const int CSLUICE_SOCK_NONBLOCK = SOCK_NONBLOCK;
+static const int CSLUICE_SOCK_CLOEXEC = SOCK_CLOEXEC;
+static const int CSLUICE_EFD_NONBLOCK = EFD_NONBLOCK;
+static const int CSLUICE_EFD_CLOEXEC = EFD_CLOEXEC;
+static const int CSLUICE_MSG_NOSIGNAL = MSG_NOSIGNAL;
+
+#endif

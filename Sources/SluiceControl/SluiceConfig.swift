@@ -1,0 +1,48 @@
+import SluiceCore
+
+/// A loaded, validated config: process settings plus the compiled routing table.
+public struct SluiceConfig: Sendable {
+    /// Worker threads (`workers:`; `auto` = online CPUs).
+    public var workers: Int
+    /// Listening sockets.
+    public var listeners: [ListenerSpec]
+    /// Where the admin API listens (default 127.0.0.1:9901).
+    public var adminAddress: SocketAddress
+    /// Bearer token the admin API requires, when set.
+    public var adminToken: String?
+    /// Timeouts in nanoseconds.
+    public var timeouts: Timeouts
+    /// Resource and parser limits.
+    public var limits: Limits
+    /// Where access log lines go.
+    public var accessLog: AccessLogTarget
+    /// The compiled routing table (its version is the one given to the loader).
+    public var table: RoutingTable
+    /// The file the config was read from (nil when parsed from a string, e.g. the demo).
+    public var sourcePath: String?
+
+    /// Creates a config.
+    public init(workers: Int, listeners: [ListenerSpec], adminAddress: SocketAddress, adminToken: String?,
+                timeouts: Timeouts, limits: Limits, accessLog: AccessLogTarget, table: RoutingTable,
+                sourcePath: String?) {
+        self.workers = workers
+        self.listeners = listeners
+        self.adminAddress = adminAddress
+        self.adminToken = adminToken
+        self.timeouts = timeouts
+        self.limits = limits
+        self.accessLog = accessLog
+        self.table = table
+        self.sourcePath = sourcePath
+    }
+}
+
+/// Where access log lines are written (`access_log: { path: ... }`).
+public enum AccessLogTarget: Sendable, Equatable {
+    /// No access log (the default).
+    case off
+    /// Standard output.
+    case stdout
+    /// Appended to this file.
+    case file(String)
+}

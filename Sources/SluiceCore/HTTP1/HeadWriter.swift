@@ -1,0 +1,213 @@
+/// Serializes heads the proxy sends: the request to the upstream and the response to the client.
+///
+/// Writers append to a caller-owned `[UInt8]` whose capacity is reused, so steady state allocates
+/// nothing. Hop-by-hop fields (flagged by the parser) are never copied; framing fields are
+/// written anew by `appendFraming`, which also ends the head.
+public enum HeadWriter {
+    /// Appends the request line and the end-to-end fields of `head` for an upstream.
+    ///
+    /// Drops hop-by-hop fields, Content-Length (re-framed), Expect (the proxy answers
+    /// 100-continue itself), and the client's X-Forwarded-* (rewritten here: X-Forwarded-For is
+    /// the client's list with `clientAddress` appended; Proto and Host are set). For an
+    /// absolute-form target the path is sent in origin-form and Host is set from the authority.
+    /// `fallbackHost` is sent as Host when an HTTP/1.0 request has none.
+    public static func appendRequestStart(
+        _ head: RequestHead, bytes: UnsafeRawBufferPointer, clientAddress: UnsafeRawBufferPointer,
+        forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, to out: inout [UInt8]
+    ) {
+        append(bytes, head.methodSpan, to: &out)
+        out.append(0x20)
+        let absoluteForm = head.path.start != head.target.start || head.target.count == 0
+        if absoluteForm && head.target.count > 0 && bytes[Int(head.target.start)] != UInt8(ascii: "*") {
+            if head.path.count == 0 { out.append(UInt8(ascii: "/")) } else { append(bytes, head.path, to: &out) }
+            if head.query.count > 0 {
+                out.append(UInt8(ascii: "?"))
+                append(bytes, head.query, to: &out)
+            }
+        } else {
+            append(bytes, head.target, to: &out)
+        }
+        appendStatic(" HTTP/1.1\r\n", to: &out)
+
+        let skip: FieldFlags = [.hopByHop, .contentLength, .expect, .xForwardedFor, .xForwardedOther]
+        var sawXFF = false
+        for field in head.fields {
+            if !field.flags.isDisjoint(with: skip) {
+                if field.flags.contains(.xForwardedFor) { sawXFF = true }
+                continue
+            }
+            if field.flags.contains(.host) && absoluteForm { continue }
+            appendField(bytes, field, to: &out)
+        }
+        if absoluteForm || (head.hostIndex < 0) {
+            appendStatic("Host: ", to: &out)
+            if head.host.count > 0 { append(bytes, head.host, to: &out) } else { out.append(contentsOf: fallbackHost) }
+            appendStatic("\r\n", to: &out)
+        }
+        appendStatic("X-Forwarded-For: ", to: &out)
+        if sawXFF {
+            for field in head.fields where field.flags.contains(.xForwardedFor) && field.value.count > 0 {
+                append(bytes, field.value, to: &out)
+                appendStatic(", ", to: &out)
+            }
+        }
+        out.append(contentsOf: clientAddress)
+        appendStatic("\r\nX-Forwarded-Proto: ", to: &out)
+        appendStatic(forwardedProto, to: &out)
+        appendStatic("\r\n", to: &out)
+        if head.host.count > 0 {
+            appendStatic("X-Forwarded-Host: ", to: &out)
+            append(bytes, head.host, to: &out)
+            appendStatic("\r\n", to: &out)
+        }
+    }
+
+    /// Appends the status line and end-to-end fields of an upstream response for the client.
+    /// `keepContentLength` keeps the upstream's Content-Length (for bodiless replies such as
+    /// HEAD and 304, where it describes the representation, not this message).
+    public static func appendResponseStart(
+        _ head: ResponseHead, bytes: UnsafeRawBufferPointer, keepContentLength: Bool, to out: inout [UInt8]
+    ) {
+        appendStatic("HTTP/1.1 ", to: &out)
+        appendDecimal(UInt64(head.status), to: &out)
+        out.append(0x20)
+        append(bytes, head.reason, to: &out)
+        appendStatic("\r\n", to: &out)
+        for field in head.fields {
+            if field.flags.contains(.hopByHop) { continue }
+            if field.flags.contains(.contentLength) && !keepContentLength { continue }
+            appendField(bytes, field, to: &out)
+        }
+    }
+
+    /// Appends the framing field for a body, a Connection field when needed, and the empty line.
+    /// `closeConnection` adds `Connection: close`; `http10KeepAlive` adds `Connection: keep-alive`.
+    public static func appendFraming(
+        _ framing: BodyFraming, closeConnection: Bool, http10KeepAlive: Bool, to out: inout [UInt8]
+    ) {
+        switch framing {
+        case .contentLength(let n):
+            appendStatic("Content-Length: ", to: &out)
+            appendDecimal(n, to: &out)
+            appendStatic("\r\n", to: &out)
+        case .chunked:
+            appendStatic("Transfer-Encoding: chunked\r\n", to: &out)
+        case .none, .untilClose:
+            break
+        }
+        if closeConnection {
+            appendStatic("Connection: close\r\n", to: &out)
+        } else if http10KeepAlive {
+            appendStatic("Connection: keep-alive\r\n", to: &out)
+        }
+        appendStatic("\r\n", to: &out)
+    }
+
+    /// Appends a complete small response generated by the proxy itself (errors, direct answers).
+    public static func appendSimpleResponse(
+        status: Int, contentType: StaticString, body: UnsafeRawBufferPointer, closeConnection: Bool,
+        http10KeepAlive: Bool, headOnly: Bool, to out: inout [UInt8]
+    ) {
+        appendStatic("HTTP/1.1 ", to: &out)
+        appendDecimal(UInt64(status), to: &out)
+        out.append(0x20)
+        appendStatic(reasonPhrase(status), to: &out)
+        appendStatic("\r\nContent-Type: ", to: &out)
+        appendStatic(contentType, to: &out)
+        appendStatic("\r\nServer: sluice\r\n", to: &out)
+        appendFraming(.contentLength(UInt64(body.count)), closeConnection: closeConnection,
+                      http10KeepAlive: http10KeepAlive, to: &out)
+        if !headOnly { out.append(contentsOf: body) }
+    }
+
+    /// Appends a chunk-size line (`<hex>\r\n`) for a chunk of `size` bytes (size > 0).
+    @inlinable
+    public static func appendChunkHeader(_ size: Int, to out: inout [UInt8]) {
+        appendHex(UInt64(size), to: &out)
+        out.append(0x0D)
+        out.append(0x0A)
+    }
+
+    /// Standard reason phrase for the statuses the proxy generates.
+    public static func reasonPhrase(_ status: Int) -> StaticString {
+        switch status {
+        case 100: return "Continue"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 204: return "No Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 304: return "Not Modified"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 409: return "Conflict"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 417: return "Expectation Failed"
+        case 429: return "Too Many Requests"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
+        default: return "Status"
+        }
+    }
+
+    // MARK: - Byte helpers
+
+    @inline(__always)
+    static func append(_ bytes: UnsafeRawBufferPointer, _ span: ByteSpan, to out: inout [UInt8]) {
+        if span.count > 0 {
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[span.range]))
+        }
+    }
+
+    @inline(__always)
+    static func appendField(_ bytes: UnsafeRawBufferPointer, _ field: FieldSpan, to out: inout [UInt8]) {
+        append(bytes, field.name, to: &out)
+        out.append(UInt8(ascii: ":"))
+        out.append(0x20)
+        append(bytes, field.value, to: &out)
+        out.append(0x0D)
+        out.append(0x0A)
+    }
+
+    /// Appends the bytes of a static string.
+    @inlinable
+    public static func appendStatic(_ s: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    /// Appends an unsigned integer in decimal.
+    @inlinable
+    public static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+        if value == 0 { out.append(UInt8(ascii: "0")); return }
+        var digits: (UInt64, Int) = (value, 0)
+        var divisor: UInt64 = 1
+        while digits.0 / divisor >= 10 { divisor *= 10; digits.1 += 1 }
+        while divisor > 0 {
+            out.append(UInt8(ascii: "0") + UInt8(digits.0 / divisor))
+            digits.0 %= divisor
+            divisor /= 10
+        }
+    }
+
+    /// Appends an unsigned integer in lowercase hex.
+    @inlinable
+    public static func appendHex(_ value: UInt64, to out: inout [UInt8]) {
+        if value == 0 { out.append(UInt8(ascii: "0")); return }
+        var shift = (63 - value.leadingZeroBitCount) / 4 * 4
+        while shift >= 0 {
+            let nibble = UInt8((value >> UInt64(shift)) & 0xF)
+            out.append(nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10)
+            shift -= 4
+        }
+    }
+}

@@ -1,0 +1,341 @@
+/// An immutable, compiled routing table: one snapshot per config version, shared by all workers.
+///
+/// Everything `decide` walks is flat arrays of small trivial structs with integer indices and one
+/// byte pool (header names and hosts lowercased at build time), so a decision allocates nothing
+/// and retains nothing per condition. Build one with the control plane (`ConfigLoader`).
+public final class RoutingTable: Sendable {
+    /// The config version this table was built from.
+    public let version: UInt64
+    /// Upstream groups; the index is the upstream id used in decisions.
+    public let upstreams: [UpstreamGroup]
+    /// Routes in match order.
+    public let routes: [Route]
+    /// Direct responses of `respond` rules; the index is `RouteDecision.response`.
+    public let responses: [DirectResponse]
+
+    /// Per-route compiled plan, parallel to `routes`.
+    let plans: [RoutePlan]
+    /// Rules of all routes; a plan names its slice.
+    let rules: [RulePlan]
+    /// Conditions of all routes and rules; plans and rules name their slices.
+    let matchers: [Matcher]
+    /// Split bucket ranges of all routes.
+    let splitRanges: [SplitRange]
+    /// Upstream index of every cohort of every route (plan.cohortStart + cohort).
+    let cohortUpstreams: [Int32]
+    /// Byte strings referenced by matchers and sticky names.
+    let bytePool: [UInt8]
+    /// Lists of pool spans (custom method names).
+    let spanPool: [ByteSpan]
+    /// Networks of `source` matchers.
+    let prefixes: [AddressPrefix]
+    /// Compiled regexes of matchers.
+    let regexes: [ByteRegex]
+    /// Weight of every endpoint of every group, flattened in group order.
+    let endpointWeights: [Int]
+    /// Start of each group's endpoints in `endpointWeights`; one extra entry at the end.
+    let groupEndpointStart: [Int32]
+
+    /// Compiles validated specs into a table. The control plane has checked names, weights and
+    /// patterns; violated invariants here are programming errors (preconditions).
+    package init(version: UInt64, upstreams: [UpstreamGroup], routes specs: [RouteSpec]) {
+        var builder = Builder()
+        var routes: [Route] = []
+        var plans: [RoutePlan] = []
+        var responses: [DirectResponse] = []
+        var rules: [RulePlan] = []
+        var splitRanges: [SplitRange] = []
+        var cohortUpstreams: [Int32] = []
+        for spec in specs {
+            precondition(spec.cohorts.isEmpty || spec.cohorts.indices.contains(spec.baseline), "baseline out of range")
+            let matchStart = builder.matchers.count
+            for condition in spec.match { builder.add(condition) }
+            let matchCount = builder.matchers.count - matchStart
+            var compiledRules: [(start: Int, count: Int, action: RuleAction)] = []
+            for rule in spec.rules {
+                let start = builder.matchers.count
+                for condition in rule.match { builder.add(condition) }
+                compiledRules.append((start, builder.matchers.count - start, rule.action))
+            }
+            let ruleStart = rules.count
+            for r in compiledRules {
+                switch r.action {
+                case .cohort(let c):
+                    precondition(spec.cohorts.indices.contains(c), "rule cohort out of range")
+                    rules.append(RulePlan(matchStart: Int32(r.start), matchCount: Int32(r.count), cohort: Int32(c), response: -1))
+                case .respond(let response):
+                    rules.append(RulePlan(matchStart: Int32(r.start), matchCount: Int32(r.count), cohort: -1,
+                                          response: Int32(responses.count)))
+                    responses.append(response)
+                }
+            }
+            let splitStart = splitRanges.count
+            if !spec.cohorts.isEmpty {
+                let inSplit = spec.cohorts.map(\.inSplit)
+                let weights = spec.cohorts.map(\.weight)
+                precondition(zip(weights, inSplit).reduce(0) { $0 + ($1.1 ? $1.0 : 0) } == Int(StickyHash.buckets),
+                             "weights must sum to 10000")
+                splitRanges += CohortSplit.layout(weights: weights, inSplit: inSplit, baseline: spec.baseline)
+            }
+            let cohortStart = cohortUpstreams.count
+            for c in spec.cohorts {
+                precondition(upstreams.indices.contains(c.upstream), "cohort upstream out of range")
+                cohortUpstreams.append(Int32(c.upstream))
+            }
+            let sticky: StickyMode
+            switch spec.sticky {
+            case .none: sticky = .none
+            case .cookie(let name): sticky = .cookie(builder.intern(Array(name.utf8)))
+            case .header(let name): sticky = .header(builder.intern(ASCII.lowercased(Array(name.utf8))))
+            case .assigned(let name, _): sticky = .assigned(builder.intern(Array(name.utf8)))
+            }
+            plans.append(RoutePlan(
+                matchStart: Int32(matchStart), matchCount: Int32(matchCount),
+                ruleStart: Int32(ruleStart), ruleCount: Int32(rules.count - ruleStart),
+                splitStart: Int32(splitStart), splitCount: Int32(splitRanges.count - splitStart),
+                cohortStart: Int32(cohortStart), sticky: sticky))
+            routes.append(Route(
+                name: spec.name,
+                cohorts: spec.cohorts.map { Cohort(name: $0.name, upstream: Int32($0.upstream), weight: $0.weight) },
+                baseline: spec.cohorts.isEmpty ? -1 : Int32(spec.baseline),
+                sticky: spec.sticky, cohortHeader: spec.cohortHeader, cohortResponseHeader: spec.cohortResponseHeader))
+        }
+        var weights: [Int] = []
+        var starts: [Int32] = []
+        for group in upstreams {
+            precondition(!group.endpoints.isEmpty, "upstream \(group.name) has no endpoints")
+            starts.append(Int32(weights.count))
+            for e in group.endpoints {
+                precondition(e.weight >= 1, "endpoint weight must be at least 1")
+                weights.append(e.weight)
+            }
+        }
+        starts.append(Int32(weights.count))
+
+        self.version = version
+        self.upstreams = upstreams
+        self.routes = routes
+        self.responses = responses
+        self.plans = plans
+        self.rules = rules
+        self.matchers = builder.matchers
+        self.splitRanges = splitRanges
+        self.cohortUpstreams = cohortUpstreams
+        self.bytePool = builder.pool
+        self.spanPool = builder.spans
+        self.prefixes = builder.prefixes
+        self.regexes = builder.regexes
+        self.endpointWeights = weights
+        self.groupEndpointStart = starts
+    }
+
+    /// Decides what to do with one request. A pure function of (table, head, bytes, client,
+    /// entropy, balancer): no clock, no randomness but `entropy`, no allocation (except rebuilding
+    /// `balancer` once if it was made for another table).
+    ///
+    /// - Parameters:
+    ///   - head: the parsed request head; its spans point into `bytes`.
+    ///   - bytes: the buffer the head was parsed from.
+    ///   - client: the client's address (for `source` matchers).
+    ///   - entropy: a uniformly random 64-bit value, fresh per request (the per-request split
+    ///     uses `entropy % 10000`; an assigned sticky key is `entropy` itself).
+    ///   - balancer: the calling worker's round-robin state for this table.
+    public func decide(head: RequestHead, bytes: UnsafeRawBufferPointer, client: SocketAddress, entropy: UInt64,
+                       balancer: inout BalancerState) -> RouteDecision {
+        if !balancer.isBuilt(for: self) { balancer = BalancerState(table: self) }
+        return bytePool.withUnsafeBytes { pool in
+            let input = MatchInput(bytes: bytes, pool: pool, hostName: head.hostName(in: bytes), client: client)
+            var r = 0
+            while r < plans.count {
+                let plan = plans[r]
+                guard allMatch(start: plan.matchStart, count: plan.matchCount, head: head, input: input) else {
+                    r += 1
+                    continue
+                }
+                var i = Int(plan.ruleStart)
+                let rulesEnd = i + Int(plan.ruleCount)
+                while i < rulesEnd {
+                    let rule = rules[i]
+                    if allMatch(start: rule.matchStart, count: rule.matchCount, head: head, input: input) {
+                        if rule.cohort < 0 {
+                            return RouteDecision(action: .respond, route: Int32(r), response: rule.response)
+                        }
+                        return forward(route: r, plan: plan, cohort: rule.cohort, balancer: &balancer)
+                    }
+                    i += 1
+                }
+                if plan.splitCount == 0 { return RouteDecision(action: .notFound, route: Int32(r)) }
+                var decision: RouteDecision
+                switch plan.sticky {
+                case .none:
+                    decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
+                                       balancer: &balancer)
+                case .cookie(let name):
+                    if let v = head.cookieValue(named: slice(pool, name), in: bytes), v.count > 0 {
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
+                                           balancer: &balancer)
+                    } else {
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
+                                           balancer: &balancer)
+                    }
+                case .header(let name):
+                    if let v = head.fieldValue(named: slice(pool, name), in: bytes), v.count > 0 {
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
+                                           balancer: &balancer)
+                    } else {
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
+                                           balancer: &balancer)
+                    }
+                case .assigned(let name):
+                    if let v = head.cookieValue(named: slice(pool, name), in: bytes),
+                       StickyHash.parseAssignedKey(slice(bytes, v)) != nil {
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
+                                           balancer: &balancer)
+                    } else {
+                        decision = forward(route: r, plan: plan,
+                                           cohort: cohort(plan: plan, bucket: StickyHash.bucket(assignedKey: entropy)),
+                                           balancer: &balancer)
+                        decision.setStickyCookie = true
+                        decision.stickyKey = entropy
+                    }
+                }
+                return decision
+            }
+            return .notFound
+        }
+    }
+
+    /// The cohort owning `bucket` in the plan's split.
+    @inline(__always)
+    func cohort(plan: RoutePlan, bucket: Int) -> Int32 {
+        var i = Int(plan.splitStart)
+        let end = i + Int(plan.splitCount)
+        while i < end - 1 {
+            if bucket < Int(splitRanges[i].end) { break }
+            i += 1
+        }
+        return splitRanges[i].cohort
+    }
+
+    /// A forward decision to `cohort` of route `route`, picking the endpoint.
+    @inline(__always)
+    private func forward(route: Int, plan: RoutePlan, cohort: Int32, balancer: inout BalancerState) -> RouteDecision {
+        let upstream = cohortUpstreams[Int(plan.cohortStart) + Int(cohort)]
+        let endpoint = balancer.pick(group: Int(upstream), in: self)
+        return RouteDecision(action: .forward, route: Int32(route), cohort: cohort, upstream: upstream, endpoint: endpoint)
+    }
+}
+
+/// How a compiled route reads its sticky key; names are pool spans (header names lowercased).
+enum StickyMode: Sendable {
+    case none
+    case cookie(ByteSpan)
+    case header(ByteSpan)
+    case assigned(ByteSpan)
+}
+
+/// A route compiled to slices of the table's flat arrays.
+struct RoutePlan: Sendable {
+    var matchStart: Int32
+    var matchCount: Int32
+    var ruleStart: Int32
+    var ruleCount: Int32
+    var splitStart: Int32
+    var splitCount: Int32
+    var cohortStart: Int32
+    var sticky: StickyMode
+}
+
+/// A rule compiled to a slice of matchers and an action (`cohort` ≥ 0 forwards, else `response`).
+struct RulePlan: Sendable {
+    var matchStart: Int32
+    var matchCount: Int32
+    var cohort: Int32
+    var response: Int32
+}
+
+extension RoutingTable {
+    /// Accumulates matchers and their side data while a table is compiled.
+    struct Builder {
+        var matchers: [Matcher] = []
+        var pool: [UInt8] = []
+        var spans: [ByteSpan] = []
+        var prefixes: [AddressPrefix] = []
+        var regexes: [ByteRegex] = []
+
+        /// Appends `bytes` to the pool (reusing an identical earlier string) and returns its span.
+        mutating func intern(_ bytes: [UInt8]) -> ByteSpan {
+            if !bytes.isEmpty, let found = pool.indices.first(where: { pool[$0...].starts(with: bytes) }) {
+                return ByteSpan(start: found, count: bytes.count)
+            }
+            let start = pool.count
+            pool += bytes
+            return ByteSpan(start: start, count: bytes.count)
+        }
+
+        mutating func test(_ test: ValueTest) -> CompiledTest {
+            switch test {
+            case .equals(let s): return .equals(intern(Array(s.utf8)))
+            case .prefix(let s): return .prefix(intern(Array(s.utf8)))
+            case .regex(let r):
+                regexes.append(r)
+                return .regex(Int32(regexes.count - 1))
+            case .present: return .present
+            case .absent: return .absent
+            }
+        }
+
+        mutating func add(_ condition: MatchCondition) {
+            switch condition {
+            case .host(let h):
+                matchers.append(.hostExact(intern(ASCII.lowercased(Array(h.utf8)))))
+            case .hostSuffix(let h):
+                matchers.append(.hostSuffix(intern(ASCII.lowercased(Array(("." + h).utf8)))))
+            case .path(let p):
+                matchers.append(.path(intern(Array(p.utf8))))
+            case .pathPrefix(let p):
+                matchers.append(.pathPrefix(intern(Array(p.utf8))))
+            case .methods(let names):
+                var mask: UInt16 = 0
+                let customStart = spans.count
+                for name in names {
+                    if let m = RoutingTable.knownMethod(name) {
+                        mask |= 1 << UInt16(m.rawValue)
+                    } else {
+                        spans.append(intern(Array(name.utf8)))
+                    }
+                }
+                matchers.append(.methods(mask: mask, custom: ByteSpan(start: customStart, count: spans.count - customStart)))
+            case .header(let name, let t):
+                let n = intern(ASCII.lowercased(Array(name.utf8)))
+                matchers.append(.header(name: n, test: test(t)))
+            case .cookie(let name, let t):
+                let n = intern(Array(name.utf8))
+                matchers.append(.cookie(name: n, test: test(t)))
+            case .query(let name, let t):
+                let n = intern(Array(name.utf8))
+                matchers.append(.query(name: n, test: test(t)))
+            case .source(let list):
+                let start = prefixes.count
+                prefixes += list
+                matchers.append(.source(ByteSpan(start: start, count: list.count)))
+            }
+        }
+    }
+
+    /// The parser's method case for a standard method name (case-sensitive), nil for others.
+    package static func knownMethod(_ name: String) -> HTTPMethod? {
+        switch name {
+        case "GET": return .get
+        case "HEAD": return .head
+        case "POST": return .post
+        case "PUT": return .put
+        case "DELETE": return .delete
+        case "OPTIONS": return .options
+        case "PATCH": return .patch
+        case "TRACE": return .trace
+        case "CONNECT": return .connect
+        default: return nil
+        }
+    }
+}

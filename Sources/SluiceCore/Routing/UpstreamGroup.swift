@@ -1,0 +1,31 @@
+/// A named group of upstream endpoints (one `upstreams:` entry in the config).
+public struct UpstreamGroup: Sendable {
+    /// The upstream's name as written in the config.
+    public let name: String
+    /// Its endpoints, in config order (never empty).
+    public let endpoints: [Endpoint]
+
+    /// Creates a group.
+    public init(name: String, endpoints: [Endpoint]) {
+        self.name = name
+        self.endpoints = endpoints
+    }
+}
+
+/// One upstream server.
+public struct Endpoint: Sendable {
+    /// The resolved address to connect to.
+    public let address: SocketAddress
+    /// Smooth weighted round-robin weight (1 or more).
+    public let weight: Int
+    /// The endpoint as written in the config, e.g. `127.0.0.1:9001` or `api.internal:80`
+    /// (used in logs and metrics, and as the `Host` fallback when one is needed).
+    public let label: String
+
+    /// Creates an endpoint.
+    public init(address: SocketAddress, weight: Int = 1, label: String) {
+        self.address = address
+        self.weight = weight
+        self.label = label
+    }
+}

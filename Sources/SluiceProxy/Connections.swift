@@ -1,0 +1,195 @@
+import SluiceCore
+
+/// Where a client connection is in its request/response cycle.
+enum ClientPhase {
+    /// Waiting for (or reading) the next request head.
+    case awaitingHead
+    /// A request is being proxied to an upstream.
+    case exchange
+    /// The last response is queued; close once it is flushed.
+    case closing
+    /// Response sent and our side shut down; reading and discarding until the client closes.
+    case lingering
+    /// Closed and removed from the loop.
+    case closed
+}
+
+/// How the rest of a request body arrives from the client.
+enum RequestBodyState {
+    case done
+    case length(remaining: UInt64)
+    case chunked(ChunkedDecoder)
+}
+
+/// How the rest of a response body arrives from the upstream.
+enum ResponseBodyState {
+    /// No response head yet.
+    case awaitingHead
+    case length(remaining: UInt64)
+    case chunked(ChunkedDecoder)
+    case untilClose
+    case done
+}
+
+/// Why an upstream exchange failed; becomes a metrics label and decides 502 or 504.
+enum UpstreamFailure: Equatable {
+    case connectRefused
+    case connectTimeout
+    case responseTimeout
+    case reset
+    case badResponse
+
+    /// Status sent to the client when no response byte has been sent yet.
+    var status: Int {
+        switch self {
+        case .connectTimeout, .responseTimeout: return 504
+        default: return 502
+        }
+    }
+
+    /// One-line reason in the error body.
+    var reason: StaticString {
+        switch self {
+        case .connectRefused: return "upstream refused the connection\n"
+        case .connectTimeout: return "upstream connect timed out\n"
+        case .responseTimeout: return "upstream did not answer in time\n"
+        case .reset: return "upstream closed the connection before responding\n"
+        case .badResponse: return "upstream sent an invalid response\n"
+        }
+    }
+}
+
+/// A client (downstream) connection and the exchange in progress on it.
+///
+/// Owned by exactly one worker loop thread; never touched by another thread.
+final class ClientConnection {
+    let fd: Int32
+    let generation: UInt32
+    let peer: SocketAddress
+    /// The client's address as text, for X-Forwarded-For.
+    let peerText: [UInt8]
+    let listenerIndex: Int
+
+    var inBuffer: IOBuffer
+    var outBuffer: IOBuffer
+    var readable = false
+    var writable = true
+    /// A read returned 0.
+    var readEOF = false
+    /// epoll reported EPOLLRDHUP/EPOLLHUP/EPOLLERR.
+    var hangup = false
+
+    var phase: ClientPhase = .awaitingHead
+    var requestsServed = 0
+    /// Close after the current response (drain, limit, Connection: close, error).
+    var closeAfterResponse = false
+    var draining = false
+    /// The request was answered without reading all of its body: linger before closing.
+    var unreadInput = false
+
+    // Current exchange.
+    var head = RequestHead()
+    var table: RoutingTable?
+    var decision = RouteDecision(action: .notFound, route: -1, cohort: -1, upstream: -1, endpoint: -1,
+                                 response: -1, setStickyCookie: false, stickyKey: 0)
+    var requestBody: RequestBodyState = .done
+    var requestBodyBytes: UInt64 = 0
+    var responseBody: ResponseBodyState = .awaitingHead
+    /// Framing chosen for the body sent to the client.
+    var responseOutFraming: BodyFraming = .none
+    /// Bytes of the response head sent on (0 until the head is queued).
+    var responseStarted = false
+    var upstream: UpstreamConnection?
+    var pool: EndpointPool?
+    /// The request head as sent to the upstream, kept for one retry on a stale pooled connection.
+    var upstreamHead: [UInt8] = []
+    var attempts = 0
+    var requestMethod: HTTPMethod = .get
+    var requestVersion: HTTPVersion = .http11
+
+    // Timers.
+    var deadline: UInt64 = 0
+    var queuedDeadline: UInt64 = 0
+    var phaseStart: UInt64 = 0
+    var lastWriteProgress: UInt64 = 0
+    var lastReadProgress: UInt64 = 0
+
+    init(fd: Int32, generation: UInt32, peer: SocketAddress, listenerIndex: Int, inCapacity: Int, outCapacity: Int) {
+        self.fd = fd
+        self.generation = generation
+        self.peer = peer
+        self.peerText = Array(peer.hostText.utf8)
+        self.listenerIndex = listenerIndex
+        self.inBuffer = IOBuffer(capacity: inCapacity)
+        self.outBuffer = IOBuffer(capacity: outCapacity)
+    }
+
+    deinit {
+        inBuffer.release()
+        outBuffer.release()
+    }
+}
+
+/// A connection to an upstream endpoint: in use by one client exchange, or idle in a pool.
+///
+/// Owned by exactly one worker loop thread.
+final class UpstreamConnection {
+    let fd: Int32
+    let generation: UInt32
+    let pool: EndpointPool
+    var inBuffer: IOBuffer
+    var outBuffer: IOBuffer
+    var connected = false
+    var readable = false
+    var writable = false
+    var readEOF = false
+    var hangup = false
+    /// errno of a failed read or write.
+    var failedErrno: Int32 = 0
+    /// Taken from the pool (so it may have been closed by the upstream meanwhile).
+    var reused = false
+    /// The client exchange using it (nil while idle in the pool).
+    var client: ClientConnection?
+    var responseHead = ResponseHead()
+    var requestsServed = 0
+
+    var deadline: UInt64 = 0
+    var queuedDeadline: UInt64 = 0
+    var connectStart: UInt64 = 0
+    var lastProgress: UInt64 = 0
+    var idleSince: UInt64 = 0
+    /// When the whole request was handed to the kernel (0 while still sending).
+    var requestSentAt: UInt64 = 0
+
+    init(fd: Int32, generation: UInt32, pool: EndpointPool, capacity: Int) {
+        self.fd = fd
+        self.generation = generation
+        self.pool = pool
+        self.inBuffer = IOBuffer(capacity: capacity)
+        self.outBuffer = IOBuffer(capacity: capacity)
+    }
+
+    deinit {
+        inBuffer.release()
+        outBuffer.release()
+    }
+}
+
+/// Idle keep-alive connections to one upstream endpoint, for one worker.
+final class EndpointPool {
+    let address: SocketAddress
+    /// Host text sent as Host when a request has none (HTTP/1.0).
+    let hostBytes: [UInt8]
+    var idle: [UpstreamConnection] = []
+    var maxIdle: Int
+    /// Connections open to this endpoint (idle and in use).
+    var open = 0
+    /// Removed from the routing table: no new requests; idle connections are closed.
+    var retired = false
+
+    init(address: SocketAddress, maxIdle: Int) {
+        self.address = address
+        self.hostBytes = Array(address.description.utf8)
+        self.maxIdle = maxIdle
+    }
+}

@@ -1,0 +1,207 @@
+@preconcurrency import Glibc
+import SluiceCore
+internal import CSluiceSys
+
+/// Everything the IO layer needs to run, taken from a validated config.
+public struct ProxySettings: Sendable {
+    /// Worker threads (each with its own epoll loop and SO_REUSEPORT listeners).
+    public var workers: Int
+    /// Addresses to accept on.
+    public var listeners: [ListenerSpec]
+    /// Timeouts.
+    public var timeouts: Timeouts
+    /// Limits.
+    public var limits: Limits
+
+    /// Creates settings.
+    public init(workers: Int, listeners: [ListenerSpec], timeouts: Timeouts = Timeouts(), limits: Limits = Limits()) {
+        self.workers = workers
+        self.listeners = listeners
+        self.timeouts = timeouts
+        self.limits = limits
+    }
+
+    /// Number of online CPUs (the default worker count).
+    public static var onlineCPUs: Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+}
+
+/// The running proxy: worker threads, their listeners, and the current routing table.
+///
+/// Control-plane API (call from any one thread at a time): `start`, `publish`, `drain`, `stop`,
+/// `wait`. `@unchecked Sendable`: mutable state (`threads`, `table`) is changed only under
+/// `lock`; workers are reached only through their mailboxes.
+public final class ProxyServer: @unchecked Sendable {
+    /// The settings this server was started with.
+    public let settings: ProxySettings
+    private var workers: [Worker] = []
+    private var threads: [pthread_t] = []
+    private var lock = pthread_mutex_t()
+    private var currentTable: RoutingTable
+    /// Actual bound addresses, one per listener (ephemeral ports resolved).
+    public private(set) var boundAddresses: [SocketAddress] = []
+
+    /// Creates a server; nothing is bound until `start`.
+    public init(settings: ProxySettings, table: RoutingTable) {
+        self.settings = settings
+        self.currentTable = table
+        pthread_mutex_init(&lock, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(&lock)
+    }
+
+    /// The table new requests are routed with.
+    public var table: RoutingTable {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return currentTable
+    }
+
+    /// Binds every listener once per worker (SO_REUSEPORT) and starts the worker threads.
+    /// A port of 0 is resolved by the first bind and reused by the other workers.
+    public func start() throws(SyscallError) {
+        _ = csluice_block_signals()
+        let count = max(1, settings.workers)
+        var perWorker: [[Int32]] = Array(repeating: [], count: count)
+        var resolved = settings.listeners.map(\.address)
+        do throws(SyscallError) {
+            for (li, spec) in settings.listeners.enumerated() {
+                for w in 0..<count {
+                    let fd = try Sys.listen(on: resolved[li])
+                    perWorker[w].append(fd)
+                    if w == 0 && spec.address.port == 0 {
+                        resolved[li] = try Sys.localAddress(fd)
+                    }
+                }
+            }
+        } catch {
+            for fds in perWorker { for fd in fds { Sys.close(fd) } }
+            throw error
+        }
+        boundAddresses = resolved
+        let table = self.table
+        for w in 0..<count {
+            workers.append(try Worker(index: w, settings: settings, listenerFDs: perWorker[w], table: table))
+        }
+        for worker in workers {
+            let box = Unmanaged.passRetained(worker).toOpaque()
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { arg in
+                let worker = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
+                worker.run()
+                return nil
+            }, box)
+            if rc != 0 {
+                Unmanaged<Worker>.fromOpaque(box).release()
+                throw SyscallError("pthread_create", errno: rc)
+            }
+            threads.append(thread)
+        }
+    }
+
+    /// Makes every worker route new requests with `table`. Requests in flight keep the table they started with.
+    public func publish(_ table: RoutingTable) {
+        pthread_mutex_lock(&lock)
+        currentTable = table
+        pthread_mutex_unlock(&lock)
+        for w in workers { w.post(.publish(table)) }
+    }
+
+    /// Stops accepting and lets in-flight requests finish; workers exit when their connections are gone.
+    public func drain() {
+        for w in workers { w.post(.drain) }
+    }
+
+    /// Stops every worker now, closing all connections.
+    public func stop() {
+        for w in workers { w.post(.stop) }
+    }
+
+    /// Waits for all worker threads to exit.
+    public func wait() {
+        for t in threads { pthread_join(t, nil) }
+        threads.removeAll()
+    }
+
+    /// Drains, waits up to `timeout` nanoseconds for in-flight requests, then stops what remains.
+    public func shutdown(drainTimeout timeout: UInt64) {
+        drain()
+        let deadline = Sys.monotonicNanos() &+ timeout
+        // Watchdog: after the deadline, force the workers to stop.
+        let watchdog = WatchdogContext(server: self, deadline: deadline)
+        let box = Unmanaged.passRetained(watchdog).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { arg in
+            let ctx = Unmanaged<WatchdogContext>.fromOpaque(arg!).takeRetainedValue()
+            while !ctx.finished.load() {
+                if Sys.monotonicNanos() >= ctx.deadline {
+                    ctx.server.stop()
+                    break
+                }
+                usleep(20_000)
+            }
+            return nil
+        }, box)
+        wait()
+        watchdog.finished.store(true)
+        if rc == 0 { pthread_join(thread, nil) } else { Unmanaged<WatchdogContext>.fromOpaque(box).release() }
+    }
+}
+
+/// Shared between `shutdown` and its watchdog thread.
+private final class WatchdogContext: @unchecked Sendable {
+    let server: ProxyServer
+    let deadline: UInt64
+    let finished = LockedFlag()
+    init(server: ProxyServer, deadline: UInt64) {
+        self.server = server
+        self.deadline = deadline
+    }
+}
+
+/// A Bool behind a mutex (control plane only).
+final class LockedFlag: @unchecked Sendable {
+    private var value = false
+    private var lock = pthread_mutex_t()
+    init() { pthread_mutex_init(&lock, nil) }
+    deinit { pthread_mutex_destroy(&lock) }
+    func load() -> Bool {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return value
+    }
+    func store(_ v: Bool) {
+        pthread_mutex_lock(&lock)
+        value = v
+        pthread_mutex_unlock(&lock)
+    }
+}
+
+/// Signal handling for the CLI: waits on SIGTERM/SIGINT/SIGHUP/SIGUSR1 synchronously (sigtimedwait).
+public enum ProcessSignals {
+    /// Signals Sluice reacts to.
+    public enum Signal: Sendable {
+        case terminate, interrupt, hangup, user1, user2
+    }
+
+    /// Blocks the handled signals in the calling thread and the threads it creates next. Call first in main.
+    public static func blockHandledSignals() {
+        _ = csluice_block_signals()
+    }
+
+    /// Waits up to `timeoutMs` for a handled signal.
+    public static func wait(timeoutMs: Int32) -> Signal? {
+        let s = csluice_wait_signal(timeoutMs)
+        switch s {
+        case SIGTERM: return .terminate
+        case SIGINT: return .interrupt
+        case SIGHUP: return .hangup
+        case SIGUSR1: return .user1
+        case SIGUSR2: return .user2
+        default: return nil
+        }
+    }
+}

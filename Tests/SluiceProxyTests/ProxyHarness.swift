@@ -1,0 +1,74 @@
+import Foundation
+@preconcurrency import Glibc
+import SluiceControl
+import SluiceCore
+import SluiceProxy
+
+/// Starts a real ProxyServer (real epoll loops, real sockets) on an ephemeral loopback port
+/// from a YAML config, for integration tests.
+final class ProxyHarness {
+    let server: ProxyServer
+    let port: UInt16
+    let config: SluiceConfig
+
+    /// `yaml` is a full config; its listener address should be 127.0.0.1:0.
+    init(yaml: String, workers: Int = 1) throws {
+        config = try ConfigLoader.parse(yaml: yaml, file: "test.yaml")
+        server = ProxyServer(settings: ProxySettings(workers: workers, listeners: config.listeners,
+                                                     timeouts: config.timeouts, limits: config.limits),
+                             table: config.table)
+        try server.start()
+        port = server.boundAddresses[0].port
+    }
+
+    /// A config with one route to one upstream group.
+    static func singleUpstreamYAML(ports: [UInt16], extra: String = "", routeExtra: String = "") -> String {
+        let endpoints = ports.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", ")
+        return """
+            listeners:
+              - name: public
+                address: 127.0.0.1:0
+            upstreams:
+              app: { endpoints: [\(endpoints)] }
+            routes:
+              - name: web
+                match: { path_prefix: "/" }
+                upstream: app
+                sticky: none
+            \(routeExtra)
+            \(extra)
+            """
+    }
+
+    convenience init(upstreamPorts: [UInt16], extra: String = "", workers: Int = 1) throws {
+        try self.init(yaml: ProxyHarness.singleUpstreamYAML(ports: upstreamPorts, extra: extra), workers: workers)
+    }
+
+    func stop() {
+        server.shutdown(drainTimeout: 2_000_000_000)
+    }
+
+    /// Opens a client connection to the proxy.
+    func connect() throws -> Int32 { try TestSocket.connect(port: port) }
+
+    /// One request on a fresh connection; returns the response.
+    func request(_ raw: String, method: String = "GET") throws -> TestMessage {
+        let fd = try connect()
+        defer { close(fd) }
+        try TestSocket.send(fd, raw)
+        guard let m = try TestReader(fd: fd).readMessage(isResponse: true, requestMethod: method) else {
+            throw TestError("no response")
+        }
+        return m
+    }
+}
+
+/// Polls `condition` every 10 ms for up to `seconds`.
+func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+    let end = Date().addingTimeInterval(seconds)
+    while Date() < end {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}

@@ -1,0 +1,161 @@
+import Foundation
+@preconcurrency import Glibc
+
+/// What a test upstream does with one request.
+enum UpstreamReply {
+    /// Send these bytes, keep the connection for more requests.
+    case raw([UInt8])
+    /// Send these bytes, then close.
+    case rawThenClose([UInt8])
+    /// Close without answering.
+    case close
+    /// Wait, then act.
+    indirect case delayed(TimeInterval, UpstreamReply)
+    /// Send a head then `count` bytes of body in pieces (for large downloads), keep the connection.
+    case stream(head: String, count: Int)
+
+    /// A 200 response with a Content-Length body.
+    static func ok(_ body: String, headers: [String] = []) -> UpstreamReply {
+        let extra = headers.map { $0 + "\r\n" }.joined()
+        return .raw(Array("HTTP/1.1 200 OK\r\nContent-Length: \(body.utf8.count)\r\n\(extra)\r\n\(body)".utf8))
+    }
+    /// A response with status and body.
+    static func status(_ code: Int, _ body: String) -> UpstreamReply {
+        .raw(Array("HTTP/1.1 \(code) X\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8))
+    }
+}
+
+/// A real HTTP/1.1 server on an ephemeral loopback port, one thread per connection,
+/// recording what it received. For tests only.
+final class TestUpstream: @unchecked Sendable {
+    let port: UInt16
+    private let listenFD: Int32
+    private let lock = NSLock()
+    private var _requests: [TestMessage] = []
+    private var _connections = 0
+    private var _bodyBytes = 0
+    private var stopped = false
+    private var clientFDs: [Int32] = []
+    /// Consumes request bodies without storing them (for huge uploads).
+    var discardBodies = false
+    private let handler: @Sendable (TestMessage) -> UpstreamReply
+
+    init(discardBodies: Bool = false, handler: @escaping @Sendable (TestMessage) -> UpstreamReply) throws {
+        (listenFD, port) = try TestSocket.listen()
+        self.handler = handler
+        self.discardBodies = discardBodies
+        let t = Thread { [self] in acceptLoop() }
+        t.start()
+    }
+
+    /// Requests received, in order of arrival.
+    var requests: [TestMessage] { lock.withLock { _requests } }
+    /// TCP connections accepted.
+    var connections: Int { lock.withLock { _connections } }
+    /// Body bytes received in discard mode.
+    var bodyBytes: Int { lock.withLock { _bodyBytes } }
+
+    func stop() {
+        lock.withLock {
+            stopped = true
+            for fd in clientFDs { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+        shutdown(listenFD, Int32(SHUT_RDWR))
+        close(listenFD)
+    }
+
+    private func acceptLoop() {
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            if fd < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            let isStopped = lock.withLock { () -> Bool in
+                _connections += 1
+                clientFDs.append(fd)
+                return stopped
+            }
+            if isStopped { close(fd); return }
+            let t = Thread { [self] in serve(fd) }
+            t.start()
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        defer { close(fd) }
+        var tv = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let reader = TestReader(fd: fd)
+        while true {
+            let request: TestMessage
+            if discardBodies {
+                guard let r = try? readDiscarding(reader) else { return }
+                request = r
+            } else {
+                guard let r = try? reader.readMessage(isResponse: false) else { return }
+                request = r
+            }
+            lock.withLock { _requests.append(request) }
+            if !act(handler(request), fd: fd) { return }
+        }
+    }
+
+    private func readDiscarding(_ reader: TestReader) throws -> TestMessage? {
+        // Read the head with the normal reader logic but stream the body away.
+        var head: [UInt8] = []
+        while true {
+            if let r = head.firstRange(of: [13, 10, 13, 10]) {
+                let text = String(decoding: head[..<r.lowerBound], as: UTF8.self)
+                var lines = text.components(separatedBy: "\r\n")
+                let start = lines.removeFirst()
+                let headers = lines.compactMap { l -> (String, String)? in
+                    guard let c = l.firstIndex(of: ":") else { return nil }
+                    return (String(l[..<c]), l[l.index(after: c)...].trimmingCharacters(in: .whitespaces))
+                }
+                let msg = TestMessage(startLine: start, headers: headers, body: [], raw: Array(head[..<r.upperBound]))
+                var remaining = Int(msg.header("Content-Length") ?? "0") ?? 0
+                var already = head.count - r.upperBound
+                remaining -= already
+                lock.withLock { _bodyBytes += already }
+                while remaining > 0 {
+                    let chunk = try TestSocket.recv(reader.fd, max: 1 << 20)
+                    if chunk.isEmpty { return nil }
+                    remaining -= chunk.count
+                    already = chunk.count
+                    lock.withLock { _bodyBytes += already }
+                }
+                return msg
+            }
+            let chunk = try TestSocket.recv(reader.fd)
+            if chunk.isEmpty { return nil }
+            head += chunk
+        }
+    }
+
+    /// Returns false when the connection should end.
+    private func act(_ reply: UpstreamReply, fd: Int32) -> Bool {
+        switch reply {
+        case .raw(let b):
+            return (try? TestSocket.send(fd, b)) != nil
+        case .rawThenClose(let b):
+            try? TestSocket.send(fd, b)
+            return false
+        case .close:
+            return false
+        case .delayed(let t, let r):
+            Thread.sleep(forTimeInterval: t)
+            return act(r, fd: fd)
+        case .stream(let head, let count):
+            guard (try? TestSocket.send(fd, Array(head.utf8))) != nil else { return false }
+            let piece = [UInt8](repeating: UInt8(ascii: "x"), count: 256 * 1024)
+            var left = count
+            while left > 0 {
+                let n = min(left, piece.count)
+                guard (try? TestSocket.send(fd, Array(piece[0..<n]))) != nil else { return false }
+                left -= n
+            }
+            return true
+        }
+    }
+}
