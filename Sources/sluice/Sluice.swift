@@ -136,7 +136,7 @@ struct Check: ParsableCommand {
             print("  listeners: " + loaded.listeners.map { "\($0.name)=\($0.address)" }.joined(separator: ", "))
             print("  upstreams: " + loaded.table.upstreams.map { "\($0.name) (\($0.endpoints.count) endpoint(s))" }.joined(separator: ", "))
             for r in routes { print(r) }
-        } catch let error as ConfigError {
+        } catch {
             print(error.description)
             print("\(config): \(error.diagnostics.count) problem(s)")
             throw ExitCode(1)

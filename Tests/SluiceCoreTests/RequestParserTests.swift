@@ -466,3 +466,100 @@ func badRequestPrefixes(_ c: BadRequestCase) {
         if case .invalid(let error) = status { #expect(error == c.error, "prefix of \(n) bytes") }
     }
 }
+
+// MARK: Every byte position (the scanners read eight bytes at a time)
+
+@Test("a forbidden byte anywhere in a long field value is rejected", arguments: [0x00, 0x01, 0x0A, 0x0D, 0x1F, 0x7F] as [UInt8])
+func forbiddenValueByteAtEveryPosition(_ bad: UInt8) {
+    for position in 0..<40 {
+        var value = [UInt8](repeating: UInt8(ascii: "v"), count: 40)
+        value[position] = bad
+        let bytes = b(get + "X-Long: a") + value + b("z\r\n\r\n")
+        #expect(parse(bytes).0 == .invalid(.badFieldValue), "byte \(bad) at \(position)")
+    }
+}
+
+@Test("obs-text, HTAB and SP anywhere in a long field value are kept; OWS at the ends is trimmed")
+func allowedValueBytesAtEveryPosition() {
+    for allowed in [0x80, 0xFF, 0x09, 0x20, 0x7E, 0x21] as [UInt8] {
+        for position in 0..<40 {
+            var value = [UInt8](repeating: UInt8(ascii: "v"), count: 40)
+            value[position] = allowed
+            let bytes = b(get + "X-Long:\t") + value + b(" \t \r\n\r\n")
+            let (status, head) = parse(bytes)
+            #expect(status == .complete, "byte \(allowed) at \(position)")
+            if status == .complete {
+                let isOWS = { (c: UInt8) in c == 0x20 || c == 0x09 }
+                let trimmed = Array(value.drop(while: isOWS).reversed().drop(while: isOWS).reversed())
+                #expect(Array(bytes[head.fields[1].value.range]) == trimmed, "byte \(allowed) at \(position)")
+            }
+        }
+    }
+}
+
+@Test("a forbidden byte anywhere in a long target is rejected", arguments: [0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x7F, 0x80, 0xFF, 0x23] as [UInt8])
+func forbiddenTargetByteAtEveryPosition(_ bad: UInt8) {
+    for position in 1..<40 {
+        var target = [UInt8](repeating: UInt8(ascii: "t"), count: 40)
+        target[0] = UInt8(ascii: "/")
+        target[position] = bad
+        let bytes = b("GET ") + target + b(" HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(parse(bytes).0 == .invalid(.badRequestLine), "byte \(bad) at \(position)")
+    }
+}
+
+@Test("the first ? splits path and query wherever it is")
+func queryMarkAtEveryPosition() {
+    for position in 1..<40 {
+        var target = [UInt8](repeating: UInt8(ascii: "t"), count: 40)
+        target[0] = UInt8(ascii: "/")
+        target[position] = UInt8(ascii: "?")
+        if position + 5 < 40 { target[position + 5] = UInt8(ascii: "?") }
+        let bytes = b("GET ") + target + b(" HTTP/1.1\r\nHost: a\r\n\r\n")
+        let (status, head) = parse(bytes)
+        #expect(status == .complete)
+        #expect(head.path == ByteSpan(start: 4, count: position), "? at \(position)")
+        #expect(head.query == ByteSpan(start: 4 + position + 1, count: 40 - position - 1), "? at \(position)")
+    }
+}
+
+// MARK: Mutated inputs (fixed seed)
+
+@Test("mutated requests never complete with spans outside the head")
+func mutatedRequests() {
+    var seed: UInt64 = 0x5EED
+    func next() -> Int {
+        seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Int(truncatingIfNeeded: seed >> 33)
+    }
+    let alphabet = b(" \t\r\n:,;/?#%@[]\"\\0aZ") + [0x00, 0x7F, 0x80, 0xFF]
+    var completed = 0
+    for c in validRequests {
+        let original = b(c.raw)
+        for _ in 0..<200 {
+            var bytes = original
+            for _ in 0..<(1 + next() % 3) {
+                let i = next() % bytes.count
+                switch next() % 3 {
+                case 0: bytes[i] = alphabet[next() % alphabet.count]
+                case 1: bytes.insert(alphabet[next() % alphabet.count], at: i)
+                default: bytes.remove(at: i)
+                }
+            }
+            let (status, head) = parse(bytes)
+            guard status == .complete else { continue }
+            completed += 1
+            #expect(head.headLength <= bytes.count)
+            var spans = [head.methodSpan, head.target, head.path, head.query, head.host]
+            for f in head.fields { spans += [f.name, f.value] }
+            for s in spans {
+                #expect(s.start >= 0 && s.count >= 0 && Int(s.start) + Int(s.count) <= head.headLength)
+            }
+            // A completed head re-parses to the same result from exactly its own bytes.
+            let (again, headAgain) = parse(Array(bytes[..<head.headLength]))
+            #expect(again == .complete)
+            #expect(headAgain.fields == head.fields && headAgain.framing == head.framing)
+        }
+    }
+    #expect(completed > 0)
+}

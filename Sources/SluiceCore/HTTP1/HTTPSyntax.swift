@@ -235,6 +235,32 @@ enum HTTPSyntax {
         b <= 0x39 ? UInt64(b &- 0x30) : UInt64((b | 0x20) &- 0x61 &+ 10)
     }
 
+    // MARK: Eight bytes at a time
+
+    /// 0x01 in every byte of a word.
+    static let onesWord: UInt64 = 0x0101_0101_0101_0101
+    /// 0x80 in every byte of a word.
+    static let highsWord: UInt64 = 0x8080_8080_8080_8080
+
+    /// Loads 8 bytes at `base + p` (any alignment); `base[p..<p+8]` must be readable.
+    @inline(__always)
+    static func load8(_ base: UnsafePointer<UInt8>, _ p: Int) -> UInt64 {
+        UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self)
+    }
+
+    /// True when some byte of `w` is below `n` (n <= 0x80; bytes >= 0x80 never count).
+    @inline(__always)
+    static func hasByteBelow(_ w: UInt64, _ n: UInt8) -> Bool {
+        (w &- onesWord &* UInt64(n)) & ~w & highsWord != 0
+    }
+
+    /// True when some byte of `w` equals `b`.
+    @inline(__always)
+    static func hasByte(_ w: UInt64, _ b: UInt8) -> Bool {
+        let x = w ^ (onesWord &* UInt64(b))
+        return (x &- onesWord) & ~x & highsWord != 0
+    }
+
     // MARK: Field lines
 
     /// Scans one line of a field section starting at `start`, reading no further than `end`.
@@ -271,14 +297,16 @@ enum HTTPSyntax {
         // OWS field-value OWS
         while p < end && cls.has(base[p], whitespace) { p += 1 }
         let valueStart = p
-        var valueEnd = p
-        while p < end {
-            let b = base[p]
-            guard cls.has(b, fieldChar) else { break }
-            p += 1
-            if !cls.has(b, whitespace) { valueEnd = p }
+        // Eight bytes at a time while none is a CTL or DEL (obs-text passes), then bytewise.
+        while p + 8 <= end {
+            let w = load8(base, p)
+            if hasByteBelow(w, 0x20) || hasByte(w, 0x7F) { break }
+            p += 8
         }
+        while p < end && cls.has(base[p], fieldChar) { p += 1 }
         guard p < end else { return .needMore }
+        var valueEnd = p
+        while valueEnd > valueStart && cls.has(base[valueEnd - 1], whitespace) { valueEnd -= 1 }
         guard base[p] == cr else { return .invalid(.badFieldValue) }
         guard p + 1 < end else { return .needMore }
         guard base[p + 1] == lf else { return .invalid(.badFieldValue) }
@@ -382,7 +410,6 @@ enum HTTPSyntax {
     /// `.needMore` when `end` is reached first, or `.invalid`. Content-Length values are
     /// checked here (`.badContentLength`, `.conflictingContentLength`); what the other
     /// framing fields mean is left to the caller.
-    @inline(__always)
     static func parseFieldSection(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int,
                                   maxFields: Int, _ cls: ByteClassTable,
                                   fields: inout [FieldSpan],
@@ -435,7 +462,6 @@ enum HTTPSyntax {
 
     /// Parses one Content-Length value (`1*DIGIT`, or a comma list of identical values) and
     /// merges it with the values seen before; returns the error, or nil when consistent.
-    @inline(__always)
     static func mergeContentLength(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int,
                                    _ cls: ByteClassTable,
                                    _ summary: inout FieldSectionSummary) -> HTTPParseError? {
@@ -471,7 +497,6 @@ enum HTTPSyntax {
     ///
     /// Host is never marked: it cannot be hop-by-hop, and a client listing it would otherwise
     /// make the proxy forward an HTTP/1.1 request without Host.
-    @inline(__always)
     static func applyConnectionOptions(_ base: UnsafePointer<UInt8>, _ cls: ByteClassTable,
                                        fields: inout [FieldSpan],
                                        options: inout ConnectionOptions) -> HTTPParseError? {
@@ -516,7 +541,6 @@ enum HTTPSyntax {
     /// authority of an absolute-form target: a non-empty reg-name or IPv4 address (with
     /// valid `%HH` escapes) or a bracketed IPv6 literal, then optionally `:` and 1 to 5
     /// digits. Userinfo (`@`), an empty host and an empty port are rejected.
-    @inline(__always)
     static func isValidAuthority(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int,
                                  _ cls: ByteClassTable) -> Bool {
         guard start < end else { return false }

@@ -84,7 +84,17 @@ public enum RequestParser {
         // request-target: visible ASCII except `#`, then exactly one SP.
         let targetStart = p
         var queryMark = -1
-        while p < stop {
+        while true {
+            // Eight bytes at a time while all are visible ASCII other than `#` (and `?` until
+            // the first one is found), then one byte the slow way.
+            while p + 8 <= stop {
+                let w = HTTPSyntax.load8(base, p)
+                if HTTPSyntax.hasByteBelow(w, 0x21) || w & HTTPSyntax.highsWord != 0
+                    || HTTPSyntax.hasByte(w, 0x7F) || HTTPSyntax.hasByte(w, UInt8(ascii: "#"))
+                    || (queryMark < 0 && HTTPSyntax.hasByte(w, UInt8(ascii: "?"))) { break }
+                p += 8
+            }
+            guard p < stop else { break }
             let b = base[p]
             if b == sp { break }
             guard cls.has(b, HTTPSyntax.targetChar) else { return .invalid(.badRequestLine) }

@@ -33,7 +33,9 @@ package struct ByteRegex: Sendable {
 
     /// One NFA instruction.
     struct Inst: Sendable {
+        /// Consume one byte in a set; fork; jump; assert start/end of input; accept.
         enum Op: UInt8, Sendable { case consume, split, jump, assertStart, assertEnd, match }
+        /// The operation.
         var op: Op
         /// `.consume`: index into `sets`; `.split`, `.jump`: first target.
         var x: Int32

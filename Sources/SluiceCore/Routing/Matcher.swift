@@ -68,22 +68,22 @@ extension RoutingTable {
         let bytes = input.bytes
         switch matcher {
         case .hostExact(let s):
-            return ASCII.equalsLowercased(bytes, input.hostName, slice(input.pool, s))
+            return RoutingBytes.equalsLowercased(bytes, input.hostName, slice(input.pool, s))
         case .hostSuffix(let s):
             let host = input.hostName
             guard host.count > s.count else { return false }
             let tail = ByteSpan(start: host.start + host.count - s.count, count: s.count)
-            return ASCII.equalsLowercased(bytes, tail, slice(input.pool, s))
+            return RoutingBytes.equalsLowercased(bytes, tail, slice(input.pool, s))
         case .path(let s):
-            return ASCII.equals(bytes, start: Int(head.path.start), count: Int(head.path.count), slice(input.pool, s))
+            return RoutingBytes.equals(bytes, start: Int(head.path.start), count: Int(head.path.count), slice(input.pool, s))
         case .pathPrefix(let s):
-            return ASCII.hasPrefix(bytes, start: Int(head.path.start), count: Int(head.path.count), slice(input.pool, s))
+            return RoutingBytes.hasPrefix(bytes, start: Int(head.path.start), count: Int(head.path.count), slice(input.pool, s))
         case .methods(let mask, let custom):
             if head.method != .other { return mask & (1 << UInt16(head.method.rawValue)) != 0 }
             var i = Int(custom.start)
             while i < Int(custom.start) + Int(custom.count) {
                 let name = slice(input.pool, spanPool[i])
-                if ASCII.equals(bytes, start: Int(head.methodSpan.start), count: Int(head.methodSpan.count), name) {
+                if RoutingBytes.equals(bytes, start: Int(head.methodSpan.start), count: Int(head.methodSpan.count), name) {
                     return true
                 }
                 i += 1
@@ -130,9 +130,9 @@ extension RoutingTable {
         case .present: return true
         case .absent: return false
         case .equals(let s):
-            return ASCII.equals(bytes, start: Int(value.start), count: Int(value.count), slice(input.pool, s))
+            return RoutingBytes.equals(bytes, start: Int(value.start), count: Int(value.count), slice(input.pool, s))
         case .prefix(let s):
-            return ASCII.hasPrefix(bytes, start: Int(value.start), count: Int(value.count), slice(input.pool, s))
+            return RoutingBytes.hasPrefix(bytes, start: Int(value.start), count: Int(value.count), slice(input.pool, s))
         case .regex(let index):
             return regexes[Int(index)].matches(slice(bytes, value))
         }

@@ -11,7 +11,7 @@ extension RequestHead {
                            from start: Int = 0) -> Int {
         var i = start
         while i < fields.count {
-            if ASCII.equalsLowercased(bytes, fields[i].name, lowercasedName) { return i }
+            if RoutingBytes.equalsLowercased(bytes, fields[i].name, lowercasedName) { return i }
             i += 1
         }
         return -1
@@ -27,7 +27,7 @@ extension RequestHead {
     /// The value of the first field named `name` (any case); nil when absent. Convenience for
     /// tools and tests: lowercases `name` on each call.
     public func fieldValue(named name: String, in bytes: UnsafeRawBufferPointer) -> ByteSpan? {
-        let lowered = ASCII.lowercased(Array(name.utf8))
+        let lowered = RoutingBytes.lowercased(Array(name.utf8))
         return lowered.withUnsafeBytes { fieldValue(named: $0, in: bytes) }
     }
 
@@ -35,7 +35,7 @@ extension RequestHead {
     /// across all `Cookie` fields, with surrounding double quotes removed; nil when absent.
     public func cookieValue(named name: UnsafeRawBufferPointer, in bytes: UnsafeRawBufferPointer) -> ByteSpan? {
         for field in fields {
-            guard field.flags.contains(.cookie) || ASCII.isCookieName(bytes, field.name) else {
+            guard field.flags.contains(.cookie) || RoutingBytes.isCookieName(bytes, field.name) else {
                 continue
             }
             // `a=1; b=2`: pairs separated by `;`, optional spaces around them.
@@ -50,7 +50,7 @@ extension RequestHead {
                 while pairEnd > pairStart && (bytes[pairEnd - 1] == 0x20 || bytes[pairEnd - 1] == 0x09) { pairEnd -= 1 }
                 var eq = pairStart
                 while eq < pairEnd && bytes[eq] != UInt8(ascii: "=") { eq += 1 }
-                guard eq < pairEnd, ASCII.equals(bytes, start: pairStart, count: eq - pairStart, name) else { continue }
+                guard eq < pairEnd, RoutingBytes.equals(bytes, start: pairStart, count: eq - pairStart, name) else { continue }
                 var valueStart = eq + 1
                 var valueEnd = pairEnd
                 if valueEnd - valueStart >= 2 && bytes[valueStart] == 0x22 && bytes[valueEnd - 1] == 0x22 {
@@ -81,7 +81,7 @@ extension RequestHead {
             i += 1
             var eq = pairStart
             while eq < pairEnd && bytes[eq] != UInt8(ascii: "=") { eq += 1 }
-            guard ASCII.equals(bytes, start: pairStart, count: eq - pairStart, name) else { continue }
+            guard RoutingBytes.equals(bytes, start: pairStart, count: eq - pairStart, name) else { continue }
             let valueStart = eq < pairEnd ? eq + 1 : pairEnd
             return ByteSpan(start: valueStart, count: pairEnd - valueStart)
         }
@@ -118,7 +118,7 @@ extension RequestHead {
 
 /// ASCII byte helpers for routing (no Foundation, no allocation on the comparison paths).
 @usableFromInline
-enum ASCII {
+enum RoutingBytes {
     /// True when `span` of `bytes` is `Cookie` in any case.
     static func isCookieName(_ bytes: UnsafeRawBufferPointer, _ span: ByteSpan) -> Bool {
         guard span.count == 6 else { return false }

@@ -86,7 +86,7 @@ public final class RoutingTable: Sendable {
             switch spec.sticky {
             case .none: sticky = .none
             case .cookie(let name): sticky = .cookie(builder.intern(Array(name.utf8)))
-            case .header(let name): sticky = .header(builder.intern(ASCII.lowercased(Array(name.utf8))))
+            case .header(let name): sticky = .header(builder.intern(RoutingBytes.lowercased(Array(name.utf8))))
             case .assigned(let name, _): sticky = .assigned(builder.intern(Array(name.utf8)))
             }
             plans.append(RoutePlan(
@@ -205,6 +205,13 @@ public final class RoutingTable: Sendable {
         }
     }
 
+    /// The cohort of route `route` that owns sticky bucket `bucket` (0..<10000); -1 when the
+    /// route has no split. For tools and tests ("where would this key go?").
+    package func cohort(route: Int, bucket: Int) -> Int32 {
+        let plan = plans[route]
+        return plan.splitCount == 0 ? -1 : cohort(plan: plan, bucket: bucket)
+    }
+
     /// The cohort owning `bucket` in the plan's split.
     @inline(__always)
     func cohort(plan: RoutePlan, bucket: Int) -> Int32 {
@@ -228,29 +235,45 @@ public final class RoutingTable: Sendable {
 
 /// How a compiled route reads its sticky key; names are pool spans (header names lowercased).
 enum StickyMode: Sendable {
+    /// Per-request pick from entropy.
     case none
+    /// Key from this cookie (name span).
     case cookie(ByteSpan)
+    /// Key from this header (lowercased name span).
     case header(ByteSpan)
+    /// Key from sluice's own cookie (name span); assigned when missing.
     case assigned(ByteSpan)
 }
 
 /// A route compiled to slices of the table's flat arrays.
 struct RoutePlan: Sendable {
+    /// The route's conditions: `matchers[matchStart..<matchStart+matchCount]`.
     var matchStart: Int32
+    /// Number of route conditions.
     var matchCount: Int32
+    /// The route's rules: `rules[ruleStart..<ruleStart+ruleCount]`.
     var ruleStart: Int32
+    /// Number of rules.
     var ruleCount: Int32
+    /// The split: `splitRanges[splitStart..<splitStart+splitCount]` (0 when the route has no cohorts).
     var splitStart: Int32
+    /// Number of split ranges.
     var splitCount: Int32
+    /// Offset of the route's cohorts in `cohortUpstreams`.
     var cohortStart: Int32
+    /// Where the sticky key comes from.
     var sticky: StickyMode
 }
 
 /// A rule compiled to a slice of matchers and an action (`cohort` ≥ 0 forwards, else `response`).
 struct RulePlan: Sendable {
+    /// The rule's conditions: `matchers[matchStart..<matchStart+matchCount]`.
     var matchStart: Int32
+    /// Number of conditions.
     var matchCount: Int32
+    /// Cohort to forward to, or -1 for a direct response.
     var cohort: Int32
+    /// Index into `responses` when `cohort` is -1.
     var response: Int32
 }
 
@@ -273,6 +296,7 @@ extension RoutingTable {
             return ByteSpan(start: start, count: bytes.count)
         }
 
+        /// Compiles a value test, interning its bytes.
         mutating func test(_ test: ValueTest) -> CompiledTest {
             switch test {
             case .equals(let s): return .equals(intern(Array(s.utf8)))
@@ -285,12 +309,13 @@ extension RoutingTable {
             }
         }
 
+        /// Compiles and appends one condition.
         mutating func add(_ condition: MatchCondition) {
             switch condition {
             case .host(let h):
-                matchers.append(.hostExact(intern(ASCII.lowercased(Array(h.utf8)))))
+                matchers.append(.hostExact(intern(RoutingBytes.lowercased(Array(h.utf8)))))
             case .hostSuffix(let h):
-                matchers.append(.hostSuffix(intern(ASCII.lowercased(Array(("." + h).utf8)))))
+                matchers.append(.hostSuffix(intern(RoutingBytes.lowercased(Array(("." + h).utf8)))))
             case .path(let p):
                 matchers.append(.path(intern(Array(p.utf8))))
             case .pathPrefix(let p):
@@ -307,7 +332,7 @@ extension RoutingTable {
                 }
                 matchers.append(.methods(mask: mask, custom: ByteSpan(start: customStart, count: spans.count - customStart)))
             case .header(let name, let t):
-                let n = intern(ASCII.lowercased(Array(name.utf8)))
+                let n = intern(RoutingBytes.lowercased(Array(name.utf8)))
                 matchers.append(.header(name: n, test: test(t)))
             case .cookie(let name, let t):
                 let n = intern(Array(name.utf8))

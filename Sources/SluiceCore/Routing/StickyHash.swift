@@ -95,6 +95,7 @@ public enum StickyHash {
         return k
     }
 
+    /// The lowercase hex digit for a nibble (0...15).
     @inlinable
     static func hexDigit(_ nibble: UInt8) -> UInt8 {
         nibble < 10 ? UInt8(ascii: "0") &+ nibble : UInt8(ascii: "a") &+ nibble &- 10

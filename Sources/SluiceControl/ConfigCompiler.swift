@@ -1,0 +1,288 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SluiceCore
+import Yams
+
+/// Turns the composed YAML document into a `SluiceConfig`, reporting every problem it finds.
+struct ConfigCompiler {
+    /// Collected diagnostics and node readers.
+    var reader: ConfigReader
+    /// Host-name resolution for listener and endpoint addresses.
+    let resolver: HostResolver
+    /// Names already resolved (each name is looked up once per load).
+    var resolved: [String: Result<SocketAddress, HostResolver.ResolveFailure>] = [:]
+
+    /// Top-level keys.
+    static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log"]
+
+    /// A compiler reporting against `file` and resolving names with `resolver`.
+    init(file: String, resolver: HostResolver) {
+        self.reader = ConfigReader(file: file)
+        self.resolver = resolver
+    }
+
+    /// Compiles the document; nil when any problem was reported.
+    mutating func compile(_ root: Node, version: UInt64) -> SluiceConfig? {
+        guard let top = reader.map(root, "", known: Self.topKeys, required: ["listeners", "routes"],
+                                   example: "listeners: [{ name: public, address: 127.0.0.1:8080 }]") else {
+            return nil
+        }
+        let workers = top["workers"].flatMap { compileWorkers($0) } ?? Self.onlineCPUs()
+        let listeners = top["listeners"].map { compileListeners($0) } ?? []
+        let (adminAddress, adminToken) = compileAdmin(top["admin"], listeners: listeners)
+        let timeouts = top["timeouts"].map { compileTimeouts($0) } ?? Timeouts()
+        let limits = top["limits"].map { compileLimits($0) } ?? Limits()
+        let accessLog = top["access_log"].map { compileAccessLog($0) } ?? .off
+        let upstreams = top["upstreams"].map { compileUpstreams($0) } ?? []
+        let routeCompiler = RouteCompiler(upstreams: upstreams)
+        let routes = top["routes"].map { routeCompiler.compileRoutes($0, reader: &reader) } ?? []
+
+        guard reader.isClean else { return nil }
+        let table = RoutingTable(version: version, upstreams: upstreams, routes: routes)
+        return SluiceConfig(
+            workers: workers, listeners: listeners, adminAddress: adminAddress, adminToken: adminToken,
+            timeouts: timeouts, limits: limits, accessLog: accessLog, table: table, sourcePath: nil)
+    }
+
+    // MARK: Process settings
+
+    /// Online CPUs (what `workers: auto` means).
+    static func onlineCPUs() -> Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// `workers:` (a count or `auto`).
+    mutating func compileWorkers(_ node: Node) -> Int? {
+        if case .scalar(let s) = node, s.string == "auto" { return Self.onlineCPUs() }
+        if case .scalar(let s) = node, Int(s.string.replacingUnderscores()) == nil {
+            reader.report(node, "workers", "expected a number of worker threads or `auto`, found \(ConfigReader.describe(node))",
+                          hint: "`workers: auto` starts one worker per online CPU")
+            return nil
+        }
+        return reader.int(node, "workers", in: 1...1024)
+    }
+
+    /// `listeners:` (names and addresses unique).
+    mutating func compileListeners(_ node: Node) -> [ListenerSpec] {
+        let example = "- { name: public, address: 127.0.0.1:8080 }"
+        guard let items = reader.list(node, "listeners", example: example) else { return [] }
+        if items.isEmpty {
+            reader.report(node, "listeners", "at least one listener is required", hint: "e.g. `\(example)`")
+        }
+        var out: [ListenerSpec] = []
+        var names: [String: Node] = [:]
+        var addresses: [SocketAddress: Node] = [:]
+        for (i, item) in items.enumerated() {
+            let path = ConfigReader.join("listeners", i)
+            guard let m = reader.map(item, path, known: ["name", "address"], required: ["address"],
+                                     example: "{ name: public, address: 127.0.0.1:8080 }") else { continue }
+            var name = "listener-\(i)"
+            if let n = m["name"], let s = reader.string(n, m.path("name")) {
+                if let first = names[s] {
+                    reader.report(n, m.path("name"), "duplicate listener name `\(s)` (first used at line \(first.mark?.line ?? 0))",
+                                  hint: "give each listener its own name")
+                } else {
+                    names[s] = n
+                }
+                name = s
+            }
+            guard let a = m["address"], let address = address(a, m.path("address"), allowPortZero: true) else { continue }
+            if address.port != 0, let first = addresses[address] {
+                reader.report(a, m.path("address"), "address \(address) is already used by a listener at line \(first.mark?.line ?? 0)",
+                              hint: "each listener needs its own address or port")
+            } else {
+                addresses[address] = a
+            }
+            out.append(ListenerSpec(name: name, address: address))
+        }
+        return out
+    }
+
+    /// `admin:` (address and optional token).
+    mutating func compileAdmin(_ node: Node?, listeners: [ListenerSpec]) -> (SocketAddress, String?) {
+        let defaultAddress = SocketAddress.v4(0x7f00_0001, port: 9901)
+        guard let node else { return (defaultAddress, nil) }
+        guard let m = reader.map(node, "admin", known: ["address", "token"], example: "{ address: 127.0.0.1:9901 }") else {
+            return (defaultAddress, nil)
+        }
+        var address = defaultAddress
+        if let a = m["address"], let parsed = self.address(a, m.path("address"), allowPortZero: true) {
+            address = parsed
+            if parsed.port != 0, let clash = listeners.first(where: { $0.address == parsed }) {
+                reader.report(a, m.path("address"), "admin address \(parsed) is also the address of listener `\(clash.name)`",
+                              hint: "use another port for the admin API")
+            }
+        }
+        var token: String?
+        if let t = m["token"] { token = reader.string(t, m.path("token")) }
+        return (address, token)
+    }
+
+    /// `timeouts:` (durations into nanoseconds).
+    mutating func compileTimeouts(_ node: Node) -> Timeouts {
+        var t = Timeouts()
+        let keys: [(String, WritableKeyPath<Timeouts, UInt64>)] = [
+            ("client_header", \.clientHeader), ("client_idle", \.clientIdle), ("client_send", \.clientSend),
+            ("upstream_connect", \.upstreamConnect), ("upstream_response_header", \.upstreamResponseHeader),
+            ("upstream_idle", \.upstreamIdle), ("drain", \.drain),
+        ]
+        guard let m = reader.map(node, "timeouts", known: keys.map(\.0), example: "{ upstream_connect: 5s }") else { return t }
+        for (key, path) in keys {
+            guard let v = m[key], let ns = reader.duration(v, m.path(key)) else { continue }
+            if ns == 0 && key != "drain" {
+                reader.report(v, m.path(key), "must be longer than 0", hint: "e.g. `\(key): 10s`")
+                continue
+            }
+            t[keyPath: path] = ns
+        }
+        return t
+    }
+
+    /// `limits:` (sizes and counts into `Limits`).
+    mutating func compileLimits(_ node: Node) -> Limits {
+        var l = Limits()
+        let keys = ["max_request_line", "max_header_bytes", "max_header_count", "max_body_bytes",
+                    "max_requests_per_connection", "max_connections_per_worker", "upstream_max_idle"]
+        guard let m = reader.map(node, "limits", known: keys, example: "{ max_body_bytes: 10MiB }") else { return l }
+        func sizeIn(_ key: String, _ range: ClosedRange<UInt64>) -> UInt64? {
+            guard let v = m[key], let n = reader.size(v, m.path(key)) else { return nil }
+            guard range.contains(n) else {
+                reader.report(v, m.path(key), "\(n) bytes is out of range, must be \(range.lowerBound)...\(range.upperBound)")
+                return nil
+            }
+            return n
+        }
+        if let n = sizeIn("max_request_line", 64...(1 << 20)) { l.parser.maxRequestLine = Int(n) }
+        if let n = sizeIn("max_header_bytes", 256...(64 << 20)) { l.parser.maxHeadBytes = Int(n) }
+        if let n = sizeIn("max_body_bytes", 0...UInt64.max) { l.maxBodyBytes = n }
+        if let v = m["max_header_count"], let n = reader.int(v, m.path("max_header_count"), in: 1...100_000) {
+            l.parser.maxFields = n
+        }
+        if let v = m["max_requests_per_connection"], let n = reader.int(v, m.path("max_requests_per_connection"), in: 0...Int.max) {
+            l.maxRequestsPerConnection = n
+        }
+        if let v = m["max_connections_per_worker"], let n = reader.int(v, m.path("max_connections_per_worker"), in: 1...10_000_000) {
+            l.maxConnectionsPerWorker = n
+        }
+        if let v = m["upstream_max_idle"], let n = reader.int(v, m.path("upstream_max_idle"), in: 0...1_000_000) {
+            l.upstreamMaxIdle = n
+        }
+        if l.parser.maxRequestLine > l.parser.maxHeadBytes, let v = m["max_request_line"] {
+            reader.report(v, m.path("max_request_line"),
+                          "max_request_line (\(l.parser.maxRequestLine)) is larger than max_header_bytes (\(l.parser.maxHeadBytes))",
+                          hint: "the header size limit includes the request line; raise max_header_bytes")
+        }
+        return l
+    }
+
+    /// `access_log:`.
+    mutating func compileAccessLog(_ node: Node) -> AccessLogTarget {
+        guard let m = reader.map(node, "access_log", known: ["path"], required: ["path"], example: "{ path: stdout }"),
+              let p = m["path"], let path = reader.string(p, m.path("path")) else { return .off }
+        switch path {
+        case "off": return .off
+        case "stdout": return .stdout
+        default: return .file(path)
+        }
+    }
+
+    // MARK: Upstreams
+
+    /// `upstreams:` in config order (index = upstream id).
+    mutating func compileUpstreams(_ node: Node) -> [UpstreamGroup] {
+        guard case .mapping(let mapping) = node else {
+            reader.report(node, "upstreams", "expected a mapping of upstream names to upstreams, found \(ConfigReader.describe(node))",
+                          hint: "e.g. `upstreams: { stable: { endpoints: [\"127.0.0.1:9001\"] } }`")
+            return []
+        }
+        var groups: [UpstreamGroup] = []
+        for (keyNode, value) in mapping {
+            guard case .scalar(let key) = keyNode else {
+                reader.report(keyNode, "upstreams", "upstream names must be strings, found \(ConfigReader.describe(keyNode))")
+                continue
+            }
+            let name = key.string
+            let path = ConfigReader.join("upstreams", name)
+            if !Self.isValidName(name) {
+                reader.report(keyNode, path, "invalid upstream name `\(name)`",
+                              hint: "names use letters, digits, `-`, `_` and `.`")
+            }
+            guard let m = reader.map(value, path, known: ["endpoints"], required: ["endpoints"],
+                                     example: "{ endpoints: [\"127.0.0.1:9001\"] }"),
+                  let e = m["endpoints"],
+                  let items = reader.list(e, m.path("endpoints"), example: "[\"127.0.0.1:9001\", \"127.0.0.1:9002\"]") else {
+                // Keep the index space stable so later references still resolve.
+                groups.append(UpstreamGroup(name: name, endpoints: []))
+                continue
+            }
+            if items.isEmpty {
+                reader.report(e, m.path("endpoints"), "an upstream needs at least one endpoint",
+                              hint: "e.g. `endpoints: [\"127.0.0.1:9001\"]`")
+            }
+            var endpoints: [Endpoint] = []
+            for (i, item) in items.enumerated() {
+                let itemPath = ConfigReader.join(m.path("endpoints"), i)
+                var addressNode = item
+                var addressPath = itemPath
+                var weight = 1
+                if case .mapping = item {
+                    guard let em = reader.map(item, itemPath, known: ["address", "weight"], required: ["address"],
+                                              example: "{ address: 127.0.0.1:9001, weight: 3 }"),
+                          let a = em["address"] else { continue }
+                    addressNode = a
+                    addressPath = em.path("address")
+                    if let w = em["weight"] {
+                        guard let n = reader.int(w, em.path("weight"), in: 1...1_000_000) else { continue }
+                        weight = n
+                    }
+                }
+                guard let label = reader.string(addressNode, addressPath),
+                      let address = address(addressNode, addressPath, allowPortZero: false) else { continue }
+                endpoints.append(Endpoint(address: address, weight: weight, label: label.trimmingSpaces()))
+            }
+            groups.append(UpstreamGroup(name: name, endpoints: endpoints))
+        }
+        return groups
+    }
+
+    // MARK: Addresses
+
+    /// Reads `host:port`, resolving a host name (each name once per load).
+    mutating func address(_ node: Node, _ path: String, allowPortZero: Bool) -> SocketAddress? {
+        guard let text = reader.string(node, path) else { return nil }
+        switch ConfigValues.parseHostPort(text, allowPortZero: allowPortZero) {
+        case .failure(let problem):
+            reader.report(node, path, problem.message, hint: problem.hint)
+            return nil
+        case .success(let hp):
+            if hp.isNumeric {
+                if let v4 = SocketAddress.parseIPv4(Substring(hp.host)) { return .v4(v4, port: hp.port) }
+                if let (hi, lo) = SocketAddress.parseIPv6(Substring(hp.host)) { return .v6(hi: hi, lo: lo, port: hp.port) }
+            }
+            let result: Result<SocketAddress, HostResolver.ResolveFailure>
+            if let cached = resolved[hp.host] {
+                result = cached
+            } else {
+                result = resolver.preferred(hp.host)
+                resolved[hp.host] = result
+            }
+            switch result {
+            case .success(let a): return a.with(port: hp.port)
+            case .failure(let failure):
+                reader.report(node, path, "cannot resolve host name `\(hp.host)`: \(failure.message)",
+                              hint: "check the spelling and DNS, or write a numeric address such as `127.0.0.1:\(hp.port)`")
+                return nil
+            }
+        }
+    }
+
+    /// True for names of upstreams, routes and cohorts: letters, digits, `-`, `_`, `.`.
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 128 && name.allSatisfy {
+            $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".")
+        }
+    }
+}
