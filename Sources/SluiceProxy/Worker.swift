@@ -752,7 +752,7 @@ final class Worker: @unchecked Sendable {
     // MARK: - Starting an exchange
 
     private func startExchange(_ c: ClientConnection) {
-        let head = c.head
+        var head = c.head
         let limits = settings.limits
         c.requestMethod = head.method
         c.requestVersion = head.version
@@ -787,6 +787,14 @@ final class Worker: @unchecked Sendable {
         // Serialize the upstream request head now, while the head's bytes are in the buffer.
         let pool = pools[Int(decision.upstream)][Int(decision.endpoint)]
         let route = table.routes[Int(decision.route)]
+        // A client must not choose the cohort the upstream sees: drop any copy of the cohort header it sent.
+        route.cohortHeaderLowercased.withUnsafeBytes { name in
+            var i = head.fieldIndex(named: name, in: bytes)
+            while i >= 0 {
+                head.fields[i].flags.insert(.hopByHop)
+                i = head.fieldIndex(named: name, in: bytes, from: i + 1)
+            }
+        }
         c.upstreamHead.removeAll(keepingCapacity: true)
         c.peerText.withUnsafeBytes { peerBytes in
             pool.hostBytes.withUnsafeBytes { host in
@@ -939,11 +947,16 @@ final class Worker: @unchecked Sendable {
         guard let u = c.upstream else { return false }
         var progressed = false
 
-        if c.hangup && !c.readable {
-            // The client went away mid-exchange: release nothing in an unknown state.
-            abortUpstream(c)
-            closeClient(c)
-            return false
+        if c.hangup {
+            var bodyDone = false
+            if case .done = c.requestBody { bodyDone = true }
+            if bodyDone || !c.readable {
+                // The client went away mid-exchange (as nginx, a half-close counts): the upstream
+                // connection's state is unknown, so it is closed rather than pooled.
+                abortUpstream(c)
+                closeClient(c)
+                return false
+            }
         }
 
         // Connect completion.

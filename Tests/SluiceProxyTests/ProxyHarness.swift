@@ -6,7 +6,7 @@ import SluiceProxy
 
 /// Starts a real ProxyServer (real epoll loops, real sockets) on an ephemeral loopback port
 /// from a YAML config, for integration tests.
-final class ProxyHarness {
+final class ProxyHarness: Sendable {
     let server: ProxyServer
     let port: UInt16
     let config: SluiceConfig

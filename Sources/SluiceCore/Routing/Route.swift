@@ -12,6 +12,8 @@ public struct Route: Sendable {
     public let cohortHeader: String
     /// Also send the cohort header to the client.
     public var cohortResponseHeader: Bool
+    /// `cohortHeader` lowercased, to find (and drop) a client-sent copy of it.
+    public let cohortHeaderLowercased: [UInt8]
 
     /// `<cohortHeader>: <cohort name>\r\n` for each cohort.
     let cohortHeaderLines: [[UInt8]]
@@ -29,6 +31,7 @@ public struct Route: Sendable {
         self.sticky = sticky
         self.cohortHeader = cohortHeader
         self.cohortResponseHeader = cohortResponseHeader
+        self.cohortHeaderLowercased = Array(cohortHeader.lowercased().utf8)
         self.cohortHeaderLines = cohorts.map { Array("\(cohortHeader): \($0.name)\r\n".utf8) }
         let cookieName: String
         var maxAge: UInt64?
