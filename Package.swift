@@ -17,9 +17,12 @@ let package = Package(
             name: "CSluiceSys",
             cSettings: [.define("_GNU_SOURCE")]
         ),
+        // Relaxed single-writer atomics for per-worker metrics shards read at scrape time.
+        .target(name: "CSluiceAtomics"),
         // Pure core: HTTP/1 parsing and serialization, routing decisions. No sockets, no clock, no Foundation.
         .target(
             name: "SluiceCore",
+            dependencies: ["CSluiceAtomics"],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // IO mechanism: epoll loops, sockets, the proxy exchange, upstream pools.
@@ -31,7 +34,7 @@ let package = Package(
         // Control plane: YAML config loading and validation, building routing tables.
         .target(
             name: "SluiceControl",
-            dependencies: ["SluiceCore", .product(name: "Yams", package: "Yams")],
+            dependencies: ["SluiceCore", "SluiceProxy", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(

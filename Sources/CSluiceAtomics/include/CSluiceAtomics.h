@@ -1,0 +1,19 @@
+// Relaxed atomic loads and stores on 64-bit words, for metrics shards: one worker thread
+// writes its own shard, the admin thread reads all shards at scrape time. On x86-64 and
+// arm64 these compile to plain loads and stores, so recording costs no more than a normal
+// increment, and the concurrent read is not a data race under the C11 memory model.
+#ifndef CSLUICEATOMICS_H
+#define CSLUICEATOMICS_H
+#include <stdint.h>
+
+static inline uint64_t csluice_load_relaxed(const uint64_t *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline void csluice_store_relaxed(uint64_t *p, uint64_t v) {
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+/// Single-writer increment: load + add + store, each relaxed (no lock prefix).
+static inline void csluice_add_relaxed(uint64_t *p, uint64_t v) {
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+#endif
