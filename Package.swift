@@ -6,6 +6,9 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "sluice", targets: ["sluice"]),
+        // Libraries so the nested micro-benchmark package (bench/micro) can depend on this one by path.
+        .library(name: "SluiceCore", targets: ["SluiceCore"]),
+        .library(name: "SluiceControl", targets: ["SluiceControl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),

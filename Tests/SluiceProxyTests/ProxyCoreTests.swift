@@ -398,3 +398,37 @@ final class LockedBox<T>: @unchecked Sendable {
     func set(_ v: T) { lock.withLock { value = v } }
     func update(_ f: (inout T) -> Void) { lock.withLock { f(&value) } }
 }
+
+@Suite(.serialized)
+struct UpstreamPoolTests {
+    @Test func idlePooledConnectionsAreClosedAfterTheIdleTimeout() throws {
+        let up = try TestUpstream { _ in .ok("x") }
+        defer { up.stop() }
+        let proxy = try ProxyHarness(upstreamPorts: [up.port], extra: "timeouts: { upstream_idle: 200ms }")
+        defer { proxy.stop() }
+        #expect(try proxy.request("GET / HTTP/1.1\r\nHost: h\r\n\r\n").status == 200)
+        #expect(up.peerClosed == 0)
+        #expect(eventually(3) { up.peerClosed == 1 }, "the idle upstream connection should be closed by the proxy")
+        #expect(try proxy.request("GET / HTTP/1.1\r\nHost: h\r\n\r\n").status == 200)
+        #expect(up.connections == 2)
+    }
+
+    @Test func poolKeepsAtMostMaxIdleConnections() throws {
+        let up = try TestUpstream { _ in .delayed(0.3, .ok("x")) }
+        defer { up.stop() }
+        let proxy = try ProxyHarness(upstreamPorts: [up.port], extra: "limits: { upstream_max_idle: 2 }")
+        defer { proxy.stop() }
+        // Five concurrent requests need five upstream connections.
+        let fds = try (0..<5).map { _ in try proxy.connect() }
+        for fd in fds { try TestSocket.send(fd, "GET / HTTP/1.1\r\nHost: h\r\n\r\n") }
+        for fd in fds {
+            #expect(try TestReader(fd: fd).readMessage(isResponse: true)?.status == 200)
+            close(fd)
+        }
+        #expect(up.connections == 5)
+        // Only two go back to the pool; the other three are closed.
+        #expect(eventually(3) { up.peerClosed == 3 })
+        usleep(100_000)
+        #expect(up.peerClosed == 3)
+    }
+}

@@ -34,6 +34,7 @@ final class TestUpstream: @unchecked Sendable {
     private var _requests: [TestMessage] = []
     private var _connections = 0
     private var _bodyBytes = 0
+    private var _peerClosed = 0
     private var stopped = false
     private var clientFDs: [Int32] = []
     /// Consumes request bodies without storing them (for huge uploads).
@@ -52,6 +53,8 @@ final class TestUpstream: @unchecked Sendable {
     var requests: [TestMessage] { lock.withLock { _requests } }
     /// TCP connections accepted.
     var connections: Int { lock.withLock { _connections } }
+    /// Connections the proxy closed (EOF seen while waiting for a request).
+    var peerClosed: Int { lock.withLock { _peerClosed } }
     /// Body bytes received in discard mode.
     var bodyBytes: Int { lock.withLock { _bodyBytes } }
 
@@ -93,7 +96,16 @@ final class TestUpstream: @unchecked Sendable {
                 guard let r = try? readDiscarding(reader) else { return }
                 request = r
             } else {
-                guard let r = try? reader.readMessage(isResponse: false) else { return }
+                let r: TestMessage?
+                do {
+                    r = try reader.readMessage(isResponse: false)
+                } catch {
+                    return
+                }
+                guard let r else {
+                    lock.withLock { _peerClosed += 1 }
+                    return
+                }
                 request = r
             }
             lock.withLock { _requests.append(request) }
