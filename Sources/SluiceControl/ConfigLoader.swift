@@ -51,7 +51,7 @@ public enum ConfigLoader {
         guard let root, !ConfigReader.isNull(root) else {
             throw ConfigError(diagnostics: [ConfigDiagnostic(
                 file: file, line: 1, column: 1, keyPath: "", message: "the config is empty",
-                hint: "see docs/config-reference.md for a complete example")])
+                hint: "see the README's configuration reference for a complete example")])
         }
         var compiler = ConfigCompiler(file: file, resolver: resolver)
         let config = compiler.compile(root, version: version)

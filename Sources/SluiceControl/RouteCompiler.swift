@@ -561,7 +561,7 @@ struct RouteCompiler {
                 test = .regex(try ByteRegex.compile(s))
             } catch {
                 reader.report(v, m.path(key), "invalid regex `\(s)`: \(error.message) (at offset \(error.offset))",
-                              hint: "the supported subset: literals, `.`, classes like `[a-z0-9]`, `\\d \\w \\s`, `^ $`, `* + ?`, `|`, `( )` (see docs/config-reference.md)")
+                              hint: "the supported subset: literals, `.`, classes like `[a-z0-9]`, `\\d \\w \\s`, `^ $`, `* + ?`, `|`, `( )` (see the README's configuration reference)")
                 return nil
             }
         default:
