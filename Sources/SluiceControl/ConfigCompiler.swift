@@ -16,7 +16,7 @@ struct ConfigCompiler {
     var resolved: [String: Result<SocketAddress, HostResolver.ResolveFailure>] = [:]
 
     /// Top-level keys.
-    static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log"]
+    static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies"]
 
     /// A compiler reporting against `file` and resolving names with `resolver`.
     init(file: String, resolver: HostResolver) {
@@ -36,15 +36,18 @@ struct ConfigCompiler {
         let timeouts = top["timeouts"].map { compileTimeouts($0) } ?? Timeouts()
         let limits = top["limits"].map { compileLimits($0) } ?? Limits()
         let accessLog = top["access_log"].map { compileAccessLog($0) } ?? .off
+        let trustedProxies = top["trusted_proxies"].map { compileTrustedProxies($0) } ?? []
         let upstreams = top["upstreams"].map { compileUpstreams($0) } ?? []
         let routeCompiler = RouteCompiler(upstreams: upstreams)
         let routes = top["routes"].map { routeCompiler.compileRoutes($0, reader: &reader) } ?? []
 
         guard reader.isClean else { return nil }
         let table = RoutingTable(version: version, upstreams: upstreams, routes: routes)
-        return SluiceConfig(
+        var config = SluiceConfig(
             workers: workers, listeners: listeners, adminAddress: adminAddress, adminToken: adminToken,
             timeouts: timeouts, limits: limits, accessLog: accessLog, table: table, sourcePath: nil)
+        config.trustedProxies = trustedProxies
+        return config
     }
 
     // MARK: Process settings
@@ -176,6 +179,25 @@ struct ConfigCompiler {
                           hint: "the header size limit includes the request line; raise max_header_bytes")
         }
         return l
+    }
+
+    /// `trusted_proxies:` (a list of CIDRs whose X-Forwarded-* headers are kept).
+    mutating func compileTrustedProxies(_ node: Node) -> [AddressPrefix] {
+        guard let items = reader.list(node, "trusted_proxies", allowSingle: true, example: "[\"10.0.0.0/8\", \"::1/128\"]") else {
+            return []
+        }
+        var out: [AddressPrefix] = []
+        for (i, item) in items.enumerated() {
+            let path = ConfigReader.join("trusted_proxies", i)
+            guard let text = reader.string(item, path) else { continue }
+            guard let prefix = AddressPrefix.parse(text) else {
+                reader.report(item, path, "`\(text)` is not an IPv4 or IPv6 address or CIDR network",
+                              hint: "write e.g. `10.0.0.0/8`, `192.0.2.10` or `2001:db8::/32` (host bits below the prefix must be zero)")
+                continue
+            }
+            out.append(prefix)
+        }
+        return out
     }
 
     /// `access_log:`.

@@ -18,6 +18,9 @@ public struct SluiceConfig: Sendable {
     public var accessLog: AccessLogTarget
     /// The compiled routing table (its version is the one given to the loader).
     public var table: RoutingTable
+    /// Peers whose X-Forwarded-For/-Proto/-Host are kept and extended (`trusted_proxies:`); from
+    /// anyone else those headers are replaced.
+    public var trustedProxies: [AddressPrefix] = []
     /// The file the config was read from (nil when parsed from a string, e.g. the demo).
     public var sourcePath: String?
 

@@ -69,6 +69,8 @@ final class ClientConnection {
     /// The client's address as text, for X-Forwarded-For.
     let peerText: [UInt8]
     let listenerIndex: Int
+    /// The peer is in `trusted_proxies`: its X-Forwarded-* headers are kept.
+    var trusted = false
 
     var inBuffer: IOBuffer
     var outBuffer: IOBuffer

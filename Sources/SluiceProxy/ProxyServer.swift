@@ -12,13 +12,17 @@ public struct ProxySettings: Sendable {
     public var timeouts: Timeouts
     /// Limits.
     public var limits: Limits
+    /// Peers whose X-Forwarded-* headers are kept (others have them replaced).
+    public var trustedProxies: [AddressPrefix]
 
     /// Creates settings.
-    public init(workers: Int, listeners: [ListenerSpec], timeouts: Timeouts = Timeouts(), limits: Limits = Limits()) {
+    public init(workers: Int, listeners: [ListenerSpec], timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),
+                trustedProxies: [AddressPrefix] = []) {
         self.workers = workers
         self.listeners = listeners
         self.timeouts = timeouts
         self.limits = limits
+        self.trustedProxies = trustedProxies
     }
 
     /// Number of online CPUs (the default worker count).

@@ -249,6 +249,7 @@ final class Worker: @unchecked Sendable {
                     continue
                 }
                 clientCount += 1
+                c.trusted = settings.trustedProxies.contains { $0.contains(peer) }
                 c.phaseStart = now
                 c.lastReadProgress = now
                 c.lastWriteProgress = now
@@ -799,7 +800,7 @@ final class Worker: @unchecked Sendable {
         c.peerText.withUnsafeBytes { peerBytes in
             pool.hostBytes.withUnsafeBytes { host in
                 HeadWriter.appendRequestStart(head, bytes: bytes, clientAddress: peerBytes, forwardedProto: "http",
-                                              fallbackHost: host, to: &c.upstreamHead)
+                                              fallbackHost: host, trustForwarded: c.trusted, to: &c.upstreamHead)
             }
         }
         route.appendCohortHeader(cohort: decision.cohort, to: &c.upstreamHead)

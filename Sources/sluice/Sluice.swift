@@ -39,7 +39,7 @@ func printError(_ text: String) {
 /// Converts a validated config into the IO layer's settings.
 func proxySettings(_ config: SluiceConfig, workersOverride: Int?) -> ProxySettings {
     ProxySettings(workers: workersOverride ?? config.workers, listeners: config.listeners,
-                  timeouts: config.timeouts, limits: config.limits)
+                  timeouts: config.timeouts, limits: config.limits, trustedProxies: config.trustedProxies)
 }
 
 /// Runs a server until SIGTERM/SIGINT, then drains. SIGHUP reloads the config file when one is given.

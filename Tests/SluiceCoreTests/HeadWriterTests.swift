@@ -3,7 +3,7 @@ import SluiceCore
 
 /// Parses `text` as a request head (the parser is tested elsewhere) and returns what the writer emits.
 private func forwarded(_ text: String, client: String = "192.0.2.7", fallbackHost: String = "up:80",
-                       framing: BodyFraming = .none) -> String {
+                       framing: BodyFraming = .none, trusted: Bool = false) -> String {
     let bytes = Array(text.utf8)
     var head = RequestHead()
     var out: [UInt8] = []
@@ -12,7 +12,8 @@ private func forwarded(_ text: String, client: String = "192.0.2.7", fallbackHos
         precondition(status == .complete, "test input must parse: \(status)")
         Array(client.utf8).withUnsafeBytes { c in
             Array(fallbackHost.utf8).withUnsafeBytes { h in
-                HeadWriter.appendRequestStart(head, bytes: raw, clientAddress: c, forwardedProto: "http", fallbackHost: h, to: &out)
+                HeadWriter.appendRequestStart(head, bytes: raw, clientAddress: c, forwardedProto: "http", fallbackHost: h,
+                                              trustForwarded: trusted, to: &out)
             }
         }
     }
@@ -56,11 +57,21 @@ struct HeadWriterTests {
         #expect(out.split(separator: "\r\n").filter { $0.hasPrefix("Transfer-Encoding") }.count == 1)
     }
 
-    @Test func existingForwardedForIsExtendedAndOtherForwardedHeadersReplaced() {
+    @Test func untrustedForwardedHeadersAreReplaced() {
         let out = forwarded("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2, 10.0.0.3\r\n"
             + "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n\r\n")
-        #expect(out == "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7\r\n"
+        #expect(out == "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.7\r\n"
             + "X-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n\r\n")
+    }
+
+    @Test func trustedForwardedHeadersAreExtendedAndKept() {
+        let out = forwarded("GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2, 10.0.0.3\r\n"
+            + "X-Forwarded-Proto: https\r\nX-Forwarded-Host: public\r\n\r\n", trusted: true)
+        #expect(out == "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: public\r\n"
+            + "X-Forwarded-For: 10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7\r\n\r\n")
+        // A trusted peer that sent no X-Forwarded-* still gets ours.
+        #expect(forwarded("GET / HTTP/1.1\r\nHost: h\r\n\r\n", trusted: true) ==
+            "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n\r\n")
     }
 
     @Test func absoluteFormBecomesOriginFormWithHostFromAuthority() {

@@ -27,9 +27,23 @@ struct ProxyForwardingTests {
         for hop in ["Connection", "X-Hop", "Keep-Alive", "TE", "Proxy-Connection", "Upgrade", "Trailer"] {
             #expect(seen.header(hop) == nil, "hop-by-hop \(hop) was forwarded")
         }
-        #expect(seen.header("X-Forwarded-For") == "10.1.1.1, 127.0.0.1")
-        #expect(seen.header("X-Forwarded-Proto") == "http")
-        #expect(seen.header("X-Forwarded-Host") == "example.com")
+        // The client is not a trusted proxy: its X-Forwarded-* are replaced, not extended.
+        #expect(seen.headers("X-Forwarded-For") == ["127.0.0.1"])
+        #expect(seen.headers("X-Forwarded-Proto") == ["http"])
+        #expect(seen.headers("X-Forwarded-Host") == ["example.com"])
+    }
+
+    @Test func trustedProxyForwardedHeadersAreKept() throws {
+        let up = try TestUpstream { _ in .ok("ok") }
+        defer { up.stop() }
+        let proxy = try ProxyHarness(upstreamPorts: [up.port], extra: "trusted_proxies: [\"127.0.0.0/8\"]")
+        defer { proxy.stop() }
+        _ = try proxy.request("GET / HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 198.51.100.7, 10.0.0.2\r\n"
+            + "X-Forwarded-Proto: https\r\nX-Forwarded-Host: public.example\r\n\r\n")
+        let seen = try #require(up.requests.first)
+        #expect(seen.headers("X-Forwarded-For") == ["198.51.100.7, 10.0.0.2, 127.0.0.1"])
+        #expect(seen.headers("X-Forwarded-Proto") == ["https"])
+        #expect(seen.headers("X-Forwarded-Host") == ["public.example"])
     }
 
     @Test func keepAliveReusesUpstreamConnections() throws {

@@ -15,7 +15,8 @@ final class ProxyHarness: Sendable {
     init(yaml: String, workers: Int = 1) throws {
         config = try ConfigLoader.parse(yaml: yaml, file: "test.yaml")
         server = ProxyServer(settings: ProxySettings(workers: workers, listeners: config.listeners,
-                                                     timeouts: config.timeouts, limits: config.limits),
+                                                     timeouts: config.timeouts, limits: config.limits,
+                                                     trustedProxies: config.trustedProxies),
                              table: config.table)
         try server.start()
         port = server.boundAddresses[0].port

@@ -6,14 +6,16 @@
 public enum HeadWriter {
     /// Appends the request line and the end-to-end fields of `head` for an upstream.
     ///
-    /// Drops hop-by-hop fields, Content-Length (re-framed), Expect (the proxy answers
-    /// 100-continue itself), and the client's X-Forwarded-* (rewritten here: X-Forwarded-For is
-    /// the client's list with `clientAddress` appended; Proto and Host are set). For an
-    /// absolute-form target the path is sent in origin-form and Host is set from the authority.
-    /// `fallbackHost` is sent as Host when an HTTP/1.0 request has none.
+    /// Drops hop-by-hop fields, Content-Length (re-framed) and Expect (the proxy answers
+    /// 100-continue itself). X-Forwarded-*: from a trusted peer (`trustForwarded`), the client's
+    /// X-Forwarded-For list is kept with `clientAddress` appended and its X-Forwarded-Proto/-Host
+    /// are kept; from anyone else they are replaced (X-Forwarded-For is just `clientAddress`,
+    /// Proto and Host are set here). For an absolute-form target the path is sent in origin-form and
+    /// Host is set from the authority. `fallbackHost` is sent as Host when an HTTP/1.0 request has none.
     public static func appendRequestStart(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, clientAddress: UnsafeRawBufferPointer,
-        forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, to out: inout [UInt8]
+        forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool = false,
+        to out: inout [UInt8]
     ) {
         append(bytes, head.methodSpan, to: &out)
         out.append(0x20)
@@ -29,13 +31,16 @@ public enum HeadWriter {
         }
         appendStatic(" HTTP/1.1\r\n", to: &out)
 
-        let skip: FieldFlags = [.hopByHop, .contentLength, .expect, .xForwardedFor, .xForwardedOther]
+        let skip: FieldFlags = trustForwarded ? [.hopByHop, .contentLength, .expect, .xForwardedFor]
+            : [.hopByHop, .contentLength, .expect, .xForwardedFor, .xForwardedOther]
         var sawXFF = false
+        var keptOther = false
         for field in head.fields {
             if !field.flags.isDisjoint(with: skip) {
-                if field.flags.contains(.xForwardedFor) { sawXFF = true }
+                if field.flags.contains(.xForwardedFor) { sawXFF = trustForwarded }
                 continue
             }
+            if field.flags.contains(.xForwardedOther) { keptOther = true }
             if field.flags.contains(.host) && absoluteForm { continue }
             appendField(bytes, field, to: &out)
         }
@@ -52,7 +57,9 @@ public enum HeadWriter {
             }
         }
         out.append(contentsOf: clientAddress)
-        appendStatic("\r\nX-Forwarded-Proto: ", to: &out)
+        appendStatic("\r\n", to: &out)
+        if keptOther { return }  // a trusted proxy already set X-Forwarded-Proto/-Host
+        appendStatic("X-Forwarded-Proto: ", to: &out)
         appendStatic(forwardedProto, to: &out)
         appendStatic("\r\n", to: &out)
         if head.host.count > 0 {

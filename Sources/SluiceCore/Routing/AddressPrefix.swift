@@ -2,7 +2,7 @@
 ///
 /// An IPv4-mapped IPv6 client (`::ffff:10.1.2.3`) is matched as the IPv4 address it carries.
 /// IPv6 is kept as two 64-bit halves so matching is two masked compares.
-package struct AddressPrefix: Sendable, Equatable {
+public struct AddressPrefix: Sendable, Equatable {
     /// True for an IPv6 network.
     package var isV6: Bool
     /// Network bits (IPv4: in the low 32 bits of `lo`); host bits are cleared.
@@ -14,7 +14,7 @@ package struct AddressPrefix: Sendable, Equatable {
 
     /// Parses `addr/len`, or a bare address (a /32 or /128 network). Nil when malformed.
     /// Host bits set below the prefix (`10.0.0.1/8`) are rejected, since they usually hide a typo.
-    package static func parse(_ text: String) -> AddressPrefix? {
+    public static func parse(_ text: String) -> AddressPrefix? {
         let s = Substring(text)
         let addressPart: Substring
         var length: Int?
@@ -55,7 +55,7 @@ package struct AddressPrefix: Sendable, Equatable {
 
     /// True when `address` lies inside this network.
     @inline(__always)
-    package func contains(_ address: SocketAddress) -> Bool {
+    public func contains(_ address: SocketAddress) -> Bool {
         let (mhi, mlo) = Self.masks(isV6: isV6, length: length)
         switch address {
         case .v4(let a, _):
@@ -88,7 +88,7 @@ package struct AddressPrefix: Sendable, Equatable {
 
 extension AddressPrefix: CustomStringConvertible {
     /// `10.0.0.0/8` or `fd00::/8`.
-    package var description: String {
+    public var description: String {
         if isV6 {
             return "\(SocketAddress.v6(hi: hi, lo: lo, port: 0).hostText)/\(length)"
         }
