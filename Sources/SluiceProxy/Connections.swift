@@ -109,6 +109,25 @@ final class ClientConnection {
     var requestMethod: HTTPMethod = .get
     var requestVersion: HTTPVersion = .http11
 
+    // Per-request accounting (access log and metrics).
+    /// A request head was parsed and its outcome is not yet recorded.
+    var requestActive = false
+    var requestStart: UInt64 = 0
+    var requestWallSeconds = 0
+    var requestWallMillis = 0
+    /// Status of the response head queued for the client (0 until one is).
+    var statusSent = 0
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+    /// The request's X-Request-Id (received or generated).
+    var requestID: [UInt8] = []
+    /// `requestID` was generated here (so it is added to the upstream request).
+    var requestIDGenerated = false
+    /// Copies of the request's method, path and traceparent for the access log (only when it is on).
+    var logMethod: [UInt8] = []
+    var logPath: [UInt8] = []
+    var logTraceparent: [UInt8] = []
+
     // Timers.
     var deadline: UInt64 = 0
     var queuedDeadline: UInt64 = 0

@@ -14,6 +14,9 @@ public struct ProxySettings: Sendable {
     public var limits: Limits
     /// Peers whose X-Forwarded-* headers are kept (others have them replaced).
     public var trustedProxies: [AddressPrefix]
+    /// File descriptor access-log lines are appended to, or -1 for no access log. The process
+    /// may `dup2` a reopened file onto it (SIGUSR1) while workers run.
+    public var accessLogFD: Int32 = -1
 
     /// Creates settings.
     public init(workers: Int, listeners: [ListenerSpec], timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),

@@ -53,6 +53,9 @@ final class Worker: @unchecked Sendable {
     /// Clients that stopped processing because their per-wakeup read budget ran out.
     private var pending: [ClientConnection] = []
 
+    /// Buffered access-log lines, written by this worker in batches.
+    private var accessLog: AccessLogSink
+
     private var mailboxLock = pthread_mutex_t()
     private var mailbox: [WorkerMessage] = []
 
@@ -68,6 +71,7 @@ final class Worker: @unchecked Sendable {
         self.wake = try WakeFD()
         self.listenerFDs = listenerFDs
         self.table = table
+        self.accessLog = AccessLogSink(fd: settings.accessLogFD)
         self.balancer = BalancerState(table: table)
         self.entropyState = Sys.monotonicNanos() ^ (UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15)
         if entropyState == 0 { entropyState = 0x1234_5678 }
@@ -121,6 +125,10 @@ final class Worker: @unchecked Sendable {
                 let t = acceptPausedUntil <= now ? 0 : Int32((acceptPausedUntil - now + 999_999) / 1_000_000)
                 timeout = timeout < 0 ? t : min(timeout, t)
             }
+            if !accessLog.buffer.isEmpty {
+                let t = Int32(AccessLogSink.flushInterval / 1_000_000)
+                timeout = timeout < 0 ? t : min(timeout, t)
+            }
             let n = epoll.wait(events, max: maxEvents, timeoutMs: timeout)
             now = Sys.monotonicNanos()
             for i in 0..<n {
@@ -137,9 +145,13 @@ final class Worker: @unchecked Sendable {
                 acceptPausedUntil = 0
                 resumeAccepting()
             }
+            if !accessLog.buffer.isEmpty && now &- accessLog.lastFlush >= AccessLogSink.flushInterval {
+                accessLog.flush(now: now)
+            }
             if draining && clientCount == 0 { running = false }
         }
         shutdownEverything()
+        accessLog.flush(now: now)
     }
 
     private func dispatch(data: UInt64, events: UInt32) {
@@ -410,6 +422,7 @@ final class Worker: @unchecked Sendable {
             if c.inBuffer.isEmpty {
                 closeClient(c)  // idle keep-alive connection: close quietly, as nginx does
             } else {
+                beginRequest(c, parsed: false)
                 respondDirect(c, status: 408, body: "request header not received in time\n", close: true)
                 drive(c)
             }
@@ -504,6 +517,7 @@ final class Worker: @unchecked Sendable {
 
     private func closeClient(_ c: ClientConnection) {
         guard c.phase != .closed else { return }
+        if c.requestActive { endRequest(c) }
         if let u = c.upstream {
             c.upstream = nil
             u.client = nil
@@ -670,9 +684,11 @@ final class Worker: @unchecked Sendable {
             let status = RequestParser.parse(c.inBuffer.readable, into: &c.head, limits: settings.limits.parser)
             switch status {
             case .complete:
+                beginRequest(c, parsed: true)
                 startExchange(c)
                 return true
             case .invalid(let error):
+                beginRequest(c, parsed: false)
                 respondDirect(c, status: error.status, body: error.reason + "\n", close: true)
                 return true
             case .incomplete:
@@ -717,11 +733,14 @@ final class Worker: @unchecked Sendable {
             closeClient(c)
             return
         }
+        c.statusSent = status
+        c.bytesOut &+= UInt64(scratch.count)
         finishRequest(c, close: closing)
     }
 
     /// After a response is queued: next request (keep-alive) or close once flushed.
     private func finishRequest(_ c: ClientConnection, close: Bool) {
+        endRequest(c)
         var bodyPending = true
         if case .done = c.requestBody { bodyPending = false }
         if bodyPending || !c.inBuffer.isEmpty { c.unreadInput = true }
@@ -748,6 +767,104 @@ final class Worker: @unchecked Sendable {
         case .contentLength(let n): return n == 0
         case .chunked: return false
         }
+    }
+
+    // MARK: - Per-request accounting
+
+    private static let requestIDName: [UInt8] = Array("x-request-id".utf8)
+    private static let traceparentName: [UInt8] = Array("traceparent".utf8)
+
+    /// Starts accounting for a request whose head was parsed (or rejected).
+    private func beginRequest(_ c: ClientConnection, parsed: Bool) {
+        c.requestActive = true
+        c.requestStart = now
+        c.statusSent = 0
+        c.bytesOut = 0
+        c.requestBodyBytes = 0
+        c.bytesIn = parsed ? UInt64(c.head.headLength) : UInt64(c.inBuffer.count)
+        c.decision = .notFound
+        c.pool = nil
+        c.requestID.removeAll(keepingCapacity: true)
+        c.requestIDGenerated = false
+        let bytes = c.inBuffer.readable
+        if parsed {
+            Worker.requestIDName.withUnsafeBytes { name in
+                if let v = c.head.fieldValue(named: name, in: bytes), v.count > 0, v.count <= 200 {
+                    c.requestID.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[v.range]))
+                }
+            }
+        }
+        if c.requestID.isEmpty {
+            // 128 random bits as 32 hex digits.
+            StickyHash.appendHex(nextEntropy(), to: &c.requestID)
+            StickyHash.appendHex(nextEntropy(), to: &c.requestID)
+            c.requestIDGenerated = true
+        }
+        guard accessLog.enabled else { return }
+        let (sec, ms) = Worker.wallClock()
+        c.requestWallSeconds = sec
+        c.requestWallMillis = ms
+        c.logMethod.removeAll(keepingCapacity: true)
+        c.logPath.removeAll(keepingCapacity: true)
+        c.logTraceparent.removeAll(keepingCapacity: true)
+        guard parsed else { return }
+        let head = c.head
+        c.logMethod.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[head.methodSpan.range]))
+        c.logPath.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[head.target.range].prefix(2048)))
+        Worker.traceparentName.withUnsafeBytes { name in
+            if let v = head.fieldValue(named: name, in: bytes), v.count <= 256 {
+                c.logTraceparent.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[v.range]))
+            }
+        }
+    }
+
+    /// Records a finished (or abandoned) request: metrics and the access log line.
+    private func endRequest(_ c: ClientConnection) {
+        guard c.requestActive else { return }
+        c.requestActive = false
+        // 499: the client went away before a response was sent (nginx's convention).
+        let status = c.statusSent == 0 ? 499 : c.statusSent
+        let duration = now &- c.requestStart
+        let bytesIn = c.bytesIn &+ c.requestBodyBytes
+        guard accessLog.enabled else { return }
+        var record = AccessLogRecord(unixSeconds: c.requestWallSeconds, milliseconds: c.requestWallMillis, status: status,
+                                     durationNanos: duration, bytesIn: bytesIn, bytesOut: c.bytesOut)
+        var routeName = ""
+        var cohortName = ""
+        if let table = c.table, c.decision.route >= 0, Int(c.decision.route) < table.routes.count {
+            let route = table.routes[Int(c.decision.route)]
+            routeName = route.name
+            if c.decision.cohort >= 0 && Int(c.decision.cohort) < route.cohorts.count {
+                cohortName = route.cohorts[Int(c.decision.cohort)].name
+            }
+        }
+        let upstream = c.pool?.hostBytes ?? []
+        c.peerText.withUnsafeBytes { client in
+        c.logMethod.withUnsafeBytes { method in
+        c.logPath.withUnsafeBytes { path in
+        c.logTraceparent.withUnsafeBytes { trace in
+        c.requestID.withUnsafeBytes { rid in
+        upstream.withUnsafeBytes { up in
+        routeName.withUTF8 { rn in
+        cohortName.withUTF8 { cn in
+            record.client = client
+            record.method = method
+            record.path = path
+            record.traceparent = trace
+            record.requestID = rid
+            record.upstream = up
+            record.route = UnsafeRawBufferPointer(rn)
+            record.cohort = UnsafeRawBufferPointer(cn)
+            AccessLogLine.append(record, to: &accessLog.buffer)
+        }}}}}}}}
+        if accessLog.buffer.count >= AccessLogSink.flushThreshold { accessLog.flush(now: now) }
+    }
+
+    /// Wall-clock time (seconds, milliseconds) for log lines.
+    private static func wallClock() -> (Int, Int) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return (Int(ts.tv_sec), Int(ts.tv_nsec / 1_000_000))
     }
 
     // MARK: - Starting an exchange
@@ -804,6 +921,11 @@ final class Worker: @unchecked Sendable {
             }
         }
         route.appendCohortHeader(cohort: decision.cohort, to: &c.upstreamHead)
+        if c.requestIDGenerated {
+            HeadWriter.appendStatic("X-Request-Id: ", to: &c.upstreamHead)
+            c.upstreamHead.append(contentsOf: c.requestID)
+            HeadWriter.appendStatic("\r\n", to: &c.upstreamHead)
+        }
         let outFraming: BodyFraming
         switch head.framing {
         case .chunked:
@@ -855,6 +977,8 @@ final class Worker: @unchecked Sendable {
             return
         }
         c.outBuffer.append(scratch)
+        c.statusSent = r.status
+        c.bytesOut &+= UInt64(scratch.count)
         finishRequest(c, close: closing)
     }
 
@@ -1229,6 +1353,7 @@ final class Worker: @unchecked Sendable {
                 let n = min(Int(min(remaining, UInt64(Int.max))), u.inBuffer.count, c.outBuffer.freeSpace)
                 if n == 0 { return progressed }
                 c.outBuffer.append(UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
+                c.bytesOut &+= UInt64(n)
                 u.inBuffer.consume(n)
                 let left = remaining - UInt64(n)
                 c.responseBody = left == 0 ? .done : .length(remaining: left)
@@ -1244,6 +1369,7 @@ final class Worker: @unchecked Sendable {
                         if c.outBuffer.freeSpace < 5 { return progressed }
                         let last: StaticString = "0\r\n\r\n"
                         c.outBuffer.append(UnsafeRawBufferPointer(start: last.utf8Start, count: last.utf8CodeUnitCount))
+                        c.bytesOut &+= UInt64(last.utf8CodeUnitCount)
                     }
                     c.responseBody = .done
                     return true
@@ -1270,6 +1396,7 @@ final class Worker: @unchecked Sendable {
                     scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[offset..<offset + count]))
                     if chunkedOut { scratch.append(0x0D); scratch.append(0x0A) }
                     c.outBuffer.append(scratch)
+                    c.bytesOut &+= UInt64(scratch.count)
                     u.inBuffer.consume(consumed)
                     c.responseBody = .chunked(decoder)
                     progressed = true
@@ -1293,6 +1420,7 @@ final class Worker: @unchecked Sendable {
                         HeadWriter.appendStatic("\r\n", to: &scratch)
                         if scratch.count > c.outBuffer.freeSpace { return progressed }
                         c.outBuffer.append(scratch)
+                        c.bytesOut &+= UInt64(scratch.count)
                     }
                     u.inBuffer.consume(consumed)
                     c.responseBody = .done
@@ -1322,8 +1450,10 @@ final class Worker: @unchecked Sendable {
             scratch.append(0x0D)
             scratch.append(0x0A)
             c.outBuffer.append(scratch)
+            c.bytesOut &+= UInt64(scratch.count)
         } else {
             c.outBuffer.append(data)
+            c.bytesOut &+= UInt64(n)
         }
         u.inBuffer.consume(n)
         return true
@@ -1364,6 +1494,8 @@ final class Worker: @unchecked Sendable {
         HeadWriter.appendFraming(out, closeConnection: closing, http10KeepAlive: !http11Client && !closing, to: &scratch)
         if scratch.count > c.outBuffer.freeSpace { return false }
         c.outBuffer.append(scratch)
+        c.statusSent = rh.status
+        c.bytesOut &+= UInt64(scratch.count)
         u.inBuffer.consume(rh.headLength)
         c.responseOutFraming = out
         c.responseBody = inState

@@ -42,8 +42,37 @@ func proxySettings(_ config: SluiceConfig, workersOverride: Int?) -> ProxySettin
                   timeouts: config.timeouts, limits: config.limits, trustedProxies: config.trustedProxies)
 }
 
+/// Opens the access-log destination: -1 for off, a dup of stdout, or the file (append, created 0644).
+func openAccessLog(_ target: AccessLogTarget) throws -> Int32 {
+    switch target {
+    case .off:
+        return -1
+    case .stdout:
+        return dup(STDOUT_FILENO)
+    case .file(let path):
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        if fd < 0 { throw SyscallError("open access log \(path)", errno: errno) }
+        return fd
+    }
+}
+
+/// SIGUSR1: reopen the access-log file (after logrotate moved it) by dup2-ing a fresh descriptor
+/// onto the one workers write to, so they need no coordination.
+func reopenAccessLog(_ target: AccessLogTarget, fd: Int32) {
+    guard case .file(let path) = target, fd >= 0 else { return }
+    let fresh = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+    if fresh < 0 {
+        printError("sluice: cannot reopen access log \(path): \(String(cString: strerror(errno))); still writing to the old file")
+        return
+    }
+    dup2(fresh, fd)
+    close(fresh)
+    printError("sluice: reopened access log \(path)")
+}
+
 /// Runs a server until SIGTERM/SIGINT, then drains. SIGHUP reloads the config file when one is given.
-func serve(_ server: ProxyServer, configPath: String?, drainTimeout: UInt64) -> Int32 {
+func serve(_ server: ProxyServer, configPath: String?, drainTimeout: UInt64,
+           accessLog: AccessLogTarget = .off, accessLogFD: Int32 = -1) -> Int32 {
     var version: UInt64 = 1
     while true {
         guard let signal = ProcessSignals.wait(timeoutMs: 1000) else { continue }
@@ -66,7 +95,9 @@ func serve(_ server: ProxyServer, configPath: String?, drainTimeout: UInt64) -> 
             } catch {
                 printError("sluice: reload of \(path) rejected, still serving version \(version):\n\(error)")
             }
-        case .user1, .user2:
+        case .user1:
+            reopenAccessLog(accessLog, fd: accessLogFD)
+        case .user2:
             continue
         }
     }
@@ -102,7 +133,14 @@ struct Run: ParsableCommand {
             printError("sluice: --workers must be at least 1")
             throw ExitCode(2)
         }
-        let server = ProxyServer(settings: proxySettings(loaded, workersOverride: workers), table: loaded.table)
+        var settings = proxySettings(loaded, workersOverride: workers)
+        do {
+            settings.accessLogFD = try openAccessLog(loaded.accessLog)
+        } catch {
+            printError("sluice: cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        let server = ProxyServer(settings: settings, table: loaded.table)
         do {
             try server.start()
         } catch {
@@ -112,7 +150,8 @@ struct Run: ParsableCommand {
         for (spec, addr) in zip(loaded.listeners, server.boundAddresses) {
             printError("sluice \(sluiceVersion): listener \(spec.name) on \(addr), \(server.settings.workers) worker(s)")
         }
-        throw ExitCode(serve(server, configPath: config, drainTimeout: loaded.timeouts.drain))
+        throw ExitCode(serve(server, configPath: config, drainTimeout: loaded.timeouts.drain,
+                             accessLog: loaded.accessLog, accessLogFD: settings.accessLogFD))
     }
 }
 

@@ -12,12 +12,12 @@ final class ProxyHarness: Sendable {
     let config: SluiceConfig
 
     /// `yaml` is a full config; its listener address should be 127.0.0.1:0.
-    init(yaml: String, workers: Int = 1) throws {
+    init(yaml: String, workers: Int = 1, accessLogFD: Int32 = -1) throws {
         config = try ConfigLoader.parse(yaml: yaml, file: "test.yaml")
-        server = ProxyServer(settings: ProxySettings(workers: workers, listeners: config.listeners,
-                                                     timeouts: config.timeouts, limits: config.limits,
-                                                     trustedProxies: config.trustedProxies),
-                             table: config.table)
+        var settings = ProxySettings(workers: workers, listeners: config.listeners, timeouts: config.timeouts,
+                                     limits: config.limits, trustedProxies: config.trustedProxies)
+        settings.accessLogFD = accessLogFD
+        server = ProxyServer(settings: settings, table: config.table)
         try server.start()
         port = server.boundAddresses[0].port
     }

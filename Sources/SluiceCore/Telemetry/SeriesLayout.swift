@@ -1,0 +1,64 @@
+/// Word offsets of one route/cohort series inside a shard's block (and inside `MetricsTotals`).
+///
+/// The first 32 words (four cache lines) hold what every request touches except the status code
+/// and latency buckets; then one word per status code; then the log-linear latency histogram.
+@usableFromInline
+enum SeriesLayout {
+    /// Requests completed (every `recordRequest`).
+    @usableFromInline static let requests = 0
+    /// Requests answered with a status of 500 or more.
+    @usableFromInline static let serverErrors = 1
+    /// Sum of request durations in nanoseconds.
+    @usableFromInline static let durationSumNanos = 2
+    /// Bytes received from clients for this series' requests.
+    @usableFromInline static let bytesIn = 3
+    /// Bytes sent to clients for this series' requests.
+    @usableFromInline static let bytesOut = 4
+    /// Requests forwarded and not yet finished (a two's-complement gauge).
+    @usableFromInline static let inFlight = 5
+    /// Upstream failures, one word per `UpstreamErrorReason` (its raw value).
+    @usableFromInline static let upstreamErrors = 6
+    /// Prometheus duration buckets (non-cumulative), `DurationBuckets.count` words, last is +Inf.
+    @usableFromInline static let durationBuckets = 11
+    /// Status code counts: word 0 for codes outside 100...599, then one word per code 100...599.
+    @usableFromInline static let codes = 32
+    /// Number of status code words.
+    @usableFromInline static let codeCount = 501
+    /// Log-linear latency histogram, `LatencyScale.bucketCount` words.
+    @usableFromInline static let latency = 536
+    /// Words per series.
+    @usableFromInline static let stride = latency + LatencyScale.bucketCount
+
+    /// The status-code word for `status`: 1...500 for 100...599, 0 for anything else.
+    @inlinable @inline(__always)
+    static func codeSlot(_ status: Int) -> Int {
+        (status >= 100 && status <= 599) ? status - 99 : 0
+    }
+
+    /// The status code a code word stands for (0 for the "outside 100...599" word).
+    static func status(ofCodeSlot slot: Int) -> Int {
+        slot == 0 ? 0 : slot + 99
+    }
+}
+
+/// Word offsets of one listener's counters.
+@usableFromInline
+enum ListenerLayout {
+    /// Connections accepted.
+    @usableFromInline static let accepted = 0
+    /// Connections open (a two's-complement gauge).
+    @usableFromInline static let active = 1
+    /// Words per listener.
+    @usableFromInline static let stride = 2
+}
+
+/// Word offsets of one upstream's counters.
+@usableFromInline
+enum UpstreamLayout {
+    /// Connections opened to the upstream's endpoints.
+    @usableFromInline static let opened = 0
+    /// Connections open (a two's-complement gauge).
+    @usableFromInline static let active = 1
+    /// Words per upstream.
+    @usableFromInline static let stride = 2
+}

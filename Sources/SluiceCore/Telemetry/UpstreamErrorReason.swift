@@ -1,0 +1,24 @@
+/// Why an exchange with an upstream failed (the `reason` label of `sluice_upstream_errors_total`).
+public enum UpstreamErrorReason: Int, CaseIterable, Sendable {
+    /// The connection attempt was refused (ECONNREFUSED, or another immediate connect error).
+    case connectRefused
+    /// The connection was not established within `timeouts.upstream_connect`.
+    case connectTimeout
+    /// The response head did not arrive within `timeouts.upstream_response_header`.
+    case responseTimeout
+    /// The upstream closed or reset the connection before the response was complete.
+    case reset
+    /// The upstream sent a response Sluice could not parse or frame.
+    case badResponse
+
+    /// The Prometheus label value: `connect_refused`, `connect_timeout`, `response_timeout`, `reset`, `bad_response`.
+    public var label: String {
+        switch self {
+        case .connectRefused: return "connect_refused"
+        case .connectTimeout: return "connect_timeout"
+        case .responseTimeout: return "response_timeout"
+        case .reset: return "reset"
+        case .badResponse: return "bad_response"
+        }
+    }
+}

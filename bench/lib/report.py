@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""Turns bench/compare's raw rows (one JSON object per wrk run) into the Markdown tables printed
+on stdout and the JSON result file. Standard library only.
+
+Each row: scenario, system, round, cpu_ticks (utime+stime of the measured processes over the
+run), hwm_kb / rss_kb (VmHWM / VmRSS of the process whose memory counts, after the run), wrk
+(wrk's whole output) and, for idle10k, idle_open, rss_before_kb, rss_after_kb.
+"""
+import argparse
+import json
+import re
+import statistics
+import sys
+
+SYSTEMS = ["direct", "sluice", "nginx", "haproxy"]
+SCENARIO_TITLES = {
+    "128b": "128 B, 64 conns",
+    "4k": "4 KiB, 64 conns",
+    "64k": "64 KiB, 64 conns",
+    "1m": "1 MiB, 64 conns",
+    "close": "128 B, new conn per request",
+    "post16k": "POST 16 KiB, 64 conns",
+    "c1000": "128 B, 1,000 conns",
+    "idle10k": "10k idle conns + trickle",
+}
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+SIZE = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+
+
+def ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    return float(m.group(1)) * UNITS[m.group(2)] if m else None
+
+
+def parse_wrk(out):
+    r = {"requests": 0, "duration_s": None, "bytes": 0, "rps": None, "p50_ms": None, "p99_ms": None,
+         "errors": {}}
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m), ([\d.]+)([KMGT]?B) read", out)
+    if m:
+        r["requests"] = int(m.group(1))
+        r["duration_s"] = float(m.group(2)) * UNITS[m.group(3)] / 1e3
+        r["bytes"] = int(float(m.group(4)) * SIZE[m.group(5)])
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m:
+        r["rps"] = float(m.group(1))
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        m = re.search(r"^\s+" + pct + r"(?:\.000)?%\s+(\S+)", out, re.M)
+        if m:
+            r[key] = ms(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        for k, v in zip(("connect", "read", "write", "timeout"), m.groups()):
+            if int(v):
+                r["errors"][k] = int(v)
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        r["errors"]["non2xx"] = int(m.group(1))
+    return r
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, digits=1, unit=""):
+    if x is None:
+        return "–"
+    if abs(x) >= 100 and digits:
+        return f"{x:,.0f}{unit}"
+    return f"{x:,.{digits}f}{unit}"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", required=True)
+    ap.add_argument("--meta", required=True)
+    ap.add_argument("--json", required=True)
+    args = ap.parse_args()
+    meta = json.load(open(args.meta))
+    tck = meta["settings"]["clk_tck"]
+    runs = {}
+    for line in open(args.rows):
+        row = json.loads(line)
+        w = parse_wrk(row.pop("wrk"))
+        run = dict(round=row["round"], **w)
+        run["cpu_us_per_request"] = (row["cpu_ticks"] / tck * 1e6 / w["requests"]) if w["requests"] else None
+        run["mb_per_s"] = (w["bytes"] / 1e6 / w["duration_s"]) if w["duration_s"] else None
+        run["peak_rss_kb"] = row["hwm_kb"]
+        run["rss_kb"] = row["rss_kb"]
+        if "idle_open" in row:
+            run["idle_open"] = row["idle_open"]
+            run["idle_failed"] = row["idle_failed"]
+            run["rss_before_kb"] = row["rss_before_kb"]
+            run["rss_after_kb"] = row["rss_after_kb"]
+            run["rss_per_idle_conn_b"] = ((row["rss_after_kb"] - row["rss_before_kb"]) * 1024 / row["idle_open"]
+                                          if row["idle_open"] else None)
+        runs.setdefault(row["scenario"], {}).setdefault(row["system"], []).append(run)
+
+    results = {}
+    for sc, by_sys in runs.items():
+        results[sc] = {}
+        for system, rs in by_sys.items():
+            rps = [r["rps"] for r in rs if r["rps"] is not None]
+            agg = {
+                "rounds": len(rs),
+                "rps_median": med(rps),
+                "rps_min": min(rps) if rps else None,
+                "rps_max": max(rps) if rps else None,
+                "rps_spread_pct": ((max(rps) - min(rps)) / med(rps) * 100) if len(rps) > 1 and med(rps) else 0.0,
+                "mb_per_s_median": med([r["mb_per_s"] for r in rs]),
+                "p50_ms_median": med([r["p50_ms"] for r in rs]),
+                "p99_ms_median": med([r["p99_ms"] for r in rs]),
+                "cpu_us_per_request_median": med([r["cpu_us_per_request"] for r in rs]),
+                "peak_rss_kb_max": max(r["peak_rss_kb"] for r in rs),
+                "errors": {},
+                "runs": rs,
+            }
+            for r in rs:
+                for k, v in r["errors"].items():
+                    agg["errors"][k] = agg["errors"].get(k, 0) + v
+            if sc == "idle10k":
+                agg["rss_per_idle_conn_b_median"] = med([r.get("rss_per_idle_conn_b") for r in rs])
+                agg["idle_open_min"] = min(r.get("idle_open", 0) for r in rs)
+            results[sc][system] = agg
+
+    ratios = {}
+    for sc, by_sys in results.items():
+        s = by_sys.get("sluice")
+        if not s:
+            continue
+        ratios[sc] = {}
+        for other in ("nginx", "haproxy", "direct"):
+            o = by_sys.get(other)
+            if not o:
+                continue
+            ratios[sc][f"sluice/{other}"] = {
+                "rps": ratio(s["rps_median"], o["rps_median"]),
+                "mb_per_s": ratio(s["mb_per_s_median"], o["mb_per_s_median"]),
+                "cpu_us_per_request": ratio(s["cpu_us_per_request_median"], o["cpu_us_per_request_median"]),
+                "p99": ratio(s["p99_ms_median"], o["p99_ms_median"]),
+                "peak_rss": ratio(s["peak_rss_kb_max"], o["peak_rss_kb_max"]),
+                "rss_per_idle_conn": ratio(s.get("rss_per_idle_conn_b_median"), o.get("rss_per_idle_conn_b_median")),
+            }
+
+    doc = dict(meta, results=results, ratios=ratios)
+    with open(args.json, "w") as f:
+        json.dump(doc, f, indent=1)
+
+    # Markdown.
+    st = meta["settings"]
+    v = meta["versions"]
+    out = []
+    out.append(f"### bench/compare, {meta['started']}")
+    out.append("")
+    out.append(f"{meta['machine']['cpu']}, {meta['machine']['cpus']} CPUs, {meta['machine']['kernel']}; "
+               f"proxy on CPU {st['cpu_proxy']}, wrk + upstream on CPU {st['cpu_load']}; "
+               f"{st['rounds']} round(s) × {st['duration_s']} s, warm-up {st['warmup_s']} s. "
+               f"Sluice {v['sluice']} ({v['sluice_commit']}), nginx {v['nginx']}, HAProxy {v['haproxy']}, wrk {v['wrk']}.")
+    out.append("")
+    out.append("| scenario | system | req/s (median) | spread | MB/s | p50 ms | p99 ms | CPU µs/req | peak RSS MiB | RSS/idle conn | errors |")
+    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    order = [s for s in SCENARIO_TITLES if s in results]
+    for sc in order:
+        for system in SYSTEMS:
+            a = results[sc].get(system)
+            if not a:
+                continue
+            per_conn = a.get("rss_per_idle_conn_b_median")
+            per_conn_s = "" if sc != "idle10k" else (
+                "–" if per_conn is None else f"{per_conn / 1024:.1f} KiB ({a['idle_open_min']} open)")
+            errs = ", ".join(f"{k} {n}" for k, n in a["errors"].items())
+            name = system if system != "direct" else "direct (upstream)"
+            out.append(f"| {SCENARIO_TITLES[sc]} | {name} | {fmt(a['rps_median'], 0)} | {a['rps_spread_pct']:.1f}% | "
+                       f"{fmt(a['mb_per_s_median'])} | {fmt(a['p50_ms_median'], 2)} | {fmt(a['p99_ms_median'], 2)} | "
+                       f"{fmt(a['cpu_us_per_request_median'])} | {a['peak_rss_kb_max'] / 1024:.1f} | {per_conn_s} | {errs} |")
+    out.append("")
+    out.append("Ratios (Sluice ÷ other; throughput > 1 is better for Sluice, CPU/p99/RSS < 1 is better):")
+    out.append("")
+    out.append("| scenario | vs | throughput | CPU µs/req | p99 | peak RSS | RSS/idle conn |")
+    out.append("|---|---|--:|--:|--:|--:|--:|")
+    for sc in order:
+        for key, rr in ratios.get(sc, {}).items():
+            tp = rr["mb_per_s"] if sc == "1m" else rr["rps"]
+
+            def f2(x):
+                return "–" if x is None else f"{x:.2f}"
+            out.append(f"| {SCENARIO_TITLES[sc]} | {key.split('/')[1]} | {f2(tp)} | {f2(rr['cpu_us_per_request'])} | "
+                       f"{f2(rr['p99'])} | {f2(rr['peak_rss'])} | {f2(rr['rss_per_idle_conn'])} |")
+    out.append("")
+    out.append("CPU µs/req is the measured process's utime+stime over the run divided by the requests wrk "
+               "completed (nginx: master + worker); for direct it is the upstream nginx's. Peak RSS is VmHWM "
+               "over the run (nginx: the worker). MB/s counts 10^6 bytes read by wrk (headers included). "
+               "Throughput ratio for 1 MiB is by MB/s.")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
