@@ -121,6 +121,11 @@ struct ConfigCompiler {
         }
         var token: String?
         if let t = m["token"] { token = reader.string(t, m.path("token")) }
+        if !address.isLoopback && (token ?? "").isEmpty, let a = m["address"] {
+            reader.report(a, m.path("address"),
+                          "admin address \(address) is not a loopback address and `admin.token` is not set",
+                          hint: "anyone who can reach it could use the admin API: set `admin.token`, or use 127.0.0.1:\(address.port)")
+        }
         return (address, token)
     }
 

@@ -123,6 +123,8 @@ final class TestReader {
     let fd: Int32
     var buffer: [UInt8] = []
     var eof = false
+    /// Called with every chunk of bytes as it is received (before parsing), to record raw input.
+    var onReceive: (([UInt8]) -> Void)?
 
     init(fd: Int32) { self.fd = fd }
 
@@ -130,6 +132,7 @@ final class TestReader {
         if eof { return false }
         let chunk = try TestSocket.recv(fd)
         if chunk.isEmpty { eof = true; return false }
+        onReceive?(chunk)
         buffer += chunk
         return true
     }

@@ -2,7 +2,7 @@ import Foundation
 @preconcurrency import Glibc
 
 /// What a test upstream does with one request.
-enum UpstreamReply {
+enum UpstreamReply: Sendable {
     /// Send these bytes, keep the connection for more requests.
     case raw([UInt8])
     /// Send these bytes, then close.
@@ -35,6 +35,10 @@ final class TestUpstream: @unchecked Sendable {
     private var _connections = 0
     private var _bodyBytes = 0
     private var _peerClosed = 0
+    /// Every byte received on each connection, in accept order (not in discard mode).
+    private var _received: [[UInt8]] = []
+    /// Per connection: its serving thread has finished (the peer closed, or a read failed).
+    private var _ended: [Bool] = []
     private var stopped = false
     private var clientFDs: [Int32] = []
     /// Consumes request bodies without storing them (for huge uploads).
@@ -57,6 +61,12 @@ final class TestUpstream: @unchecked Sendable {
     var peerClosed: Int { lock.withLock { _peerClosed } }
     /// Body bytes received in discard mode.
     var bodyBytes: Int { lock.withLock { _bodyBytes } }
+    /// The raw bytes received on each connection so far, in accept order, whether or not they
+    /// formed a complete request (not recorded in discard mode).
+    var received: [[UInt8]] { lock.withLock { _received } }
+    /// Connections whose serving thread has ended (the proxy closed them, or a read failed or
+    /// timed out, or a reply closed them).
+    var connectionsEnded: Int { lock.withLock { _ended.count { $0 } } }
 
     func stop() {
         lock.withLock {
@@ -74,22 +84,28 @@ final class TestUpstream: @unchecked Sendable {
                 if errno == EINTR { continue }
                 return
             }
-            let isStopped = lock.withLock { () -> Bool in
+            let (isStopped, index) = lock.withLock { () -> (Bool, Int) in
                 _connections += 1
                 clientFDs.append(fd)
-                return stopped
+                _received.append([])
+                _ended.append(false)
+                return (stopped, _received.count - 1)
             }
             if isStopped { close(fd); return }
-            let t = Thread { [self] in serve(fd) }
+            let t = Thread { [self] in serve(fd, index: index) }
             t.start()
         }
     }
 
-    private func serve(_ fd: Int32) {
-        defer { close(fd) }
+    private func serve(_ fd: Int32, index: Int) {
+        defer {
+            close(fd)
+            lock.withLock { _ended[index] = true }
+        }
         var tv = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let reader = TestReader(fd: fd)
+        reader.onReceive = { [self] bytes in lock.withLock { _received[index] += bytes } }
         while true {
             let request: TestMessage
             if discardBodies {

@@ -169,6 +169,8 @@ public enum HTTPParseError: Error, Equatable, Sendable {
     case badContentLength
     case conflictingContentLength
     case unsupportedTransferEncoding
+    /// Transfer-Encoding whose final coding is not chunked, or in an HTTP/1.0 request (400).
+    case transferEncodingNotChunked
     case badChunkSize
     case chunkSizeOverflow
     case chunkLineTooLong
@@ -206,6 +208,7 @@ public enum HTTPParseError: Error, Equatable, Sendable {
         case .badContentLength: return "invalid Content-Length"
         case .conflictingContentLength: return "conflicting Content-Length values"
         case .unsupportedTransferEncoding: return "unsupported Transfer-Encoding (only a final chunked is accepted)"
+        case .transferEncodingNotChunked: return "Transfer-Encoding without a final chunked, or in an HTTP/1.0 request"
         case .badChunkSize: return "invalid chunk size"
         case .chunkSizeOverflow: return "chunk size too large"
         case .chunkLineTooLong: return "chunk extension too long"

@@ -54,6 +54,8 @@ struct FieldSectionSummary {
     var transferCodings = 0
     /// How many of those codings are exactly `chunked`.
     var chunkedCodings = 0
+    /// The last coding listed (in the last Transfer-Encoding field) is `chunked`.
+    var lastCodingIsChunked = false
     /// Number of Host fields.
     var hostCount = 0
     /// Index in `fields` of the first Host field, -1 when none.
@@ -442,7 +444,8 @@ enum HTTPSyntax {
                     summary.transferEncodingFields += 1
                     _ = forEachListElement(base, line.valueStart, line.valueEnd, cls) { s, e in
                         summary.transferCodings += 1
-                        if equalsLowercase(base, s, e, "chunked") { summary.chunkedCodings += 1 }
+                        summary.lastCodingIsChunked = equalsLowercase(base, s, e, "chunked")
+                        if summary.lastCodingIsChunked { summary.chunkedCodings += 1 }
                         return true
                     }
                 case .contentLength:

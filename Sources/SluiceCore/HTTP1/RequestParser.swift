@@ -12,7 +12,9 @@
 // - a request-target may not contain `#`; absolute-form targets may not carry userinfo;
 // - Host must be `host[:port]` with a non-empty host and 1 to 5 port digits;
 // - Transfer-Encoding must list exactly one coding, `chunked` (empty list elements are
-//   ignored as RFC 9110 5.6.1 requires); HTTP/1.0 requests may not use it at all;
+//   ignored as RFC 9110 5.6.1 requires); HTTP/1.0 requests may not use it at all. A final
+//   coding other than chunked, and any Transfer-Encoding in HTTP/1.0, is 400 (RFC 9112 6.3);
+//   other codings before a final chunked are 501 (not implemented);
 // - Content-Length elements must each be 1*DIGIT, even inside a list of equal values;
 // - every element of a Connection field must be a token;
 // - at most `maxLeadingEmptyLines` CRLFs are skipped before the request line.
@@ -207,9 +209,13 @@ public enum RequestParser {
         // Framing (RFC 9112 6.1-6.3).
         if summary.transferEncodingFields > 0 {
             if summary.hasContentLength { return .invalid(.bothContentLengthAndTransferEncoding) }
-            guard version == .http11, summary.transferEncodingIsChunked else {
-                return .invalid(.unsupportedTransferEncoding)
+            // RFC 9112 6.3 (4): when chunked is not the final coding the body cannot be delimited
+            // (400, must close); 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
+            guard version == .http11, summary.lastCodingIsChunked else {
+                return .invalid(.transferEncodingNotChunked)
             }
+            // A final chunked after other codings (`gzip, chunked`, `chunked, chunked`): 501.
+            guard summary.transferEncodingIsChunked else { return .invalid(.unsupportedTransferEncoding) }
             head.framing = .chunked
         } else if summary.hasContentLength {
             head.framing = .contentLength(summary.contentLength)

@@ -56,21 +56,20 @@ public struct StatsWindow: Sendable {
         guard let prev = previous, now > previousTime else { return }
         var changes: [SeriesChange] = []
         for s in 0..<totals.seriesCount {
-            let old = s < prev.seriesCount ? s : -1
-            func delta(_ value: UInt64, _ before: UInt64) -> UInt64 { value >= before ? value - before : value }
-            let requests = delta(totals.requests(series: s), old >= 0 ? prev.requests(series: s) : 0)
-            let upstreamErrors = delta(totals.upstreamErrors(series: s), old >= 0 ? prev.upstreamErrors(series: s) : 0)
-            let now = totals.latencyCounts(series: s)
+            let known = s < prev.seriesCount
+            let requests = Self.delta(totals.requests(series: s), known ? prev.requests(series: s) : 0)
+            let errors = Self.delta(totals.serverErrors(series: s), known ? prev.serverErrors(series: s) : 0)
+            let upstreamErrors = Self.delta(totals.upstreamErrors(series: s), known ? prev.upstreamErrors(series: s) : 0)
+            // Every bucket is compared, not only when `requests` moved: a sample may see a
+            // request's bucket before its request count.
             var buckets: [(index: UInt16, count: UInt64)] = []
-            if requests > 0 || old < 0 {
-                let before = old >= 0 ? prev.latencyCounts(series: s) : nil
-                for (k, i) in now.indices.enumerated() {
-                    let b = before.map { $0[$0.startIndex + k] } ?? 0
-                    if now[i] != b { buckets.append((UInt16(k), delta(now[i], b))) }
-                }
+            let base = s * SeriesLayout.stride + SeriesLayout.latency
+            for k in 0..<LatencyScale.bucketCount {
+                let value = totals.seriesWords[base + k]
+                let before = known ? prev.seriesWords[base + k] : 0
+                if value != before { buckets.append((UInt16(k), Self.delta(value, before))) }
             }
-            guard requests > 0 || upstreamErrors > 0 || !buckets.isEmpty else { continue }
-            let errors = delta(totals.serverErrors(series: s), old >= 0 ? prev.serverErrors(series: s) : 0)
+            guard requests > 0 || upstreamErrors > 0 || errors > 0 || !buckets.isEmpty else { continue }
             changes.append(SeriesChange(series: Int32(s), requests: requests, errors: errors,
                                         upstreamErrors: upstreamErrors, buckets: buckets))
         }
@@ -80,6 +79,11 @@ public struct StatsWindow: Sendable {
         if let firstKept = intervals.firstIndex(where: { $0.end > horizon }), firstKept > 0 {
             intervals.removeFirst(firstKept)
         }
+    }
+
+    /// The increase from `before` to `value` (a counter that went down restarted from 0).
+    private static func delta(_ value: UInt64, _ before: UInt64) -> UInt64 {
+        value >= before ? value - before : value
     }
 
     /// Stats of series `series` over the last `window` seconds before the latest sample; nil

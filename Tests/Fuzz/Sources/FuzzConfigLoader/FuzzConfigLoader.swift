@@ -43,7 +43,8 @@ enum ConfigLoaderFuzz {
         fuzzCheck(first == second, "second load gave a different outcome")
         if case .failure(let places) = first {
             fuzzCheck(!places.isEmpty, "a ConfigError without diagnostics")
-            let lineCount = text.utf8.count(where: { $0 == UInt8(ascii: "\n") }) + 1
+            // YAML breaks lines at LF, CRLF and a lone CR; counting every CR and LF is an upper bound.
+            let lineCount = text.utf8.count(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) + 1
             for place in places {
                 let line = place.line
                 fuzzCheck(line >= 0 && line <= lineCount + 1, "diagnostic at line \(line) of \(lineCount)")

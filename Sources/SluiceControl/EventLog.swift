@@ -1,0 +1,113 @@
+import Synchronization
+
+/// What kind of routing change an event records.
+public enum RoutingEventKind: String, Sendable, Codable, CaseIterable {
+    /// The process started serving its first table.
+    case start
+    /// A new config was loaded and published (SIGHUP or the admin API).
+    case reload
+    /// A new config was rejected; the old table keeps serving.
+    case reloadRejected = "reload_rejected"
+    /// A route's split weights changed.
+    case split
+    /// All of a route's traffic moved to another cohort (blue/green switch).
+    case `switch`
+    /// A rollout was aborted: traffic went back to the baseline.
+    case abort
+    /// An automated rollback: traffic went back to the baseline because a cohort was unhealthy.
+    case rollback
+}
+
+/// One routing change.
+public struct RoutingEvent: Sendable, Codable, Equatable {
+    /// Sequence number, from 1, increasing (for "events since N").
+    public var id: UInt64
+    /// Wall-clock time, RFC 3339 UTC with milliseconds.
+    public var time: String
+    /// Kind of change.
+    public var kind: RoutingEventKind
+    /// Table version before the change (nil for `start`).
+    public var oldVersion: UInt64?
+    /// Table version after the change (nil when nothing was published, e.g. `reload_rejected`).
+    public var newVersion: UInt64?
+    /// What caused it, free text (e.g. `SIGHUP`, `admin API`, `canary error rate 4.1% > 1%`).
+    public var cause: String
+    /// Further facts (e.g. `route`, `weights`, `error`).
+    public var details: [String: String]
+
+    /// Creates an event.
+    public init(id: UInt64, time: String, kind: RoutingEventKind, oldVersion: UInt64?, newVersion: UInt64?,
+                cause: String, details: [String: String] = [:]) {
+        self.id = id
+        self.time = time
+        self.kind = kind
+        self.oldVersion = oldVersion
+        self.newVersion = newVersion
+        self.cause = cause
+        self.details = details
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, time, kind, oldVersion = "old_version", newVersion = "new_version", cause, details
+    }
+
+    /// Encodes with explicit nulls for absent versions.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(time, forKey: .time)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(oldVersion, forKey: .oldVersion)
+        try c.encode(newVersion, forKey: .newVersion)
+        try c.encode(cause, forKey: .cause)
+        try c.encode(details, forKey: .details)
+    }
+}
+
+/// The recent routing changes, newest last: a ring of the last `capacity` events (default 1000).
+/// Thread-safe (a mutex); control plane only.
+public final class EventLog: Sendable {
+    /// How many events are kept.
+    public let capacity: Int
+    private let clock: @Sendable () -> UInt64
+    private struct State {
+        var ring: [RoutingEvent] = []
+        var head = 0
+        var nextId: UInt64 = 1
+    }
+    private let state = Mutex(State())
+
+    /// An empty log; `clock` gives wall-clock Unix nanoseconds (tests pass a fixed one).
+    public init(capacity: Int = 1000, clock: @escaping @Sendable () -> UInt64 = { ControlClock.unixNanos() }) {
+        self.capacity = max(1, capacity)
+        self.clock = clock
+    }
+
+    /// Records a change and returns it (with its id and time).
+    @discardableResult
+    public func record(_ kind: RoutingEventKind, oldVersion: UInt64?, newVersion: UInt64?, cause: String,
+                       details: [String: String] = [:]) -> RoutingEvent {
+        let time = ControlClock.rfc3339(unixNanos: clock())
+        let capacity = self.capacity
+        return state.withLock { s in
+            let event = RoutingEvent(id: s.nextId, time: time, kind: kind, oldVersion: oldVersion, newVersion: newVersion,
+                                     cause: cause, details: details)
+            s.nextId += 1
+            if s.ring.count < capacity {
+                s.ring.append(event)
+            } else {
+                s.ring[s.head] = event
+                s.head = (s.head + 1) % capacity
+            }
+            return event
+        }
+    }
+
+    /// Events oldest first: those with an id above `afterId` (all when nil), at most the last `limit`.
+    public func recent(limit: Int? = nil, after afterId: UInt64? = nil) -> [RoutingEvent] {
+        var events = state.withLock { s in Array(s.ring[s.head...] + s.ring[..<s.head]) }
+        if let afterId { events.removeAll { $0.id <= afterId } }
+        if let limit, events.count > limit { events.removeFirst(events.count - max(0, limit)) }
+        return events
+    }
+}

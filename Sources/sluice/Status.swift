@@ -1,0 +1,102 @@
+import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import SluiceControl
+import SluiceCore
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show each route's cohorts: weight, request rate, error rate and p50/p95/p99 latency.",
+        discussion: """
+            Reads GET /admin/stats from a running sluice. Give the config file it runs with
+            (its admin.address is used) or the admin address itself. Rates and percentiles are
+            over the last minute (--window 1m) or five minutes (--window 5m); they are sampled
+            every few seconds, so a freshly started sluice shows less than a full window.
+            Exits 1 when the admin API cannot be reached.
+            """
+    )
+
+    @Option(name: .shortAndLong, help: "The config file sluice runs with (its admin.address and admin.token are used).")
+    var config: String?
+
+    @Option(help: "Admin API address as HOST:PORT (default 127.0.0.1:9901).")
+    var admin: String?
+
+    @Option(help: "Window to show: 1m or 5m.")
+    var window: String = "1m"
+
+    @Flag(help: "Print the raw /admin/stats JSON instead of tables.")
+    var json = false
+
+    @Option(help: "Seconds to wait for the admin API.")
+    var timeout: Int = 5
+
+    func validate() throws {
+        if config != nil && admin != nil { throw ValidationError("give --config or --admin, not both") }
+        if !StatsReport.standardWindows.contains(where: { $0.name == window }) {
+            throw ValidationError("--window must be one of: " + StatsReport.standardWindows.map(\.name).joined(separator: ", "))
+        }
+        if timeout < 1 { throw ValidationError("--timeout must be at least 1 second") }
+    }
+
+    func run() throws {
+        var address = SocketAddress.v4(0x7f00_0001, port: 9901)
+        var token: String?
+        if let path = config {
+            do {
+                let loaded = try ConfigLoader.load(path: path)
+                address = loaded.adminAddress
+                token = loaded.adminToken
+            } catch {
+                printError("\(error)")
+                throw ExitCode(2)
+            }
+            if address.port == 0 {
+                printError("sluice status: \(path) binds the admin API to port 0 (any free port); give the address with --admin")
+                throw ExitCode(2)
+            }
+        } else if let text = admin {
+            guard let parsed = Self.parseAddress(text) else {
+                printError("sluice status: --admin \(text): expected HOST:PORT, e.g. 127.0.0.1:9901")
+                throw ExitCode(2)
+            }
+            address = parsed
+        }
+        let target = AdminClient.reachableAddress(for: address)
+        let response: AdminClientResponse
+        do {
+            response = try AdminClient.request("GET", "/admin/stats", to: target, token: token,
+                                               timeoutMillis: Int32(timeout * 1000))
+        } catch {
+            printError("sluice status: cannot reach the admin API at \(target): \(error) (is sluice running, with this admin address?)")
+            throw ExitCode(1)
+        }
+        guard response.status == 200 else {
+            printError("sluice status: \(target) answered \(response.status): \(response.text)")
+            throw ExitCode(1)
+        }
+        if json {
+            print(response.text, terminator: response.text.hasSuffix("\n") ? "" : "\n")
+            return
+        }
+        let report: StatsReport
+        do {
+            report = try JSONDecoder().decode(StatsReport.self, from: Data(response.body))
+        } catch {
+            printError("sluice status: \(target) answered JSON this version cannot read: \(error)")
+            throw ExitCode(1)
+        }
+        print(StatusTable.render(report, window: window), terminator: "")
+    }
+
+    /// `HOST:PORT` with a numeric host, `localhost` or a port alone.
+    static func parseAddress(_ text: String) -> SocketAddress? {
+        if let a = SocketAddress.parse(text) { return a }
+        if let port = UInt16(text) { return .v4(0x7f00_0001, port: port) }
+        if let (host, port) = SocketAddress.splitHostPort(text), host == "localhost" { return .v4(0x7f00_0001, port: port) }
+        return nil
+    }
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Runs the integration tests (SluiceProxyTests) under ThreadSanitizer, then AddressSanitizer.
+#
+#   Tests/run-sanitizers.sh [thread|address]...      (default: both, thread first)
+#
+# Scratch paths: <repo>/.build-tsan and <repo>/.build-asan (override with TSAN_SCRATCH,
+# ASAN_SCRATCH). Extra arguments for `swift test` can be given in SANITIZER_TEST_ARGS (for
+# example `--skip StreamingTests`). Exits non-zero when a run fails or a sanitizer reports.
+set -u -o pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+kinds=("$@")
+if [ ${#kinds[@]} -eq 0 ]; then kinds=(thread address); fi
+export SWIFT_BACKTRACE=enable=no  # the Swift backtracer can hang for minutes after a crash
+failed=0
+results=()
+
+for kind in "${kinds[@]}"; do
+    case "$kind" in
+        thread)
+            scratch="${TSAN_SCRATCH:-$root/.build-tsan}"
+            # halt_on_error: the first race fails the run with its report, instead of a pass with warnings.
+            env=(TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}")
+            ;;
+        address)
+            scratch="${ASAN_SCRATCH:-$root/.build-asan}"
+            # XCTest leaks a little of its own at exit (Tests/lsan.supp).
+            env=(LSAN_OPTIONS="suppressions=$here/lsan.supp ${LSAN_OPTIONS:-}"
+                 ASAN_OPTIONS="detect_leaks=1 ${ASAN_OPTIONS:-}")
+            ;;
+        *)
+            echo "usage: $0 [thread|address]..." >&2
+            exit 2
+            ;;
+    esac
+    log="$scratch-test.log"
+    mkdir -p "$scratch"
+    echo "== $kind sanitizer: swift test --sanitize=$kind --scratch-path $scratch --filter SluiceProxyTests (log: $log)"
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    (cd "$root" && env "${env[@]}" swift test --sanitize="$kind" --scratch-path "$scratch" \
+        --filter SluiceProxyTests ${SANITIZER_TEST_ARGS:-}) > "$log" 2>&1
+    status=$?
+    took=$(( $(date +%s) - start ))
+    reports=$(grep -cE "WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer" "$log")
+    summary=$(grep -E "^(✔|✘) Test run with|Executed [0-9]+ tests" "$log" | tail -2 | tr '\n' ' ')
+    if [ $status -ne 0 ] || [ "$reports" -ne 0 ]; then
+        failed=1
+        grep -nE -A30 "WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer" "$log" | head -120
+        grep -E "✘|error:" "$log" | head -40
+        results+=("$kind: FAILED (exit $status, $reports sanitizer reports) in ${took}s; $summary; log $log")
+    else
+        results+=("$kind: clean in ${took}s; $summary")
+    fi
+done
+
+echo
+for line in "${results[@]}"; do echo "  $line"; done
+exit $failed
