@@ -119,6 +119,11 @@ final class ClientConnection {
     var statusSent = 0
     var bytesIn: UInt64 = 0
     var bytesOut: UInt64 = 0
+    /// Metric series of the current request (route/cohort), and whether it counts as in flight.
+    var metricSeries: Int32 = 0
+    var inFlightCounted = false
+    /// Upstream id (for connection gauges) of the current exchange's upstream group.
+    var upstreamMetricsID: Int32 = -1
     /// The request's X-Request-Id (received or generated).
     var requestID: [UInt8] = []
     /// `requestID` was generated here (so it is added to the upstream request).
@@ -173,6 +178,8 @@ final class UpstreamConnection {
     var client: ClientConnection?
     var responseHead = ResponseHead()
     var requestsServed = 0
+    /// Upstream id for the connection gauges (fixed when connected).
+    var metricsUpstream: Int32 = -1
 
     var deadline: UInt64 = 0
     var queuedDeadline: UInt64 = 0

@@ -17,6 +17,8 @@ public struct ProxySettings: Sendable {
     /// File descriptor access-log lines are appended to, or -1 for no access log. The process
     /// may `dup2` a reopened file onto it (SIGUSR1) while workers run.
     public var accessLogFD: Int32 = -1
+    /// Record per-request metrics (on by default; off only to measure what recording costs).
+    public var recordMetrics = true
 
     /// Creates settings.
     public init(workers: Int, listeners: [ListenerSpec], timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),
@@ -48,11 +50,27 @@ public final class ProxyServer: @unchecked Sendable {
     private var currentTable: RoutingTable
     /// Actual bound addresses, one per listener (ephemeral ports resolved).
     public private(set) var boundAddresses: [SocketAddress] = []
+    /// One metrics shard per worker (index = worker index); the admin side sums them.
+    public let shards: [MetricsShard]
+    private let seriesMapper: @Sendable (RoutingTable) -> SeriesMap
 
     /// Creates a server; nothing is bound until `start`.
-    public init(settings: ProxySettings, table: RoutingTable) {
+    ///
+    /// `shards` (one per worker) and `seriesMap` come from the metrics hub; without them the
+    /// server records into shards of its own under a private registry.
+    public init(settings: ProxySettings, table: RoutingTable, shards: [MetricsShard]? = nil,
+                seriesMap: (@Sendable (RoutingTable) -> SeriesMap)? = nil) {
         self.settings = settings
         self.currentTable = table
+        let workers = max(1, settings.workers)
+        if let shards, shards.count >= workers, let seriesMap {
+            self.shards = shards
+            self.seriesMapper = seriesMap
+        } else {
+            let registry = MetricsRegistry(listenerNames: settings.listeners.map(\.name))
+            self.shards = (0..<workers).map { _ in MetricsShard() }
+            self.seriesMapper = { registry.seriesMap(for: $0) }
+        }
         pthread_mutex_init(&lock, nil)
     }
 
@@ -90,8 +108,10 @@ public final class ProxyServer: @unchecked Sendable {
         }
         boundAddresses = resolved
         let table = self.table
+        let series = seriesMapper(table)
         for w in 0..<count {
-            workers.append(try Worker(index: w, settings: settings, listenerFDs: perWorker[w], table: table))
+            workers.append(try Worker(index: w, settings: settings, listenerFDs: perWorker[w], table: table,
+                                      series: series, metrics: shards[w]))
         }
         for worker in workers {
             let box = Unmanaged.passRetained(worker).toOpaque()
@@ -111,10 +131,11 @@ public final class ProxyServer: @unchecked Sendable {
 
     /// Makes every worker route new requests with `table`. Requests in flight keep the table they started with.
     public func publish(_ table: RoutingTable) {
+        let series = seriesMapper(table)
         pthread_mutex_lock(&lock)
         currentTable = table
         pthread_mutex_unlock(&lock)
-        for w in workers { w.post(.publish(table)) }
+        for w in workers { w.post(.publish(table, series)) }
     }
 
     /// Stops accepting and lets in-flight requests finish; workers exit when their connections are gone.

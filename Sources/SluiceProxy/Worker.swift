@@ -4,8 +4,8 @@ internal import CSluiceSys
 
 /// Messages another thread posts to a worker (control plane only; never per request).
 enum WorkerMessage {
-    /// Route new exchanges with this table from now on.
-    case publish(RoutingTable)
+    /// Route new exchanges with this table (and record them under these metric series) from now on.
+    case publish(RoutingTable, SeriesMap)
     /// Stop accepting, finish in-flight requests, then exit the loop.
     case drain
     /// Exit the loop now, closing everything.
@@ -43,6 +43,11 @@ final class Worker: @unchecked Sendable {
     private var acceptPausedUntil: UInt64 = 0
 
     private var table: RoutingTable
+    /// Metric series ids for `table`.
+    private var series: SeriesMap
+    /// This worker's metrics (written only here; summed by the admin side).
+    private let metrics: MetricsShard
+    private let recordMetrics: Bool
     private var balancer: BalancerState
     /// Pools for the current table, indexed [upstream][endpoint].
     private var pools: [[EndpointPool]] = []
@@ -64,7 +69,11 @@ final class Worker: @unchecked Sendable {
     /// How long a half-closed connection reads and discards what the client still sends.
     private static let lingerTime: UInt64 = 2_000_000_000
 
-    init(index: Int, settings: ProxySettings, listenerFDs: [Int32], table: RoutingTable) throws(SyscallError) {
+    init(index: Int, settings: ProxySettings, listenerFDs: [Int32], table: RoutingTable, series: SeriesMap,
+         metrics: MetricsShard) throws(SyscallError) {
+        self.series = series
+        self.metrics = metrics
+        self.recordMetrics = settings.recordMetrics
         self.index = index
         self.settings = settings
         self.epoll = try Epoll()
@@ -194,8 +203,9 @@ final class Worker: @unchecked Sendable {
 
     private func handle(_ message: WorkerMessage) {
         switch message {
-        case .publish(let t):
+        case .publish(let t, let map):
             table = t
+            series = map
             balancer = BalancerState(table: t)
             rebuildPools()
         case .drain:
@@ -261,6 +271,7 @@ final class Worker: @unchecked Sendable {
                     continue
                 }
                 clientCount += 1
+                if recordMetrics { metrics.connectionAccepted(listener: listener) }
                 c.trusted = settings.trustedProxies.contains { $0.contains(peer) }
                 c.phaseStart = now
                 c.lastReadProgress = now
@@ -456,6 +467,7 @@ final class Worker: @unchecked Sendable {
             failExchange(c, .responseTimeout)
         } else {
             // Body stalled: the response is already partly sent, so the client connection must go.
+            noteUpstreamError(c, .responseTimeout)
             abortUpstream(c)
             closeClient(c)
             return
@@ -531,6 +543,7 @@ final class Worker: @unchecked Sendable {
         c.outBuffer.release()
         c.table = nil
         clientCount -= 1
+        if recordMetrics { metrics.connectionClosed(listener: c.listenerIndex) }
         if !listenersActive && !draining && acceptPausedUntil == 0 && clientCount < settings.limits.maxConnectionsPerWorker {
             resumeAccepting()
         }
@@ -540,6 +553,7 @@ final class Worker: @unchecked Sendable {
         if case .upstream(let reg) = registrations[Int(u.fd)], reg === u {
             unregister(u.fd)
             Sys.close(u.fd)
+            if recordMetrics { metrics.upstreamConnectionClosed(upstream: u.metricsUpstream) }
             u.pool.open -= 1
             if let i = u.pool.idle.firstIndex(where: { $0 === u }) { u.pool.idle.remove(at: i) }
             if u.pool.retired && u.pool.open == 0 && poolsByAddress[u.pool.address] === u.pool {
@@ -783,6 +797,8 @@ final class Worker: @unchecked Sendable {
         c.requestBodyBytes = 0
         c.bytesIn = parsed ? UInt64(c.head.headLength) : UInt64(c.inBuffer.count)
         c.decision = .notFound
+        c.metricSeries = SeriesMap.unroutedSeries
+        c.inFlightCounted = false
         c.pool = nil
         c.requestID.removeAll(keepingCapacity: true)
         c.requestIDGenerated = false
@@ -826,6 +842,14 @@ final class Worker: @unchecked Sendable {
         let status = c.statusSent == 0 ? 499 : c.statusSent
         let duration = now &- c.requestStart
         let bytesIn = c.bytesIn &+ c.requestBodyBytes
+        if recordMetrics {
+            if c.inFlightCounted {
+                metrics.addInFlight(series: c.metricSeries, -1)
+                c.inFlightCounted = false
+            }
+            metrics.recordRequest(series: c.metricSeries, status: status, durationNanos: duration, bytesIn: bytesIn,
+                                  bytesOut: c.bytesOut)
+        }
         guard accessLog.enabled else { return }
         var record = AccessLogRecord(unixSeconds: c.requestWallSeconds, milliseconds: c.requestWallMillis, status: status,
                                      durationNanos: duration, bytesIn: bytesIn, bytesOut: c.bytesOut)
@@ -883,6 +907,8 @@ final class Worker: @unchecked Sendable {
         let bytes = c.inBuffer.readable
         let decision = table.decide(head: head, bytes: bytes, client: c.peer, entropy: nextEntropy(), balancer: &balancer)
         c.decision = decision
+        c.table = table
+        c.metricSeries = series.series(for: decision)
         switch decision.action {
         case .notFound:
             c.inBuffer.consume(head.headLength)
@@ -944,6 +970,11 @@ final class Worker: @unchecked Sendable {
         c.table = table
         c.pool = pool
         c.attempts = 0
+        c.upstreamMetricsID = series.upstream(for: decision)
+        if recordMetrics {
+            metrics.addInFlight(series: c.metricSeries, 1)
+            c.inFlightCounted = true
+        }
         c.responseBody = .awaitingHead
         c.responseStarted = false
         c.phase = .exchange
@@ -999,7 +1030,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         if conn == nil {
-            conn = connectUpstream(pool)
+            conn = connectUpstream(pool, metricsID: c.upstreamMetricsID)
             if conn == nil {
                 failExchange(c, .connectRefused)
                 return
@@ -1016,7 +1047,7 @@ final class Worker: @unchecked Sendable {
         _ = u.outBuffer.append(c.upstreamHead)
     }
 
-    private func connectUpstream(_ pool: EndpointPool) -> UpstreamConnection? {
+    private func connectUpstream(_ pool: EndpointPool, metricsID: Int32) -> UpstreamConnection? {
         let fd: Int32
         do {
             fd = try Sys.tcpSocket(for: pool.address)
@@ -1044,6 +1075,8 @@ final class Worker: @unchecked Sendable {
             return nil
         }
         pool.open += 1
+        u.metricsUpstream = metricsID
+        if recordMetrics { metrics.upstreamConnectionOpened(upstream: metricsID) }
         if u.failedErrno != 0 {
             u.hangup = true
         }
@@ -1053,6 +1086,7 @@ final class Worker: @unchecked Sendable {
     /// Fails the exchange with an upstream error: 502/504 if nothing was sent to the client yet,
     /// otherwise the client connection is closed (its response is cut short).
     private func failExchange(_ c: ClientConnection, _ failure: UpstreamFailure) {
+        noteUpstreamError(c, failure)
         abortUpstream(c)
         if c.responseStarted {
             c.phase = .closing
@@ -1064,6 +1098,28 @@ final class Worker: @unchecked Sendable {
         let reason = failure.reason
         let body = UnsafeRawBufferPointer(start: reason.utf8Start, count: reason.utf8CodeUnitCount)
         respondDirect(c, status: failure.status, contentType: "text/plain; charset=utf-8", body: body, close: !keep)
+    }
+
+    /// Counts an upstream failure for the exchange's route and cohort.
+    private func noteUpstreamError(_ c: ClientConnection, _ failure: UpstreamFailure) {
+        guard recordMetrics else { return }
+        let reason: UpstreamErrorReason
+        switch failure {
+        case .connectRefused: reason = .connectRefused
+        case .connectTimeout: reason = .connectTimeout
+        case .responseTimeout: reason = .responseTimeout
+        case .reset: reason = .reset
+        case .badResponse: reason = .badResponse
+        }
+        metrics.recordUpstreamError(series: c.metricSeries, reason: reason)
+    }
+
+    /// The upstream response was cut short after its head was sent: close the client connection.
+    private func cutResponse(_ c: ClientConnection, _ failure: UpstreamFailure) {
+        noteUpstreamError(c, failure)
+        abortUpstream(c)
+        c.closeAfterResponse = true
+        c.phase = .closing
     }
 
     // MARK: - The exchange
@@ -1343,9 +1399,7 @@ final class Worker: @unchecked Sendable {
                 if u.inBuffer.isEmpty {
                     if u.readEOF || u.failedErrno != 0 {
                         // Cut short: the client cannot be told; close its connection.
-                        abortUpstream(c)
-                        c.closeAfterResponse = true
-                        c.phase = .closing
+                        cutResponse(c, .reset)
                         return true
                     }
                     return progressed
@@ -1378,9 +1432,7 @@ final class Worker: @unchecked Sendable {
             case .chunked(var decoder):
                 if u.inBuffer.isEmpty {
                     if u.readEOF || u.failedErrno != 0 {
-                        abortUpstream(c)
-                        c.closeAfterResponse = true
-                        c.phase = .closing
+                        cutResponse(c, .reset)
                         return true
                     }
                     return progressed
@@ -1406,9 +1458,7 @@ final class Worker: @unchecked Sendable {
                     if consumed > 0 { progressed = true; continue }
                     if input.count < u.inBuffer.count { return progressed }
                     if u.readEOF || u.failedErrno != 0 {
-                        abortUpstream(c)
-                        c.closeAfterResponse = true
-                        c.phase = .closing
+                        cutResponse(c, .reset)
                         return true
                     }
                     return progressed
@@ -1427,9 +1477,7 @@ final class Worker: @unchecked Sendable {
                     return true
                 case .invalid:
                     // Malformed body mid-response: the client's response is cut short.
-                    abortUpstream(c)
-                    c.closeAfterResponse = true
-                    c.phase = .closing
+                    cutResponse(c, .badResponse)
                     return true
                 }
             }

@@ -21,11 +21,12 @@ struct Sluice: ParsableCommand {
               sluice demo                      run a self-contained example on 127.0.0.1:8080
               sluice check --config FILE       validate a config and print every problem
               sluice run --config FILE         run the proxy
+              sluice status --config FILE      per-cohort rate, errors and latency of a running proxy
 
             Example configs live in config/ of the source tree; the README documents every key.
             """,
         version: sluiceVersion,
-        subcommands: [Run.self, Check.self, Demo.self]
+        subcommands: [Run.self, Check.self, Demo.self, Status.self]
     )
 }
 
@@ -70,16 +71,47 @@ func reopenAccessLog(_ target: AccessLogTarget, fd: Int32) {
     printError("sluice: reopened access log \(path)")
 }
 
+/// The proxy plus its control plane: metrics hub, admin API and event log.
+struct RunningSluice {
+    let server: ProxyServer
+    let hub: MetricsHub
+    let admin: AdminServer
+    let events: EventLog
+
+    /// Starts the proxy, the stats sampler and the admin API for `config`.
+    static func start(_ config: SluiceConfig, settings: ProxySettings, cause: String) throws -> RunningSluice {
+        let hub = MetricsHub(workers: max(1, settings.workers), listenerNames: config.listeners.map(\.name),
+                             buildVersion: sluiceVersion)
+        let server = ProxyServer(settings: settings, table: config.table, shards: hub.shards,
+                                 seriesMap: { hub.seriesMap(for: $0) })
+        let events = EventLog()
+        let admin = try AdminServer(config: config, hub: hub, events: events, server: server)
+        try server.start()
+        try hub.startSampler()
+        try admin.start()
+        events.record(.start, oldVersion: nil, newVersion: config.table.version, cause: cause)
+        return RunningSluice(server: server, hub: hub, admin: admin, events: events)
+    }
+
+    /// Drains the proxy and stops the control plane.
+    func stop(drainTimeout: UInt64) {
+        server.shutdown(drainTimeout: drainTimeout)
+        admin.stop()
+        hub.stopSampler()
+    }
+}
+
 /// Runs a server until SIGTERM/SIGINT, then drains. SIGHUP reloads the config file when one is given.
-func serve(_ server: ProxyServer, configPath: String?, drainTimeout: UInt64,
+func serve(_ running: RunningSluice, configPath: String?, drainTimeout: UInt64,
            accessLog: AccessLogTarget = .off, accessLogFD: Int32 = -1) -> Int32 {
-    var version: UInt64 = 1
+    let server = running.server
+    var version: UInt64 = server.table.version
     while true {
         guard let signal = ProcessSignals.wait(timeoutMs: 1000) else { continue }
         switch signal {
         case .terminate, .interrupt:
             printError("sluice: received \(signal == .terminate ? "SIGTERM" : "SIGINT"), draining (up to \(drainTimeout / 1_000_000_000)s)")
-            server.shutdown(drainTimeout: drainTimeout)
+            running.stop(drainTimeout: drainTimeout)
             printError("sluice: stopped")
             return 0
         case .hangup:
@@ -89,10 +121,13 @@ func serve(_ server: ProxyServer, configPath: String?, drainTimeout: UInt64,
             }
             do {
                 let config = try ConfigLoader.load(path: path, version: version + 1)
-                version += 1
                 server.publish(config.table)
+                running.events.record(.reload, oldVersion: version, newVersion: version + 1, cause: "SIGHUP")
+                version += 1
                 printError("sluice: reloaded \(path) as table version \(version)")
             } catch {
+                running.events.record(.reloadRejected, oldVersion: version, newVersion: nil, cause: "SIGHUP",
+                                      details: ["error": "\(error)"])
                 printError("sluice: reload of \(path) rejected, still serving version \(version):\n\(error)")
             }
         case .user1:
@@ -120,6 +155,9 @@ struct Run: ParsableCommand {
     @Option(help: "Worker threads (overrides `workers` in the config; default: online CPUs).")
     var workers: Int?
 
+    @Flag(help: ArgumentHelp("Do not record per-request metrics (only to measure what recording costs).", visibility: .hidden))
+    var noMetrics = false
+
     func run() throws {
         ProcessSignals.blockHandledSignals()
         let loaded: SluiceConfig
@@ -140,17 +178,19 @@ struct Run: ParsableCommand {
             printError("sluice: cannot start: \(error)")
             throw ExitCode(1)
         }
-        let server = ProxyServer(settings: settings, table: loaded.table)
+        settings.recordMetrics = !noMetrics
+        let running: RunningSluice
         do {
-            try server.start()
+            running = try RunningSluice.start(loaded, settings: settings, cause: "sluice run --config \(config)")
         } catch {
             printError("sluice: cannot start: \(error)")
             throw ExitCode(1)
         }
-        for (spec, addr) in zip(loaded.listeners, server.boundAddresses) {
-            printError("sluice \(sluiceVersion): listener \(spec.name) on \(addr), \(server.settings.workers) worker(s)")
+        for (spec, addr) in zip(loaded.listeners, running.server.boundAddresses) {
+            printError("sluice \(sluiceVersion): listener \(spec.name) on \(addr), \(running.server.settings.workers) worker(s)")
         }
-        throw ExitCode(serve(server, configPath: config, drainTimeout: loaded.timeouts.drain,
+        if let admin = running.admin.boundAddress { printError("sluice: admin API on http://\(admin)/metrics") }
+        throw ExitCode(serve(running, configPath: config, drainTimeout: loaded.timeouts.drain,
                              accessLog: loaded.accessLog, accessLogFD: settings.accessLogFD))
     }
 }
@@ -209,9 +249,9 @@ struct Demo: ParsableCommand {
                     try DemoBackend(address: ep.address, text: text).start()
                 }
             }
-            let server = ProxyServer(settings: proxySettings(loaded, workersOverride: 1), table: loaded.table)
-            try server.start()
-            let addr = server.boundAddresses.first.map { "\($0)" } ?? "127.0.0.1:8080"
+            let running = try RunningSluice.start(loaded, settings: proxySettings(loaded, workersOverride: 1), cause: "sluice demo")
+            let addr = running.server.boundAddresses.first.map { "\($0)" } ?? "127.0.0.1:8080"
+            let admin = running.admin.boundAddress.map { "\($0)" } ?? "127.0.0.1:9901"
             print("""
                 Sluice demo: proxy on http://\(addr), splitting 90% stable / 10% canary (sticky per user).
 
@@ -220,12 +260,15 @@ struct Demo: ParsableCommand {
                   curl -s -H 'X-Canary: always' http://\(addr)/    # a rule sends you to the canary
                   for i in $(seq 20); do curl -s http://\(addr)/; done | sort | uniq -c   # ~90/10 without a cookie
 
+                Then: curl -s http://\(admin)/metrics | grep sluice_requests_total, or sluice status --admin \(admin)
                 Ctrl-C stops it.
                 """)
             fflush(stdout)
-            throw ExitCode(serve(server, configPath: nil, drainTimeout: 5_000_000_000))
-        } catch let error as SyscallError {
-            printError("sluice demo: cannot start: \(error) (is something else on ports 8080, 9101 or 9102?)")
+            throw ExitCode(serve(running, configPath: nil, drainTimeout: 5_000_000_000))
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("sluice demo: cannot start: \(error) (is something else on ports 8080, 9101, 9102 or 9901?)")
             throw ExitCode(1)
         }
     }
