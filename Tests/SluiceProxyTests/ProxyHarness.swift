@@ -12,12 +12,18 @@ final class ProxyHarness: Sendable {
     let config: SluiceConfig
 
     /// `yaml` is a full config; its listener address should be 127.0.0.1:0.
+    /// Metrics hub the server records into.
+    let hub: MetricsHub
+
     init(yaml: String, workers: Int = 1, accessLogFD: Int32 = -1) throws {
         config = try ConfigLoader.parse(yaml: yaml, file: "test.yaml")
         var settings = ProxySettings(workers: workers, listeners: config.listeners, timeouts: config.timeouts,
                                      limits: config.limits, trustedProxies: config.trustedProxies)
         settings.accessLogFD = accessLogFD
-        server = ProxyServer(settings: settings, table: config.table)
+        let hub = MetricsHub(workers: workers, listenerNames: config.listeners.map(\.name), buildVersion: "test")
+        self.hub = hub
+        server = ProxyServer(settings: settings, table: config.table, shards: hub.shards,
+                             seriesMap: { hub.seriesMap(for: $0) })
         try server.start()
         port = server.boundAddresses[0].port
     }
@@ -47,6 +53,16 @@ final class ProxyHarness: Sendable {
 
     func stop() {
         server.shutdown(drainTimeout: 2_000_000_000)
+    }
+
+    /// The current Prometheus exposition as `series -> value` (`name{labels}` exactly as rendered).
+    func metrics() -> [String: Double] {
+        var out: [String: Double] = [:]
+        for line in hub.renderMetrics(table: server.table).split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " ") else { continue }
+            out[String(line[..<space])] = Double(line[line.index(after: space)...])
+        }
+        return out
     }
 
     /// Opens a client connection to the proxy.
