@@ -140,14 +140,15 @@ final class ClientConnection {
     var lastWriteProgress: UInt64 = 0
     var lastReadProgress: UInt64 = 0
 
-    init(fd: Int32, generation: UInt32, peer: SocketAddress, listenerIndex: Int, inCapacity: Int, outCapacity: Int) {
+    init(fd: Int32, generation: UInt32, peer: SocketAddress, listenerIndex: Int, inCapacity: Int, outCapacity: Int,
+         pool: BufferPool) {
         self.fd = fd
         self.generation = generation
         self.peer = peer
         self.peerText = Array(peer.hostText.utf8)
         self.listenerIndex = listenerIndex
-        self.inBuffer = IOBuffer(capacity: inCapacity)
-        self.outBuffer = IOBuffer(capacity: outCapacity)
+        self.inBuffer = IOBuffer(capacity: inCapacity, pool: pool)
+        self.outBuffer = IOBuffer(capacity: outCapacity, pool: pool)
     }
 
     deinit {
@@ -189,12 +190,12 @@ final class UpstreamConnection {
     /// When the whole request was handed to the kernel (0 while still sending).
     var requestSentAt: UInt64 = 0
 
-    init(fd: Int32, generation: UInt32, pool: EndpointPool, capacity: Int) {
+    init(fd: Int32, generation: UInt32, pool: EndpointPool, capacity: Int, buffers: BufferPool) {
         self.fd = fd
         self.generation = generation
         self.pool = pool
-        self.inBuffer = IOBuffer(capacity: capacity)
-        self.outBuffer = IOBuffer(capacity: capacity)
+        self.inBuffer = IOBuffer(capacity: capacity, pool: buffers)
+        self.outBuffer = IOBuffer(capacity: capacity, pool: buffers)
     }
 
     deinit {

@@ -1,23 +1,66 @@
 @preconcurrency import Glibc
 
-/// A fixed-capacity byte buffer with a read index and a write index, allocated once per
-/// connection and reused for every request on it.
+/// A worker's free list of equally sized buffer blocks, so a connection can give its buffers
+/// back while idle and take them again on its next request without a malloc.
+///
+/// Owned by one worker loop; it must outlive every `IOBuffer` that uses it.
+final class BufferPool {
+    /// Size of each block.
+    let blockSize: Int
+    /// Blocks kept for reuse at most (beyond that, returned blocks are freed).
+    let maxFree: Int
+    private var free: [UnsafeMutableRawPointer] = []
+
+    init(blockSize: Int, maxFree: Int) {
+        self.blockSize = blockSize
+        self.maxFree = maxFree
+        free.reserveCapacity(min(maxFree, 4096))
+    }
+
+    deinit {
+        for p in free { p.deallocate() }
+    }
+
+    /// A block of `blockSize` bytes (recycled when one is free).
+    @inline(__always)
+    func take() -> UnsafeMutableRawPointer {
+        free.popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: blockSize, alignment: 16)
+    }
+
+    /// Returns a block taken from this pool.
+    @inline(__always)
+    func give(_ block: UnsafeMutableRawPointer) {
+        if free.count < maxFree { free.append(block) } else { block.deallocate() }
+    }
+
+    /// Blocks waiting for reuse.
+    var freeCount: Int { free.count }
+}
+
+/// A fixed-capacity byte buffer with a read index and a write index. Its storage is taken on
+/// first use and given back (`release`) while the connection is idle, so an idle keep-alive
+/// connection holds no buffer.
 ///
 /// Bytes in `readIndex..<writeIndex` are pending (received but unconsumed, or queued but
 /// unsent). Not thread-safe: owned by one worker loop.
 struct IOBuffer {
-    /// Start of the storage (nil until first use, so idle connections cost no buffer).
+    /// Start of the storage (nil while the buffer holds no storage).
     private(set) var base: UnsafeMutableRawPointer?
     /// Storage size in bytes.
     let capacity: Int
+    /// Where storage comes from and goes back to when `capacity` equals its block size.
+    /// `unowned(unsafe)`: the worker's pool outlives its connections (no reference counting per access).
+    unowned(unsafe) let pool: BufferPool?
     /// First pending byte.
     private(set) var readIndex = 0
     /// One past the last pending byte.
     private(set) var writeIndex = 0
 
-    /// Creates an empty buffer that allocates `capacity` bytes on first use.
-    init(capacity: Int) {
+    /// Creates an empty buffer that takes `capacity` bytes on first use (from `pool` when its
+    /// block size matches).
+    init(capacity: Int, pool: BufferPool? = nil) {
         self.capacity = capacity
+        self.pool = pool.flatMap { $0.blockSize == capacity ? $0 : nil }
     }
 
     /// Number of pending bytes.
@@ -37,7 +80,9 @@ struct IOBuffer {
     /// Makes sure storage exists and the free space is contiguous at the end; returns it.
     @inline(__always)
     mutating func writableSpace() -> UnsafeMutableRawBufferPointer {
-        if base == nil { base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16) }
+        if base == nil {
+            base = pool?.take() ?? UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        }
         if writeIndex == capacity && readIndex > 0 { compact() }
         return UnsafeMutableRawBufferPointer(start: base! + writeIndex, count: capacity - writeIndex)
     }
@@ -102,9 +147,11 @@ struct IOBuffer {
         writeIndex = 0
     }
 
-    /// Frees storage (the buffer can be used again; it reallocates on demand).
+    /// Gives the storage back (the buffer can be used again; it takes storage on demand).
     mutating func release() {
-        base?.deallocate()
+        if let b = base {
+            if let pool { pool.give(b) } else { b.deallocate() }
+        }
         base = nil
         readIndex = 0
         writeIndex = 0

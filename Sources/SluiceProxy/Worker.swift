@@ -53,6 +53,8 @@ final class Worker: @unchecked Sendable {
     private var pools: [[EndpointPool]] = []
     private var poolsByAddress: [SocketAddress: EndpointPool] = [:]
     private var entropyState: UInt64
+    /// Recycled 64 KiB buffer blocks for connections (declared before anything that holds buffers).
+    private let buffers = BufferPool(blockSize: Worker.bufferCapacity, maxFree: 4096)
     /// Reused scratch for serializing heads.
     private var scratch: [UInt8] = []
     /// Clients that stopped processing because their per-wakeup read budget ran out.
@@ -262,7 +264,8 @@ final class Worker: @unchecked Sendable {
                 let gen = nextGeneration(fd)
                 let c = ClientConnection(
                     fd: fd, generation: gen, peer: peer, listenerIndex: listener,
-                    inCapacity: settings.limits.parser.maxHeadBytes + 16 * 1024, outCapacity: Worker.bufferCapacity)
+                    inCapacity: max(Worker.bufferCapacity, settings.limits.parser.maxHeadBytes + 16 * 1024),
+                    outCapacity: Worker.bufferCapacity, pool: buffers)
                 do {
                     try register(fd, .client(c), events: EpollMask.input | EpollMask.output | EpollMask.readHangup | EpollMask.edge)
                 } catch {
@@ -621,6 +624,11 @@ final class Worker: @unchecked Sendable {
             }
         }
         if c.phase != .closed {
+            if c.phase == .awaitingHead && c.inBuffer.isEmpty && c.outBuffer.isEmpty {
+                // Idle between requests: hold no buffer (they go back to the worker's pool).
+                c.inBuffer.release()
+                c.outBuffer.release()
+            }
             updateClientTimer(c)
             if let u = c.upstream { updateUpstreamTimer(u, client: c) }
         }
@@ -1056,7 +1064,7 @@ final class Worker: @unchecked Sendable {
         }
         Sys.setNoDelay(fd)
         let gen = nextGeneration(fd)
-        let u = UpstreamConnection(fd: fd, generation: gen, pool: pool, capacity: Worker.bufferCapacity)
+        let u = UpstreamConnection(fd: fd, generation: gen, pool: pool, capacity: Worker.bufferCapacity, buffers: buffers)
         u.connectStart = now
         switch Sys.connect(fd, to: pool.address) {
         case .connected:
@@ -1563,6 +1571,8 @@ final class Worker: @unchecked Sendable {
         if reusable {
             u.idleSince = now
             u.reused = false
+            u.inBuffer.release()
+            u.outBuffer.release()
             u.pool.idle.append(u)
             setUpstreamDeadline(u, now &+ settings.timeouts.upstreamIdle)
         } else {

@@ -62,17 +62,22 @@ final class SluiceProcess {
     let port: UInt16
     let configPath: String
 
-    init(yaml: (UInt16) -> String) throws {
+    /// Port of the process's admin API (a free port picked at start).
+    let adminPort: UInt16
+
+    /// `yaml` gets the listener port; an `admin:` section on a free port is added.
+    init(workers: Int = 1, yaml: (UInt16) -> String) throws {
         let exe = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
         let binary = exe.deletingLastPathComponent().appendingPathComponent("sluice")
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
             throw TestError("sluice binary not found at \(binary.path); run `swift build` first")
         }
         port = try TestSocket.closedPort()
+        adminPort = try TestSocket.closedPort()
         configPath = NSTemporaryDirectory() + "sluice-test-\(getpid())-\(port).yaml"
-        try yaml(port).write(toFile: configPath, atomically: true, encoding: .utf8)
+        try (yaml(port) + "\nadmin: { address: \"127.0.0.1:\(adminPort)\" }\n").write(toFile: configPath, atomically: true, encoding: .utf8)
         process.executableURL = binary
-        process.arguments = ["run", "--config", configPath, "--workers", "1"]
+        process.arguments = ["run", "--config", configPath, "--workers", "\(workers)"]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -81,6 +86,20 @@ final class SluiceProcess {
             process.terminate()
             throw TestError("sluice did not start listening")
         }
+    }
+
+    /// One sample of the process's /metrics (`name{labels}` -> value); empty if unreachable.
+    func metrics() -> [String: Double] {
+        guard let fd = try? TestSocket.connect(port: adminPort) else { return [:] }
+        defer { close(fd) }
+        guard (try? TestSocket.send(fd, "GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")) != nil,
+              let m = try? TestReader(fd: fd).readMessage(isResponse: true) else { return [:] }
+        var out: [String: Double] = [:]
+        for line in m.bodyText.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " ") else { continue }
+            out[String(line[..<space])] = Double(line[line.index(after: space)...])
+        }
+        return out
     }
 
     /// Peak resident set size (VmHWM) in bytes.
