@@ -92,14 +92,17 @@ public final class ProxyServer: @unchecked Sendable {
         let count = max(1, settings.workers)
         var perWorker: [[Int32]] = Array(repeating: [], count: count)
         var resolved = settings.listeners.map(\.address)
+        var probes: [Int32] = []
+        defer { for p in probes { Sys.close(p) } }
         do throws(SyscallError) {
             for (li, spec) in settings.listeners.enumerated() {
+                if spec.address.port == 0 {
+                    let (probe, address) = try Sys.reserveEphemeralPort(like: spec.address)
+                    probes.append(probe)
+                    resolved[li] = address
+                }
                 for w in 0..<count {
-                    let fd = try Sys.listen(on: resolved[li])
-                    perWorker[w].append(fd)
-                    if w == 0 && spec.address.port == 0 {
-                        resolved[li] = try Sys.localAddress(fd)
-                    }
+                    perWorker[w].append(try Sys.listen(on: resolved[li]))
                 }
             }
         } catch {

@@ -165,6 +165,27 @@ enum Sys {
         return fd
     }
 
+    /// A free port for `address` (whose port is 0), held by a bound, non-listening probe socket
+    /// with SO_REUSEADDR only. Binding port 0 with SO_REUSEPORT directly could hand out a port that
+    /// another SO_REUSEPORT socket of this user already listens on (Linux lets them share), so the
+    /// port is chosen without SO_REUSEPORT; the workers' sockets (SO_REUSEADDR + SO_REUSEPORT) may
+    /// then bind it while the probe is not listening. Close the probe once they are bound.
+    static func reserveEphemeralPort(like address: SocketAddress) throws(SyscallError) -> (probe: Int32, address: SocketAddress) {
+        let fd = try tcpSocket(for: address)
+        do throws(SyscallError) {
+            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
+            if case .v6 = address {
+                try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1, "IPV6_V6ONLY")
+            }
+            let rc = withSockaddr(address) { Glibc.bind(fd, $0, $1) }
+            if rc != 0 { throw SyscallError("bind \(address)", errno: Glibc.errno) }
+            return (fd, try localAddress(fd))
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
     /// The local address a socket is bound to.
     static func localAddress(_ fd: Int32) throws(SyscallError) -> SocketAddress {
         var storage = sockaddr_storage()

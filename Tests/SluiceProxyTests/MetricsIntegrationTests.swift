@@ -19,7 +19,7 @@ struct MetricsIntegrationTests {
             }
         }
         defer { stable.stop() }
-        let refused = try TestSocket.closedPort()
+        let refused = try TestSocket.refusedPort()
         let yaml = """
             listeners: [{ name: public, address: "127.0.0.1:0" }]
             timeouts: { upstream_response_header: 800ms }

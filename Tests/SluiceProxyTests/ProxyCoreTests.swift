@@ -278,7 +278,7 @@ struct ProxyErrorTests {
     }
 
     @Test func upstreamRefused502() throws {
-        let dead = try TestSocket.closedPort()
+        let dead = try TestSocket.refusedPort()
         let proxy = try ProxyHarness(upstreamPorts: [dead])
         defer { proxy.stop() }
         let fd = try proxy.connect()

@@ -52,12 +52,36 @@ enum TestSocket {
         return (fd, UInt16(bigEndian: sin.sin_port))
     }
 
-    /// A port on which nothing listens (bound then closed).
+    /// A free port for a process to bind next (bound then closed; another bind could take it
+    /// meanwhile, so use it right away).
     static func closedPort() throws -> UInt16 {
         let (fd, port) = try listen()
         close(fd)
         return port
     }
+
+    /// A port that refuses connections for the rest of the test run: a socket is bound to it but
+    /// never listens, so no other test (tests run in parallel) can take the port and answer.
+    static func refusedPort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestError("socket failed") }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = 0
+        sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let rc = withUnsafeMutablePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                guard bind(fd, p, len) == 0 else { return -1 }
+                return getsockname(fd, p, &len)
+            }
+        }
+        guard rc == 0 else { throw TestError("bind failed") }
+        reservedPorts.update { $0.append(fd) }  // kept open (never listening) until the process exits
+        return UInt16(bigEndian: sin.sin_port)
+    }
+
+    private static let reservedPorts = LockedBox<[Int32]>([])
 
     /// Sends all bytes.
     static func send(_ fd: Int32, _ bytes: [UInt8]) throws {
