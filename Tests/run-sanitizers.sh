@@ -21,13 +21,13 @@ for kind in "${kinds[@]}"; do
         thread)
             scratch="${TSAN_SCRATCH:-$root/.build-tsan}"
             # Every race is reported (and counted below), not only the first.
-            env=(TSAN_OPTIONS="second_deadlock_stack=1 ${TSAN_OPTIONS:-}")
+            env=(TSAN_OPTIONS="log_path=$scratch/sanitizer-report second_deadlock_stack=1 ${TSAN_OPTIONS:-}")
             ;;
         address)
             scratch="${ASAN_SCRATCH:-$root/.build-asan}"
             # XCTest leaks a little of its own at exit (Tests/lsan.supp).
             env=(LSAN_OPTIONS="suppressions=$here/lsan.supp ${LSAN_OPTIONS:-}"
-                 ASAN_OPTIONS="detect_leaks=1 ${ASAN_OPTIONS:-}")
+                 ASAN_OPTIONS="log_path=$scratch/sanitizer-report detect_leaks=1 ${ASAN_OPTIONS:-}")
             ;;
         *)
             echo "usage: $0 [thread|address]..." >&2
@@ -36,6 +36,9 @@ for kind in "${kinds[@]}"; do
     esac
     log="$scratch/sanitizer-test.log"  # inside the (git-ignored) scratch folder
     mkdir -p "$scratch"
+    # Reports go to sanitizer-report.<pid>, one file per process: the test runner and the sluice
+    # processes some tests start (their stderr is discarded, so a report there would be lost).
+    rm -f "$scratch"/sanitizer-report.*
     echo "== $kind sanitizer: swift test --sanitize=$kind --scratch-path $scratch --filter SluiceProxyTests (log: $log)"
     start=$(date +%s)
     # shellcheck disable=SC2086
@@ -43,13 +46,16 @@ for kind in "${kinds[@]}"; do
         --filter SluiceProxyTests ${SANITIZER_TEST_ARGS:-}) > "$log" 2>&1
     status=$?
     took=$(( $(date +%s) - start ))
-    reports=$(grep -cE "WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer" "$log")
-    summary=$(grep -E "^(✔|✘) Test run with|Executed [0-9]+ tests" "$log" | tail -2 | tr '\n' ' ')
+    pattern="WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer"
+    reports=$(cat "$log" "$scratch"/sanitizer-report.* 2>/dev/null | grep -cE "$pattern")
+    summary=$(grep -E "^(✔|✘) Test run with" "$log" | tail -1)
     if [ $status -ne 0 ] || [ "$reports" -ne 0 ]; then
         failed=1
-        grep -nE -A30 "WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer" "$log" | head -120
+        for f in "$log" "$scratch"/sanitizer-report.*; do
+            [ -f "$f" ] && grep -qE "$pattern" "$f" && { echo "---- $f"; grep -E -A40 "$pattern" "$f" | head -160; }
+        done
         grep -E "✘|error:" "$log" | head -40
-        results+=("$kind: FAILED (exit $status, $reports sanitizer reports) in ${took}s; $summary; log $log")
+        results+=("$kind: FAILED (exit $status, $reports sanitizer reports) in ${took}s; $summary; log $log, reports $scratch/sanitizer-report.*")
     else
         results+=("$kind: clean in ${took}s; $summary")
     fi

@@ -73,12 +73,15 @@ final class TestUpstream: @unchecked Sendable {
             stopped = true
             for fd in clientFDs { shutdown(fd, Int32(SHUT_RDWR)) }
         }
+        // Wakes the accept thread, which closes the listening socket itself (closing it here
+        // could let the thread accept on a reused descriptor number).
         shutdown(listenFD, Int32(SHUT_RDWR))
-        close(listenFD)
     }
 
     private func acceptLoop() {
+        defer { close(listenFD) }
         while true {
+            if lock.withLock({ stopped }) { return }
             let fd = accept(listenFD, nil, nil)
             if fd < 0 {
                 if errno == EINTR { continue }
@@ -99,8 +102,13 @@ final class TestUpstream: @unchecked Sendable {
 
     private func serve(_ fd: Int32, index: Int) {
         defer {
+            // Forget the fd before closing it: its number is reused at once by other tests running
+            // in parallel, and stop() must never shut down a socket that is not ours any more.
+            lock.withLock {
+                clientFDs.removeAll { $0 == fd }
+                _ended[index] = true
+            }
             close(fd)
-            lock.withLock { _ended[index] = true }
         }
         var tv = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
