@@ -16,7 +16,8 @@ struct ConfigCompiler {
     var resolved: [String: Result<SocketAddress, HostResolver.ResolveFailure>] = [:]
 
     /// Top-level keys.
-    static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies"]
+    static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies",
+                          "state_file"]
 
     /// A compiler reporting against `file` and resolving names with `resolver`.
     init(file: String, resolver: HostResolver) {
@@ -37,6 +38,7 @@ struct ConfigCompiler {
         let limits = top["limits"].map { compileLimits($0) } ?? Limits()
         let accessLog = top["access_log"].map { compileAccessLog($0) } ?? .off
         let trustedProxies = top["trusted_proxies"].map { compileTrustedProxies($0) } ?? []
+        let stateFile = top["state_file"].map { compileStateFile($0) } ?? .default
         let upstreams = top["upstreams"].map { compileUpstreams($0) } ?? []
         let routeCompiler = RouteCompiler(upstreams: upstreams)
         let routes = top["routes"].map { routeCompiler.compileRoutes($0, reader: &reader) } ?? []
@@ -47,7 +49,34 @@ struct ConfigCompiler {
             workers: workers, listeners: listeners, adminAddress: adminAddress, adminToken: adminToken,
             timeouts: timeouts, limits: limits, accessLog: accessLog, table: table, sourcePath: nil)
         config.trustedProxies = trustedProxies
+        stateFileSetting = stateFile
+        if case .path(let p) = stateFile { config.stateFile = p }
         return config
+    }
+
+    /// What `state_file:` said (the loader turns `.default` into a path next to the config file).
+    var stateFileSetting: StateFileSetting = .default
+
+    /// `state_file:` as written.
+    enum StateFileSetting: Equatable {
+        /// Not given: `<config file>.state.json` when loaded from a file, none otherwise.
+        case `default`
+        /// `off`: runtime overrides are not kept across restarts.
+        case off
+        /// A path (relative paths are relative to the config file's directory).
+        case path(String)
+    }
+
+    /// `state_file:` (`off` or a path).
+    mutating func compileStateFile(_ node: Node) -> StateFileSetting {
+        guard let text = reader.string(node, "state_file") else { return .default }
+        if text == "off" { return .off }
+        if text.utf8.contains(0) || text.hasSuffix("/") {
+            reader.report(node, "state_file", "`\(text)` is not a file path",
+                          hint: "e.g. `state_file: /var/lib/sluice/state.json`, or `state_file: off`")
+            return .default
+        }
+        return .path(text)
     }
 
     // MARK: Process settings

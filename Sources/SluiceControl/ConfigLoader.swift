@@ -31,14 +31,38 @@ public enum ConfigLoader {
                 file: path, line: 0, column: 0, keyPath: "", message: "cannot read config file: \(failure.message)",
                 hint: "check the path given with --config")])
         }
-        var config = try parse(yaml: text, file: path, version: version, resolver: resolver)
+        return try load(text: text, path: path, version: version, resolver: resolver)
+    }
+
+    /// Loads config text read from the file at `path` (names `path` in diagnostics, sets
+    /// `sourcePath` and resolves the state file next to it).
+    package static func load(text: String, path: String, version: UInt64, resolver: HostResolver) throws(ConfigError) -> SluiceConfig {
+        var (config, stateFile) = try compile(yaml: text, file: path, version: version, resolver: resolver)
         config.sourcePath = path
+        switch stateFile {
+        case .off: config.stateFile = nil
+        case .default: config.stateFile = path + ".state.json"
+        case .path(let p): config.stateFile = resolve(p, relativeTo: path)
+        }
         return config
+    }
+
+    /// `relative` resolved against the directory of `file` (absolute paths are kept).
+    static func resolve(_ relative: String, relativeTo file: String) -> String {
+        if relative.hasPrefix("/") { return relative }
+        guard let slash = file.lastIndex(of: "/") else { return relative }
+        return String(file[...slash]) + relative
     }
 
     /// `parse(yaml:file:version:)` with a chosen host resolver (tests use a fixed one).
     package static func parse(yaml: String, file: String, version: UInt64,
                               resolver: HostResolver) throws(ConfigError) -> SluiceConfig {
+        try compile(yaml: yaml, file: file, version: version, resolver: resolver).config
+    }
+
+    /// Parses and compiles, also returning what `state_file:` said.
+    static func compile(yaml: String, file: String, version: UInt64,
+                        resolver: HostResolver) throws(ConfigError) -> (config: SluiceConfig, stateFile: ConfigCompiler.StateFileSetting) {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml, .basic)
@@ -61,7 +85,7 @@ public enum ConfigLoader {
             }.map(\.element)
             throw ConfigError(diagnostics: sorted)
         }
-        return config
+        return (config, compiler.stateFileSetting)
     }
 
     // MARK: YAML errors

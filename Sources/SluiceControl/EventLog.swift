@@ -4,7 +4,7 @@ import Synchronization
 public enum RoutingEventKind: String, Sendable, Codable, CaseIterable {
     /// The process started serving its first table.
     case start
-    /// A new config was loaded and published (SIGHUP or the admin API).
+    /// A new config was loaded and published (SIGHUP, a change of the file, the admin API).
     case reload
     /// A new config was rejected; the old table keeps serving.
     case reloadRejected = "reload_rejected"
@@ -14,8 +14,16 @@ public enum RoutingEventKind: String, Sendable, Codable, CaseIterable {
     case `switch`
     /// A rollout was aborted: traffic went back to the baseline.
     case abort
-    /// An automated rollback: traffic went back to the baseline because a cohort was unhealthy.
+    /// An earlier table version was published again (`sluice rollback`), or an automated
+    /// rollback sent traffic back to the baseline because a cohort was unhealthy.
     case rollback
+    /// A route's runtime override was removed (`sluice clear`): the config file's split applies.
+    case clear
+    /// Runtime overrides were read from the state file at start and applied.
+    case restore
+    /// A runtime override was dropped because the new config no longer fits it (route or
+    /// cohort gone) or changed that route's split itself.
+    case overrideDropped = "override_dropped"
 }
 
 /// One routing change.

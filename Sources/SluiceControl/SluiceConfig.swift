@@ -23,6 +23,10 @@ public struct SluiceConfig: Sendable {
     public var trustedProxies: [AddressPrefix] = []
     /// The file the config was read from (nil when parsed from a string, e.g. the demo).
     public var sourcePath: String?
+    /// Where runtime overrides and the table version counter are kept across restarts
+    /// (`state_file:`; by default `<config file>.state.json`); nil: not kept (`state_file: off`,
+    /// or a config parsed from a string without `state_file:`).
+    public var stateFile: String?
 
     /// Creates a config.
     public init(workers: Int, listeners: [ListenerSpec], adminAddress: SocketAddress, adminToken: String?,

@@ -446,3 +446,46 @@ struct UpstreamPoolTests {
         #expect(up.peerClosed == 3)
     }
 }
+
+@Suite(.serialized)
+struct UpstreamConnectTimeoutTests {
+    /// An upstream whose accept queue is full: the kernel drops new SYNs, so a connect hangs
+    /// until the proxy's connect timeout answers 504.
+    @Test func connectTimeoutGives504() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                _ = bind(fd, p, len)
+                return getsockname(fd, p, &len)
+            }
+        }
+        #expect(listen(fd, 0) == 0)
+        let port = UInt16(bigEndian: sin.sin_port)
+        // Fill the (tiny) accept queue; nobody ever accepts.
+        var fillers: [Int32] = []
+        defer { for f in fillers { close(f) } }
+        for _ in 0..<4 {
+            let f = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            var target = sin
+            _ = withUnsafePointer(to: &target) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(f, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            fillers.append(f)
+        }
+        usleep(100_000)
+        let proxy = try ProxyHarness(upstreamPorts: [port], extra: "timeouts: { upstream_connect: 300ms }")
+        defer { proxy.stop() }
+        let start = Date()
+        let r = try proxy.request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        let took = Date().timeIntervalSince(start)
+        #expect(r.status == 504)
+        #expect(r.bodyText.contains("connect timed out"))
+        #expect(took >= 0.25 && took < 3, "took \(took) s")
+        #expect(proxy.metrics()[#"sluice_upstream_errors_total{route="web",cohort="app",reason="connect_timeout"}"#] == 1)
+    }
+}

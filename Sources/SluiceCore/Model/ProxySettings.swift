@@ -30,7 +30,7 @@ public struct Limits: Sendable, Equatable {
     /// Concurrent client connections per worker; beyond it new ones wait in the accept queue.
     public var maxConnectionsPerWorker: Int = 16_384
     /// Idle keep-alive connections kept per upstream endpoint per worker.
-    public var upstreamMaxIdle: Int = 512
+    public var upstreamMaxIdle: Int = 4096
 
     /// Defaults.
     public init() {}

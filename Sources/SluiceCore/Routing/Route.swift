@@ -73,12 +73,16 @@ public struct Cohort: Sendable {
     public let upstream: Int32
     /// Share of the split in 0.01% units (0...10000); the weights of a route sum to 10000.
     public let weight: Int
+    /// True when the cohort is part of the split (it owns a lane of the bucket layout, even at
+    /// weight 0); false for a cohort only rules send traffic to.
+    public let inSplit: Bool
 
     /// Creates a cohort.
-    public init(name: String, upstream: Int32, weight: Int) {
+    public init(name: String, upstream: Int32, weight: Int, inSplit: Bool = true) {
         self.name = name
         self.upstream = upstream
         self.weight = weight
+        self.inSplit = inSplit
     }
 }
 

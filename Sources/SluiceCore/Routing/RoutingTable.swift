@@ -96,7 +96,7 @@ public final class RoutingTable: Sendable {
                 cohortStart: Int32(cohortStart), sticky: sticky))
             routes.append(Route(
                 name: spec.name,
-                cohorts: spec.cohorts.map { Cohort(name: $0.name, upstream: Int32($0.upstream), weight: $0.weight) },
+                cohorts: spec.cohorts.map { Cohort(name: $0.name, upstream: Int32($0.upstream), weight: $0.weight, inSplit: $0.inSplit) },
                 baseline: spec.cohorts.isEmpty ? -1 : Int32(spec.baseline),
                 sticky: spec.sticky, cohortHeader: spec.cohortHeader, cohortResponseHeader: spec.cohortResponseHeader))
         }
@@ -127,6 +127,28 @@ public final class RoutingTable: Sendable {
         self.regexes = builder.regexes
         self.endpointWeights = weights
         self.groupEndpointStart = starts
+    }
+
+    /// A copy of `base` with a new version and, where given, new routes, plans, rules and split
+    /// ranges (runtime changes: `RoutingTable+Runtime.swift`). Everything else is shared
+    /// (copy-on-write arrays), so this costs a few retains.
+    init(copying base: RoutingTable, version: UInt64, routes: [Route]? = nil, plans: [RoutePlan]? = nil,
+         rules: [RulePlan]? = nil, splitRanges: [SplitRange]? = nil) {
+        self.version = version
+        self.upstreams = base.upstreams
+        self.routes = routes ?? base.routes
+        self.responses = base.responses
+        self.plans = plans ?? base.plans
+        self.rules = rules ?? base.rules
+        self.matchers = base.matchers
+        self.splitRanges = splitRanges ?? base.splitRanges
+        self.cohortUpstreams = base.cohortUpstreams
+        self.bytePool = base.bytePool
+        self.spanPool = base.spanPool
+        self.prefixes = base.prefixes
+        self.regexes = base.regexes
+        self.endpointWeights = base.endpointWeights
+        self.groupEndpointStart = base.groupEndpointStart
     }
 
     /// Decides what to do with one request. A pure function of (table, head, bytes, client,
