@@ -16,6 +16,9 @@ public struct AdminRequest: Sendable {
     public var headers: [String: String]
     /// The body (empty without Content-Length).
     public var body: [UInt8]
+    /// Values of the `{name}` segments of the endpoint's path pattern (set by the server when it
+    /// routes the request; e.g. `route` for `/admin/routes/{route}/split`).
+    public var pathParameters: [String: String] = [:]
 
     /// Creates a request.
     public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:], body: [UInt8] = []) {
@@ -87,7 +90,9 @@ public struct AdminResponse: Sendable {
         case 404: return "Not Found"
         case 405: return "Method Not Allowed"
         case 408: return "Request Timeout"
+        case 409: return "Conflict"
         case 413: return "Content Too Large"
+        case 422: return "Unprocessable Content"
         case 431: return "Request Header Fields Too Large"
         case 500: return "Internal Server Error"
         case 501: return "Not Implemented"

@@ -111,6 +111,9 @@ public final class AdminServer: Sendable {
 
     /// Adds an endpoint (replacing one with the same method and path). `mutating` defaults to
     /// true for every method but GET and HEAD. Safe while running.
+    ///
+    /// A path segment written `{name}` matches any one non-empty segment of letters, digits,
+    /// `-`, `_` and `.`; the handler finds it in `request.pathParameters["name"]`.
     public func register(_ method: String, _ path: String, mutating: Bool? = nil, _ handler: @escaping AdminHandler) {
         let endpoint = Endpoint(method: method, path: path, mutating: mutating ?? !(method == "GET" || method == "HEAD"),
                                 handler: handler)
@@ -207,10 +210,15 @@ public final class AdminServer: Sendable {
 
     /// The response to `request`: routing, method check, authorization, then the handler.
     public func respond(to request: AdminRequest) -> AdminResponse {
-        let endpoints = state.withLock { s in s.endpoints.filter { $0.path == request.path } }
+        var request = request
+        let endpoints = state.withLock { s in s.endpoints.filter { AdminServer.match($0.path, request.path) != nil } }
         guard !endpoints.isEmpty else { return .error(404, "no such endpoint: \(request.path)") }
         let wanted = request.method == "HEAD" ? "GET" : request.method
-        guard let endpoint = endpoints.first(where: { $0.method == wanted }) else {
+        // An exact path wins over a pattern.
+        let candidates = endpoints.filter { $0.method == wanted }
+        let chosen = candidates.first(where: { $0.path == request.path }) ?? candidates.first
+        if let chosen { request.pathParameters = AdminServer.match(chosen.path, request.path) ?? [:] }
+        guard let endpoint = chosen else {
             var allowed = endpoints.map(\.method)
             if allowed.contains("GET") { allowed.append("HEAD") }
             let allow = allowed.joined(separator: ", ")
@@ -222,5 +230,26 @@ public final class AdminServer: Sendable {
                           headers: [("WWW-Authenticate", "Bearer realm=\"sluice\"")])
         }
         return endpoint.handler(request)
+    }
+
+    /// The `{name}` values when `path` matches `pattern`, nil otherwise.
+    static func match(_ pattern: String, _ path: String) -> [String: String]? {
+        if pattern == path { return [:] }
+        guard pattern.contains("{") else { return nil }
+        let p = pattern.split(separator: "/", omittingEmptySubsequences: false)
+        let q = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard p.count == q.count else { return nil }
+        var out: [String: String] = [:]
+        for (a, b) in zip(p, q) {
+            if a.hasPrefix("{") && a.hasSuffix("}") {
+                guard !b.isEmpty, b.utf8.count <= 128, b.allSatisfy({
+                    $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".")
+                }) else { return nil }
+                out[String(a.dropFirst().dropLast())] = String(b)
+            } else if a != b {
+                return nil
+            }
+        }
+        return out
     }
 }

@@ -10,7 +10,7 @@ struct RouteCompiler {
 
     /// Keys of a route.
     static let routeKeys = ["name", "match", "upstream", "split", "cohorts", "baseline", "sticky", "rules", "respond",
-                            "cohort_header", "cohort_response_header"]
+                            "cohort_header", "cohort_response_header", "rollout"]
     /// Keys of a `match`.
     static let matchKeys = ["host", "path_prefix", "path", "method", "header", "cookie", "query", "source"]
     /// Keys of a header, cookie or query test.
@@ -120,6 +120,7 @@ struct RouteCompiler {
 
         // Baseline: defaults to the first split cohort.
         var baseline = 0
+        var baselineOK = true
         if let b = m["baseline"], let bname = reader.string(b, m.path("baseline")) {
             if let index = cohorts.firstIndex(where: { $0.name == bname }) {
                 baseline = index
@@ -129,6 +130,7 @@ struct RouteCompiler {
                     ?? "the baseline must be one of the split's cohorts: " + names.map { "`\($0)`" }.joined(separator: ", ")
                 reader.report(b, m.path("baseline"), "baseline `\(bname)` is not a cohort of this route's split", hint: hint)
                 ok = false
+                baselineOK = false
             }
         }
 
@@ -156,6 +158,19 @@ struct RouteCompiler {
             }
         }
 
+        var rollout: RolloutSpec?
+        if let r = m["rollout"] {
+            // A broken split or baseline is reported already; the rollout's checks against the
+            // route's cohorts would only repeat it.
+            let cohortsKnown = baselineOK && (cohorts.contains(where: \.inSplit) || (!hasSplit && !hasUpstream))
+            if let spec = compileRollout(r, m.path("rollout"), keyNode: m.keyNode("rollout"), cohorts: cohorts,
+                                         baseline: baseline, cohortsKnown: cohortsKnown, reader: &reader) {
+                rollout = spec
+            } else {
+                ok = false
+            }
+        }
+
         var cohortHeader = "X-Sluice-Cohort"
         if let h = m["cohort_header"], let s = reader.string(h, m.path("cohort_header")) {
             if ConfigValues.isToken(s) { cohortHeader = s } else {
@@ -171,7 +186,7 @@ struct RouteCompiler {
         guard ok else { return nil }
         return RouteSpec(name: name, match: match, cohorts: cohorts, baseline: cohorts.isEmpty ? -1 : baseline,
                          sticky: sticky, rules: rules, cohortHeader: cohortHeader,
-                         cohortResponseHeader: cohortResponseHeader)
+                         cohortResponseHeader: cohortResponseHeader, rollout: rollout)
     }
 
     private func reportUnknownUpstream(_ node: Node, _ path: String, _ name: String, reader: inout ConfigReader) {

@@ -3,9 +3,10 @@ import SluiceCore
 /// A runtime change to one route that is in force on top of the config file: a split, a
 /// blue/green switch or an abort. Kept by `RoutingController` and in the state file.
 ///
-/// JSON: `{"kind": "split", "weights": {"stable": 90, "canary": 10}, "since": "...", "version": 7,
-/// "cause": "..."}`; `{"kind": "switch", "cohort": "green", ...}`; `{"kind": "abort", "cohort": "stable", ...}`
-/// (weights in percent, `cohort` of an abort is the baseline at the time, for reading only).
+/// JSON: `{"kind": "split", "weights": [{"cohort": "stable", "weight": 90}, {"cohort": "canary", "weight": 10}],
+/// "since": "...", "version": 7, "cause": "..."}`; `{"kind": "switch", "cohort": "green", ...}`;
+/// `{"kind": "abort", "cohort": "stable", ...}` (weights in percent, in the route's cohort order;
+/// `cohort` of an abort is the baseline at the time, for reading only).
 public struct RouteOverride: Sendable, Equatable, Codable {
     /// What the override does.
     public enum Kind: String, Sendable, Codable, Equatable {
@@ -62,26 +63,30 @@ public struct RouteOverride: Sendable, Equatable, Codable {
         case kind, weights, cohort, since, version, cause
     }
 
-    /// Decodes; weights are percentages (numbers) keyed by cohort name.
+    /// One weight in JSON: `{"cohort": "stable", "weight": 90}` (weight in percent).
+    private struct JSONWeight: Codable {
+        var cohort: String
+        var weight: Double
+    }
+
+    /// Decodes; weights are a list of `{"cohort": NAME, "weight": PERCENT}` in cohort order.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         kind = try c.decode(Kind.self, forKey: .kind)
-        let percents = try c.decodeIfPresent([String: Double].self, forKey: .weights) ?? [:]
-        weights = percents.keys.sorted().map { CohortWeight(cohort: $0, weight: Int((percents[$0]! * 100).rounded())) }
+        let list = try c.decodeIfPresent([JSONWeight].self, forKey: .weights) ?? []
+        weights = list.map { CohortWeight(cohort: $0.cohort, weight: Int(($0.weight * 100).rounded())) }
         cohort = try c.decodeIfPresent(String.self, forKey: .cohort)
         since = try c.decode(String.self, forKey: .since)
         version = try c.decode(UInt64.self, forKey: .version)
         cause = try c.decodeIfPresent(String.self, forKey: .cause) ?? ""
     }
 
-    /// Encodes weights as percentages keyed by cohort name.
+    /// Encodes weights as a list of `{"cohort": NAME, "weight": PERCENT}`.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(kind, forKey: .kind)
         if kind == .split {
-            var percents: [String: Double] = [:]
-            for w in weights { percents[w.cohort] = Double(w.weight) / 100 }
-            try c.encode(percents, forKey: .weights)
+            try c.encode(weights.map { JSONWeight(cohort: $0.cohort, weight: Double($0.weight) / 100) }, forKey: .weights)
         }
         try c.encodeIfPresent(cohort, forKey: .cohort)
         try c.encode(since, forKey: .since)

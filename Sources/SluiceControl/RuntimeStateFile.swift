@@ -13,7 +13,8 @@ import Foundation
 ///
 /// ```json
 /// { "format": 1, "version": 12, "updated": "2026-11-27T10:00:00.000Z",
-///   "overrides": { "web": { "kind": "split", "weights": { "stable": 90, "canary": 10 }, ... } } }
+///   "overrides": { "web": { "kind": "split", "weights": [{ "cohort": "stable", "weight": 90 }, ...], ... } },
+///   "file_splits": { "web": "stable/stable/9500/split canary/canary/500/split baseline=stable" } }
 /// ```
 /// Written atomically: a temporary file in the same directory, fsync, rename over the old one,
 /// fsync of the directory. A crash leaves either the old or the new file, never a mix.
@@ -26,13 +27,33 @@ public struct RuntimeStateFile: Sendable, Equatable, Codable {
     public var updated: String
     /// Overrides in force, by route name.
     public var overrides: [String: RouteOverride]
+    /// For each route with an override, its split as the config file had it (cohorts, upstreams,
+    /// weights, baseline): when the file's split differs at the next start, the file was
+    /// changed meanwhile and wins (the override is dropped).
+    public var fileSplits: [String: String]
 
     /// Creates a state.
-    public init(format: Int = 1, version: UInt64, updated: String, overrides: [String: RouteOverride]) {
+    public init(format: Int = 1, version: UInt64, updated: String, overrides: [String: RouteOverride],
+                fileSplits: [String: String] = [:]) {
         self.format = format
         self.version = version
         self.updated = updated
         self.overrides = overrides
+        self.fileSplits = fileSplits
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case format, version, updated, overrides, fileSplits = "file_splits"
+    }
+
+    /// Decodes (`file_splits` may be absent).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        format = try c.decode(Int.self, forKey: .format)
+        version = try c.decode(UInt64.self, forKey: .version)
+        updated = try c.decodeIfPresent(String.self, forKey: .updated) ?? ""
+        overrides = try c.decodeIfPresent([String: RouteOverride].self, forKey: .overrides) ?? [:]
+        fileSplits = try c.decodeIfPresent([String: String].self, forKey: .fileSplits) ?? [:]
     }
 
     /// Reads `path`; nil when it does not exist. Throws when it exists but cannot be read or

@@ -40,12 +40,16 @@ public struct RouteReport: Codable, Sendable, Equatable {
     public var cohorts: [CohortReport]
     /// Its direct responses (`respond:` rules, 404 without a split), per window.
     public var direct: [String: WindowReport]
+    /// The runtime override in force on this route (split, switch or abort), if any: the
+    /// weights shown are then not the config file's.
+    public var override: RouteOverride?
 
     /// Creates a route report.
-    public init(name: String, cohorts: [CohortReport], direct: [String: WindowReport]) {
+    public init(name: String, cohorts: [CohortReport], direct: [String: WindowReport], override: RouteOverride? = nil) {
         self.name = name
         self.cohorts = cohorts
         self.direct = direct
+        self.override = override
     }
 }
 
@@ -148,8 +152,10 @@ extension StatsReport {
     /// The windows `/admin/stats` reports: name and length in seconds.
     public static let standardWindows: [(name: String, seconds: Int)] = [("1m", 60), ("5m", 300)]
 
-    /// Builds the report of `table` (the serving table) from a hub's windows and gauges.
-    public static func build(hub: MetricsHub, table: RoutingTable, unixNanos: UInt64 = ControlClock.unixNanos()) -> StatsReport {
+    /// Builds the report of `table` (the serving table) from a hub's windows and gauges, with
+    /// the runtime `overrides` in force by route name.
+    public static func build(hub: MetricsHub, table: RoutingTable, overrides: [String: RouteOverride] = [:],
+                             unixNanos: UInt64 = ControlClock.unixNanos()) -> StatsReport {
         let window = hub.statsWindow
         let (_, totals) = hub.snapshot()
         let map = hub.seriesMap(for: table)
@@ -171,7 +177,8 @@ extension StatsReport {
                     weight: Double(cohort.weight) / 100, baseline: Int32(c) == route.baseline,
                     inFlight: inFlight, windows: windows(series)))
             }
-            routes.append(RouteReport(name: route.name, cohorts: cohorts, direct: windows(map.directSeries[r])))
+            routes.append(RouteReport(name: route.name, cohorts: cohorts, direct: windows(map.directSeries[r]),
+                                      override: overrides[route.name]))
         }
         return StatsReport(time: ControlClock.rfc3339(unixNanos: unixNanos), configVersion: table.version,
                            sampleIntervalSeconds: Double(hub.sampleInterval) / 1e9,

@@ -7,6 +7,9 @@ public enum StatusTable {
         let header = ["COHORT", "WEIGHT", "RATE", "ERRORS", "P50", "P95", "P99", "IN-FLIGHT", "REQUESTS"]
         for route in report.routes {
             out += "\nroute \(route.name)\n"
+            if let o = route.override {
+                out += "  runtime override: \(o.summary), since \(o.since) (version \(o.version), \(o.cause))\n"
+            }
             var rows: [[String]] = [header]
             for cohort in route.cohorts {
                 let w = cohort.windows[window] ?? .empty

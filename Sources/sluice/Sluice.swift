@@ -22,11 +22,15 @@ struct Sluice: ParsableCommand {
               sluice check --config FILE       validate a config and print every problem
               sluice run --config FILE         run the proxy
               sluice status --config FILE      per-cohort rate, errors and latency of a running proxy
+              sluice split web stable=90 canary=10 --config FILE    change a split at runtime
+              sluice abort web --config FILE   all traffic back to the baseline, now
+              sluice history --config FILE     table versions; `sluice rollback` goes back one
 
             Example configs live in config/ of the source tree; the README documents every key.
             """,
         version: sluiceVersion,
-        subcommands: [Run.self, Check.self, Demo.self, Status.self]
+        subcommands: [Run.self, Check.self, Demo.self, Status.self, Reload.self, Split.self, Switch.self, Abort.self,
+                      Clear.self, Rollback.self, History.self]
     )
 }
 
@@ -71,41 +75,80 @@ func reopenAccessLog(_ target: AccessLogTarget, fd: Int32) {
     printError("sluice: reopened access log \(path)")
 }
 
-/// The proxy plus its control plane: metrics hub, admin API and event log.
+/// The proxy plus its control plane: metrics hub, routing controller, admin API, event log
+/// and the config file watcher.
 struct RunningSluice {
     let server: ProxyServer
     let hub: MetricsHub
     let admin: AdminServer
     let events: EventLog
+    let controller: RoutingController
+    let watcher: ConfigWatcher?
 
-    /// Starts the proxy, the stats sampler and the admin API for `config`.
-    static func start(_ config: SluiceConfig, settings: ProxySettings, cause: String) throws -> RunningSluice {
+    /// Starts the proxy, the stats sampler, the admin API and (for a config file, unless
+    /// `watch` is false) the file watcher. Runtime overrides in the state file are applied.
+    static func start(_ config: SluiceConfig, settings: ProxySettings, cause: String, watch: Bool = true) throws -> RunningSluice {
         let hub = MetricsHub(workers: max(1, settings.workers), listenerNames: config.listeners.map(\.name),
                              buildVersion: sluiceVersion)
-        let server = ProxyServer(settings: settings, table: config.table, shards: hub.shards,
-                                 seriesMap: { hub.seriesMap(for: $0) })
         let events = EventLog()
+        let controller = try RoutingController(config: config, events: events, cause: cause)
+        let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
+                                 seriesMap: { hub.seriesMap(for: $0) })
+        controller.attach(server)
         let admin = try AdminServer(config: config, hub: hub, events: events, server: server)
+        controller.registerAdminEndpoints(on: admin, hub: hub)
         try server.start()
         try hub.startSampler()
         try admin.start()
-        events.record(.start, oldVersion: nil, newVersion: config.table.version, cause: cause)
-        return RunningSluice(server: server, hub: hub, admin: admin, events: events)
+        for (route, o) in controller.overrides.sorted(by: { $0.key < $1.key }) {
+            printError("sluice: runtime override of route \(route) restored from \(config.stateFile ?? "the state file"): \(o.summary) (since \(o.since))")
+        }
+        var watcher: ConfigWatcher?
+        if watch, let path = config.sourcePath {
+            let w = ConfigWatcher(path: path) { [controller] in
+                do throws(ControlError) {
+                    if let result = try controller.reloadIfChanged(cause: "config file changed") {
+                        report(result, prefix: "\(path) changed")
+                    }
+                } catch {
+                    printError("sluice: \(path) changed: \(describe(error))")
+                }
+            }
+            do {
+                try w.start()
+                watcher = w
+            } catch {
+                printError("sluice: not watching \(path) for changes (SIGHUP and `sluice reload` still work): \(error)")
+            }
+        }
+        return RunningSluice(server: server, hub: hub, admin: admin, events: events, controller: controller, watcher: watcher)
     }
 
     /// Drains the proxy and stops the control plane.
     func stop(drainTimeout: UInt64) {
+        watcher?.stop()
         server.shutdown(drainTimeout: drainTimeout)
         admin.stop()
         hub.stopSampler()
     }
 }
 
-/// Runs a server until SIGTERM/SIGINT, then drains. SIGHUP reloads the config file when one is given.
-func serve(_ running: RunningSluice, configPath: String?, drainTimeout: UInt64,
+/// Prints a change's one-line result and its warnings to standard error.
+func report(_ result: ChangeResult, prefix: String) {
+    printError("sluice: \(prefix): \(result.line)")
+    for w in result.warnings { printError("sluice: warning: \(w)") }
+}
+
+/// A control error with every config problem, for the log.
+func describe(_ error: ControlError) -> String {
+    if case .invalidConfig(let config, _) = error { return "\(error):\n\(config)" }
+    return error.description
+}
+
+/// Runs a server until SIGTERM/SIGINT, then drains. SIGHUP reloads the config file (through
+/// the routing controller) when there is one.
+func serve(_ running: RunningSluice, drainTimeout: UInt64,
            accessLog: AccessLogTarget = .off, accessLogFD: Int32 = -1) -> Int32 {
-    let server = running.server
-    var version: UInt64 = server.table.version
     while true {
         guard let signal = ProcessSignals.wait(timeoutMs: 1000) else { continue }
         switch signal {
@@ -115,20 +158,12 @@ func serve(_ running: RunningSluice, configPath: String?, drainTimeout: UInt64,
             printError("sluice: stopped")
             return 0
         case .hangup:
-            guard let path = configPath else {
+            do throws(ControlError) {
+                report(try running.controller.reloadFromFile(cause: "SIGHUP"), prefix: "SIGHUP")
+            } catch .noConfigFile {
                 printError("sluice: SIGHUP ignored (no config file)")
-                continue
-            }
-            do {
-                let config = try ConfigLoader.load(path: path, version: version + 1)
-                server.publish(config.table)
-                running.events.record(.reload, oldVersion: version, newVersion: version + 1, cause: "SIGHUP")
-                version += 1
-                printError("sluice: reloaded \(path) as table version \(version)")
             } catch {
-                running.events.record(.reloadRejected, oldVersion: version, newVersion: nil, cause: "SIGHUP",
-                                      details: ["error": "\(error)"])
-                printError("sluice: reload of \(path) rejected, still serving version \(version):\n\(error)")
+                printError("sluice: SIGHUP: \(describe(error))")
             }
         case .user1:
             reopenAccessLog(accessLog, fd: accessLogFD)
@@ -144,8 +179,10 @@ struct Run: ParsableCommand {
         discussion: """
             Loads and validates FILE, binds every listener once per worker (SO_REUSEPORT) and
             serves until SIGTERM or SIGINT, then stops accepting, lets requests in flight finish
-            (up to timeouts.drain) and exits 0. SIGHUP reloads FILE; an invalid file is rejected
-            and the running table keeps serving.
+            (up to timeouts.drain) and exits 0. SIGHUP, a change of FILE (watched with inotify)
+            and `sluice reload` reload it; an invalid file is rejected and the running table
+            keeps serving. Runtime overrides (`sluice split`, `switch`, `abort`) are kept in the
+            state file (state_file:, default FILE.state.json) and applied again at start.
             """
     )
 
@@ -155,18 +192,25 @@ struct Run: ParsableCommand {
     @Option(help: "Worker threads (overrides `workers` in the config; default: online CPUs).")
     var workers: Int?
 
+    @Option(help: "State file for runtime overrides (overrides `state_file` in the config; `off` keeps none).")
+    var stateFile: String?
+
+    @Flag(inversion: .prefixedNo, help: "Reload the config file when it changes (inotify on its directory).")
+    var watch = true
+
     @Flag(help: ArgumentHelp("Do not record per-request metrics (only to measure what recording costs).", visibility: .hidden))
     var noMetrics = false
 
     func run() throws {
         ProcessSignals.blockHandledSignals()
-        let loaded: SluiceConfig
+        var loaded: SluiceConfig
         do {
             loaded = try ConfigLoader.load(path: config)
         } catch {
             printError("\(error)")
             throw ExitCode(2)
         }
+        if let stateFile { loaded.stateFile = stateFile == "off" ? nil : stateFile }
         if let w = workers, w < 1 {
             printError("sluice: --workers must be at least 1")
             throw ExitCode(2)
@@ -181,7 +225,7 @@ struct Run: ParsableCommand {
         settings.recordMetrics = !noMetrics
         let running: RunningSluice
         do {
-            running = try RunningSluice.start(loaded, settings: settings, cause: "sluice run --config \(config)")
+            running = try RunningSluice.start(loaded, settings: settings, cause: "sluice run --config \(config)", watch: watch)
         } catch {
             printError("sluice: cannot start: \(error)")
             throw ExitCode(1)
@@ -190,7 +234,7 @@ struct Run: ParsableCommand {
             printError("sluice \(sluiceVersion): listener \(spec.name) on \(addr), \(running.server.settings.workers) worker(s)")
         }
         if let admin = running.admin.boundAddress { printError("sluice: admin API on http://\(admin)/metrics") }
-        throw ExitCode(serve(running, configPath: config, drainTimeout: loaded.timeouts.drain,
+        throw ExitCode(serve(running, drainTimeout: loaded.timeouts.drain,
                              accessLog: loaded.accessLog, accessLogFD: settings.accessLogFD))
     }
 }
@@ -264,7 +308,7 @@ struct Demo: ParsableCommand {
                 Ctrl-C stops it.
                 """)
             fflush(stdout)
-            throw ExitCode(serve(running, configPath: nil, drainTimeout: 5_000_000_000))
+            throw ExitCode(serve(running, drainTimeout: 5_000_000_000))
         } catch let error as ExitCode {
             throw error
         } catch {

@@ -14,6 +14,9 @@ public struct Route: Sendable {
     public var cohortResponseHeader: Bool
     /// `cohortHeader` lowercased, to find (and drop) a client-sent copy of it.
     public let cohortHeaderLowercased: [UInt8]
+    /// The automated canary rollout configured for the route (`rollout:`), if any. The split
+    /// itself is changed only through the routing controller; this is the plan it follows.
+    public let rollout: RolloutSpec?
 
     /// `<cohortHeader>: <cohort name>\r\n` for each cohort.
     let cohortHeaderLines: [[UInt8]]
@@ -24,13 +27,14 @@ public struct Route: Sendable {
 
     /// Creates a route (the routing table builder precomputes the header bytes).
     init(name: String, cohorts: [Cohort], baseline: Int32, sticky: StickyPolicy, cohortHeader: String,
-         cohortResponseHeader: Bool) {
+         cohortResponseHeader: Bool, rollout: RolloutSpec? = nil) {
         self.name = name
         self.cohorts = cohorts
         self.baseline = baseline
         self.sticky = sticky
         self.cohortHeader = cohortHeader
         self.cohortResponseHeader = cohortResponseHeader
+        self.rollout = rollout
         self.cohortHeaderLowercased = Array(cohortHeader.lowercased().utf8)
         self.cohortHeaderLines = cohorts.map { Array("\(cohortHeader): \($0.name)\r\n".utf8) }
         let cookieName: String

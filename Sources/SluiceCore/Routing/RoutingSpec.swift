@@ -18,11 +18,14 @@ package struct RouteSpec: Sendable {
     package var cohortHeader: String
     /// Also send the cohort header in responses.
     package var cohortResponseHeader: Bool
+    /// The automated canary rollout (`rollout:`), if configured.
+    package var rollout: RolloutSpec?
 
     /// Creates a route spec.
     package init(name: String, match: [MatchCondition] = [], cohorts: [CohortSpec], baseline: Int = 0,
                  sticky: StickyPolicy = .assigned(cookie: StickyPolicy.defaultCookieName, maxAge: nil),
-                 rules: [RuleSpec] = [], cohortHeader: String = "X-Sluice-Cohort", cohortResponseHeader: Bool = false) {
+                 rules: [RuleSpec] = [], cohortHeader: String = "X-Sluice-Cohort", cohortResponseHeader: Bool = false,
+                 rollout: RolloutSpec? = nil) {
         self.name = name
         self.match = match
         self.cohorts = cohorts
@@ -31,6 +34,7 @@ package struct RouteSpec: Sendable {
         self.rules = rules
         self.cohortHeader = cohortHeader
         self.cohortResponseHeader = cohortResponseHeader
+        self.rollout = rollout
     }
 }
 

@@ -166,7 +166,7 @@ extension RoutingTable {
                     Cohort(name: names[c], upstream: route.cohorts[c].upstream, weight: weights[c], inSplit: inSplit[c])
                 },
                 baseline: route.baseline, sticky: route.sticky, cohortHeader: route.cohortHeader,
-                cohortResponseHeader: route.cohortResponseHeader)
+                cohortResponseHeader: route.cohortResponseHeader, rollout: route.rollout)
         }
         // Split ranges are concatenated per route: rebuild the array, re-laying changed routes.
         var newPlans = plans

@@ -1,0 +1,460 @@
+import SluiceCore
+import SluiceProxy
+import Synchronization
+
+/// Owns the live routing table: builds every new version off the hot path, publishes it to
+/// the workers (`ProxyServer.publish`), and remembers what it did.
+///
+/// State: the config file's table (`base`), the runtime overrides in force (per route: split,
+/// switch or abort), the serving table (`base` with the overrides applied, under its own
+/// version), the last 50 versions (`history`), the event log and the state file.
+///
+/// How changes combine:
+/// - A runtime change (split, switch, abort) replaces the route's override and is applied on
+///   top of the config file's table; `clear` removes it.
+/// - A reload of the file keeps each override whose route and cohorts still exist and whose
+///   split the file itself did not change; the others are dropped (event `override_dropped`).
+/// - A rollback publishes an earlier version again, as a new version: its table, its
+///   overrides and the file table it was built on, until the next reload.
+/// - Overrides and the version counter are written to the state file after every change and
+///   applied on top of the config at start (event `restore`).
+///
+/// Thread-safe: all changes are serialized by one lock (they come from SIGHUP, the file
+/// watcher and admin threads); a reload parses and resolves the file before taking it, so a
+/// slow DNS answer never delays an abort. Never called from a worker thread.
+public final class RoutingController: Sendable {
+    /// The config file reloads read (nil: no file, e.g. `sluice demo`).
+    public let configPath: String?
+    /// Where overrides and the version counter are kept (nil: not kept).
+    public let stateFile: String?
+    /// The routing events (reloads, rejections, runtime changes).
+    public let events: EventLog
+    /// Versions kept for `history` and `rollback`.
+    public let historyLimit: Int
+
+    private let resolver: HostResolver
+    private let clock: @Sendable () -> UInt64
+    /// The settings the process started with (what a reload cannot change).
+    private let startConfig: SluiceConfig
+
+    /// One version as kept in the history.
+    private struct VersionRecord: Sendable {
+        var entry: HistoryEntry
+        var table: RoutingTable
+        var base: RoutingTable
+        var overrides: [String: RouteOverride]
+    }
+
+    private struct State: Sendable {
+        var base: RoutingTable
+        var overrides: [String: RouteOverride]
+        var serving: RoutingTable
+        var history: [VersionRecord] = []
+        var publish: (@Sendable (RoutingTable) -> Void)?
+        /// Hash of the file content last loaded or rejected (no-op file events are skipped).
+        var lastFileHash: UInt64?
+    }
+
+    private let state: Mutex<State>
+    /// Held for the whole of a reload (read, parse, resolve, commit), so reloads do not overtake each other.
+    private let reloading = Mutex(())
+
+    /// A controller serving `config` (plus the overrides in its state file, if any), with
+    /// `config.sourcePath` as the file to reload and `config.stateFile` as the state file.
+    /// Records the `start` event (and `restore` / `override_dropped` for the state file).
+    /// Throws when the state file exists but cannot be read.
+    public convenience init(config: SluiceConfig, events: EventLog, cause: String, historyLimit: Int = 50) throws(ControlError) {
+        try self.init(config: config, events: events, cause: cause, historyLimit: historyLimit, resolver: .system,
+                      clock: { ControlClock.unixNanos() })
+    }
+
+    /// `init(config:events:cause:historyLimit:)` with a chosen resolver and wall clock (tests).
+    package init(config: SluiceConfig, events: EventLog, cause: String, historyLimit: Int = 50, resolver: HostResolver,
+                 clock: @escaping @Sendable () -> UInt64) throws(ControlError) {
+        self.configPath = config.sourcePath
+        self.stateFile = config.stateFile
+        self.events = events
+        self.historyLimit = max(2, historyLimit)
+        self.resolver = resolver
+        self.clock = clock
+        self.startConfig = config
+
+        var version = config.table.version
+        var saved: RuntimeStateFile?
+        if let path = config.stateFile {
+            do {
+                saved = try RuntimeStateFile.read(path: path)
+            } catch {
+                throw .stateFile("\(error.message) (remove or fix it to start without the runtime overrides it holds)")
+            }
+            if let saved { version = max(version, saved.version + 1) }
+        }
+        let base = config.table
+        var kept: [String: RouteOverride] = [:]
+        var dropped: [(route: String, reason: String)] = []
+        for (route, override) in (saved?.overrides ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if let reason = Self.misfit(override, route: route, in: base) {
+                dropped.append((route, reason))
+            } else if let recorded = saved?.fileSplits[route], recorded != Self.splitSignature(route, in: base) {
+                dropped.append((route, "the config file changed this route's split since the override was set"))
+            } else {
+                kept[route] = override.ordered(for: base.routes[base.routeIndex(named: route)!])
+            }
+        }
+        let serving = (try? base.applying(Self.changes(kept, in: base), version: version)) ?? base.renumbered(version: version)
+        var fileHash: UInt64?
+        if let path = config.sourcePath, case .success(let text) = ConfigLoader.readFile(path) {
+            fileHash = Self.contentHash(text)
+        }
+        var s = State(base: base, overrides: kept, serving: serving, lastFileHash: fileHash)
+        let time = ControlClock.rfc3339(unixNanos: clock())
+        let entry = HistoryEntry(version: version, time: time, kind: .start, cause: cause, route: nil,
+                                 changed: kept.isEmpty ? "started" : "started with runtime overrides from the state file",
+                                 overrides: kept)
+        s.history = [VersionRecord(entry: entry, table: serving, base: base, overrides: kept)]
+        self.state = Mutex(s)
+
+        events.record(.start, oldVersion: nil, newVersion: version, cause: cause)
+        if let saved, let path = config.stateFile {
+            if !kept.isEmpty {
+                var details: [String: String] = ["state_file": path]
+                for (route, o) in kept { details[route] = o.summary + " (since \(o.since), version \(o.version))" }
+                events.record(.restore, oldVersion: saved.version, newVersion: version,
+                              cause: "state file \(path)", details: details)
+            }
+            for d in dropped {
+                events.record(.overrideDropped, oldVersion: saved.version, newVersion: version, cause: "state file \(path)",
+                              details: ["route": d.route, "reason": d.reason])
+            }
+            // Keep the version counter moving across restarts.
+            _ = state.withLock { persist($0) }
+        }
+    }
+
+    // MARK: Wiring
+
+    /// Sends every new table to `publish` (normally `ProxyServer.publish`). Call before any change.
+    public func attach(publish: @escaping @Sendable (RoutingTable) -> Void) {
+        state.withLock { $0.publish = publish }
+    }
+
+    /// Sends every new table to `server`'s workers.
+    public func attach(_ server: ProxyServer) {
+        attach { server.publish($0) }
+    }
+
+    // MARK: Reading
+
+    /// The table serving now.
+    public var table: RoutingTable {
+        state.withLock { $0.serving }
+    }
+
+    /// The version serving now.
+    public var version: UInt64 {
+        state.withLock { $0.serving.version }
+    }
+
+    /// The runtime overrides in force, by route.
+    public var overrides: [String: RouteOverride] {
+        state.withLock { $0.overrides }
+    }
+
+    /// The serving table and the overrides in force, read together.
+    public func snapshot() -> (table: RoutingTable, overrides: [String: RouteOverride]) {
+        state.withLock { ($0.serving, $0.overrides) }
+    }
+
+    /// Recent versions, oldest first, with the overrides in force now.
+    public func history() -> HistoryReport {
+        state.withLock { s in
+            HistoryReport(currentVersion: s.serving.version, versions: s.history.map(\.entry), overrides: s.overrides)
+        }
+    }
+
+    // MARK: Reloads
+
+    /// Reads, validates and publishes the config file (always, even when unchanged: host names
+    /// are resolved again). An invalid file is rejected with every problem (event
+    /// `reload_rejected`) and the serving table stays.
+    public func reloadFromFile(cause: String) throws(ControlError) -> ChangeResult {
+        guard let path = configPath else { throw .noConfigFile }
+        return try reloading.withLock { _ throws(ControlError) -> ChangeResult in
+            let text: String
+            switch ConfigLoader.readFile(path) {
+            case .success(let t): text = t
+            case .failure(let failure):
+                let error = ConfigError(diagnostics: [ConfigDiagnostic(
+                    file: path, line: 0, column: 0, keyPath: "", message: "cannot read config file: \(failure.message)")])
+                throw reject(error, hash: nil, cause: cause)
+            }
+            return try reload(text: text, path: path, cause: cause)
+        }
+    }
+
+    /// Reloads the config file if its content differs from the content last loaded or
+    /// rejected (for file-change notifications, which also fire for unrelated files and
+    /// no-op writes). Returns nil when nothing changed or the file cannot be read right now
+    /// (it is being replaced; the next notification retries).
+    public func reloadIfChanged(cause: String) throws(ControlError) -> ChangeResult? {
+        guard let path = configPath else { return nil }
+        return try reloading.withLock { _ throws(ControlError) -> ChangeResult? in
+            guard case .success(let text) = ConfigLoader.readFile(path) else { return nil }
+            let hash = Self.contentHash(text)
+            guard state.withLock({ $0.lastFileHash }) != hash else { return nil }
+            return try reload(text: text, path: path, cause: cause)
+        }
+    }
+
+    /// Parses and resolves `text` (outside the state lock), then commits it. Caller holds `reloading`.
+    private func reload(text: String, path: String, cause: String) throws(ControlError) -> ChangeResult {
+        let hash = Self.contentHash(text)
+        let loaded: SluiceConfig
+        do {
+            loaded = try ConfigLoader.load(text: text, path: path, version: 0, resolver: resolver)
+        } catch {
+            throw reject(error, hash: hash, cause: cause)
+        }
+        let restart = restartOnlyChanges(loaded)
+        return state.withLock { s -> ChangeResult in
+            s.lastFileHash = hash
+            let version = s.serving.version + 1
+            let newBase = loaded.table
+            var kept: [String: RouteOverride] = [:]
+            var dropped: [(route: String, reason: String)] = []
+            for (route, override) in s.overrides.sorted(by: { $0.key < $1.key }) {
+                if let reason = Self.misfit(override, route: route, in: newBase) {
+                    dropped.append((route, reason))
+                } else if Self.splitSignature(route, in: s.base) != Self.splitSignature(route, in: newBase) {
+                    dropped.append((route, "the config file changed this route's split"))
+                } else {
+                    kept[route] = override
+                }
+            }
+            let table = (try? newBase.applying(Self.changes(kept, in: newBase), version: version))
+                ?? newBase.renumbered(version: version)
+            var warnings: [String] = []
+            if !restart.isEmpty {
+                warnings.append("changed in the file but applied only at restart: " + restart.joined(separator: ", "))
+            }
+            for d in dropped { warnings.append("runtime override of route `\(d.route)` dropped: \(d.reason)") }
+            let result = commit(&s, table: table, base: newBase, overrides: kept, kind: .reload, cause: cause, route: nil,
+                                warnings: warnings, details: ["file": path])
+            for d in dropped {
+                events.record(.overrideDropped, oldVersion: result.oldVersion, newVersion: version, cause: cause,
+                              details: ["route": d.route, "reason": d.reason])
+            }
+            return result
+        }
+    }
+
+    /// Records a rejected config and returns the error to throw.
+    private func reject(_ error: ConfigError, hash: UInt64?, cause: String) -> ControlError {
+        let serving = state.withLock { s -> UInt64 in
+            if let hash { s.lastFileHash = hash }
+            return s.serving.version
+        }
+        events.record(.reloadRejected, oldVersion: serving, newVersion: nil, cause: cause,
+                      details: ["error": error.description, "problems": "\(error.diagnostics.count)"])
+        return .invalidConfig(error, servingVersion: serving)
+    }
+
+    // MARK: Runtime changes
+
+    /// Sets route `route`'s split (weights in 0.01% units summing to 10000; cohorts not named
+    /// get 0). Replaces the route's override.
+    public func setSplit(route: String, weights: [CohortWeight], cause: String) throws(ControlError) -> ChangeResult {
+        try change(route: route, kind: .split, cause: cause) { version, time in
+            RouteOverride(kind: .split, weights: weights, since: time, version: version, cause: cause)
+        }
+    }
+
+    /// Sends all of route `route`'s traffic to `cohort` (blue/green switch). Replaces the route's override.
+    public func switchTo(route: String, cohort: String, cause: String) throws(ControlError) -> ChangeResult {
+        try change(route: route, kind: .switch, cause: cause) { version, time in
+            RouteOverride(kind: .switch, cohort: cohort, since: time, version: version, cause: cause)
+        }
+    }
+
+    /// Sends all of route `route`'s traffic to its baseline (abort a canary). Replaces the route's override.
+    public func abort(route: String, cause: String) throws(ControlError) -> ChangeResult {
+        try change(route: route, kind: .abort, cause: cause) { version, time in
+            RouteOverride(kind: .abort, since: time, version: version, cause: cause)
+        }
+    }
+
+    /// Removes route `route`'s override: its split is the config file's again.
+    public func clear(route: String, cause: String) throws(ControlError) -> ChangeResult {
+        try state.withLock { s throws(ControlError) -> ChangeResult in
+            guard s.base.routeIndex(named: route) != nil else {
+                throw .invalidChange(.unknownRoute(route, known: s.base.routes.map(\.name)))
+            }
+            var overrides = s.overrides
+            guard overrides.removeValue(forKey: route) != nil else {
+                throw .noOverride(route: route, inForce: s.overrides.keys.sorted())
+            }
+            let table: RoutingTable
+            do throws(RoutingChangeError) {
+                table = try s.base.applying(Self.changes(overrides, in: s.base), version: s.serving.version + 1)
+            } catch {
+                throw .invalidChange(error)
+            }
+            return commit(&s, table: table, base: s.base, overrides: overrides, kind: .clear, cause: cause, route: route,
+                          warnings: [], details: [:])
+        }
+    }
+
+    /// Publishes an earlier version again, as a new version: its table, its overrides and its
+    /// file table. Without `version`, the version that served before the current one.
+    public func rollback(to version: UInt64? = nil, cause: String) throws(ControlError) -> ChangeResult {
+        try state.withLock { s throws(ControlError) -> ChangeResult in
+            let current = s.serving.version
+            let target: VersionRecord
+            if let version {
+                guard version != current else { throw .alreadyServing(version) }
+                guard let found = s.history.last(where: { $0.entry.version == version }) else {
+                    throw .unknownVersion(version, available: s.history.map(\.entry.version))
+                }
+                target = found
+            } else {
+                guard s.history.count >= 2 else { throw .nothingToRollBack(current) }
+                target = s.history[s.history.count - 2]
+            }
+            let table = target.table.renumbered(version: current + 1)
+            return commit(&s, table: table, base: target.base, overrides: target.overrides, kind: .rollback, cause: cause,
+                          route: nil, warnings: [], details: ["to": "\(target.entry.version)"], rolledBackTo: target.entry.version)
+        }
+    }
+
+    /// Validates and commits a new override of `route`.
+    private func change(route: String, kind: RoutingEventKind, cause: String,
+                        make: (UInt64, String) -> RouteOverride) throws(ControlError) -> ChangeResult {
+        let time = ControlClock.rfc3339(unixNanos: clock())
+        return try state.withLock { s throws(ControlError) -> ChangeResult in
+            guard let r = s.base.routeIndex(named: route) else {
+                throw .invalidChange(.unknownRoute(route, known: s.base.routes.map(\.name)))
+            }
+            let version = s.serving.version + 1
+            var override = make(version, time)
+            let baseline = s.base.routes[r].baseline
+            if override.kind == .abort, baseline >= 0 { override.cohort = s.base.routes[r].cohorts[Int(baseline)].name }
+            override = override.ordered(for: s.base.routes[r])
+            var overrides = s.overrides
+            overrides[route] = override
+            let table: RoutingTable
+            do throws(RoutingChangeError) {
+                table = try s.base.applying(Self.changes(overrides, in: s.base), version: version)
+            } catch {
+                throw .invalidChange(error)
+            }
+            return commit(&s, table: table, base: s.base, overrides: overrides, kind: kind, cause: cause, route: route,
+                          warnings: [], details: ["override": override.summary])
+        }
+    }
+
+    // MARK: Committing
+
+    /// Publishes `table`, makes it current, adds it to the history, writes the state file and
+    /// records the event. Caller holds the state lock.
+    private func commit(_ s: inout State, table: RoutingTable, base: RoutingTable, overrides: [String: RouteOverride],
+                        kind: RoutingEventKind, cause: String, route: String?, warnings: [String],
+                        details: [String: String], rolledBackTo: UInt64? = nil) -> ChangeResult {
+        let old = s.serving
+        let changed = TableDiff.describe(from: old, to: table)
+        s.publish?(table)
+        s.serving = table
+        s.base = base
+        s.overrides = overrides
+        let time = ControlClock.rfc3339(unixNanos: clock())
+        let entry = HistoryEntry(version: table.version, time: time, kind: kind, cause: cause, route: route, changed: changed,
+                                 overrides: overrides)
+        s.history.append(VersionRecord(entry: entry, table: table, base: base, overrides: overrides))
+        if s.history.count > historyLimit { s.history.removeFirst(s.history.count - historyLimit) }
+        var warnings = warnings
+        if let failure = persist(s) { warnings.append(failure) }
+        var d = details
+        d["changed"] = changed
+        if let route { d["route"] = route }
+        if !warnings.isEmpty { d["warnings"] = warnings.joined(separator: "; ") }
+        events.record(kind, oldVersion: old.version, newVersion: table.version, cause: cause, details: d)
+        return ChangeResult(kind: kind, version: table.version, oldVersion: old.version, route: route, changed: changed,
+                            split: route.flatMap { Self.splitText(route: $0, in: table) }, rolledBackTo: rolledBackTo,
+                            override: route.flatMap { overrides[$0] }, warnings: warnings)
+    }
+
+    /// Writes the state file; returns a warning when it cannot.
+    private func persist(_ s: State) -> String? {
+        guard let path = stateFile else { return nil }
+        var splits: [String: String] = [:]
+        for route in s.overrides.keys { splits[route] = Self.splitSignature(route, in: s.base) }
+        let file = RuntimeStateFile(version: s.serving.version, updated: ControlClock.rfc3339(unixNanos: clock()),
+                                    overrides: s.overrides, fileSplits: splits)
+        do {
+            try file.write(path: path)
+            return nil
+        } catch {
+            return "runtime state not saved (a restart would lose this change): \(error.message)"
+        }
+    }
+
+    // MARK: Helpers
+
+    /// The changes that apply `overrides` to `table`, in route order.
+    static func changes(_ overrides: [String: RouteOverride], in table: RoutingTable) -> [RouteChange] {
+        table.routes.compactMap { route in overrides[route.name]?.change(route: route.name) }
+    }
+
+    /// Why `override` no longer fits `table` (nil when it does).
+    static func misfit(_ override: RouteOverride, route: String, in table: RoutingTable) -> String? {
+        do {
+            _ = try table.applying([override.change(route: route)], version: table.version)
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    /// What identifies a route's split in the file: cohorts, upstreams, weights, baseline, e.g.
+    /// `stable/stable/9500/split canary/canary/500/split baseline=stable`.
+    static func splitSignature(_ route: String, in table: RoutingTable) -> String {
+        guard let r = table.routeIndex(named: route) else { return "" }
+        let rt = table.routes[r]
+        let cohorts = rt.cohorts.map {
+            "\($0.name)/\(table.upstreams[Int($0.upstream)].name)/\($0.weight)/\($0.inSplit ? "split" : "rules")"
+        }
+        return (cohorts + ["baseline=" + (rt.baseline >= 0 ? rt.cohorts[Int(rt.baseline)].name : "")]).joined(separator: " ")
+    }
+
+    /// `stable=90% canary=10%`: the route's split cohorts (and any cohort with weight).
+    public static func splitText(route: String, in table: RoutingTable) -> String? {
+        guard let r = table.routeIndex(named: route) else { return nil }
+        let parts = table.routes[r].cohorts.filter { $0.inSplit || $0.weight > 0 }
+            .map { "\($0.name)=\(CohortWeight.percentText($0.weight))%" }
+        return parts.isEmpty ? nil : parts.joined(separator: " ")
+    }
+
+    /// Settings that changed in `loaded` but take effect only at a restart.
+    private func restartOnlyChanges(_ loaded: SluiceConfig) -> [String] {
+        let a = startConfig, b = loaded
+        var out: [String] = []
+        if a.workers != b.workers { out.append("workers") }
+        if a.listeners != b.listeners { out.append("listeners") }
+        if a.adminAddress != b.adminAddress || a.adminToken != b.adminToken { out.append("admin") }
+        if a.timeouts != b.timeouts { out.append("timeouts") }
+        if a.limits != b.limits { out.append("limits") }
+        if a.accessLog != b.accessLog { out.append("access_log") }
+        if a.trustedProxies != b.trustedProxies { out.append("trusted_proxies") }
+        if a.stateFile != b.stateFile { out.append("state_file") }
+        return out
+    }
+
+    /// FNV-1a 64 of the file's bytes (to skip notifications that did not change the content).
+    static func contentHash(_ text: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in text.utf8 {
+            h ^= UInt64(b)
+            h &*= 0x100_0000_01b3
+        }
+        return h
+    }
+}

@@ -1,0 +1,93 @@
+/// Renders the rollout metrics in the Prometheus text format (0.0.4), to append to
+/// `PrometheusExposition.render`'s output:
+///
+/// ```
+/// sluice_rollout_step{route="web"} 3
+/// sluice_rollout_state{route="web",state="progressing"} 1
+/// sluice_rollout_gate_value{route="web",gate="error_rate",cohort="canary"} 0.019
+/// sluice_rollout_transitions_total{route="web",from="progressing",to="rolled_back"} 1
+/// ```
+public enum RolloutExposition {
+    /// One route's rollout as the metrics show it.
+    public struct Entry: Sendable {
+        /// The route's name.
+        public var route: String
+        /// Its rollout machine (state, step, spec, last evaluation).
+        public var machine: RolloutMachine
+        /// Its transition counts.
+        public var transitions: RolloutTransitionCounts
+
+        /// Creates an entry.
+        public init(route: String, machine: RolloutMachine, transitions: RolloutTransitionCounts) {
+            self.route = route
+            self.machine = machine
+            self.transitions = transitions
+        }
+    }
+
+    /// The four families, each with HELP and TYPE, for every entry. `sluice_rollout_step` is the
+    /// step number from 1 while progressing or paused, the number of steps when promoted, and 0
+    /// otherwise. `sluice_rollout_state` has a series per state, 1 for the current one.
+    /// `sluice_rollout_gate_value` is, per metric the gates watch and per cohort (canary and
+    /// baseline), the value in the last evaluation: error rate as a ratio, p99 in seconds;
+    /// absent before one with requests.
+    public static func render(_ entries: [Entry]) -> String {
+        var out = ""
+        func label(_ entry: Entry) -> String { "route=\"\(PrometheusExposition.escapeLabel(entry.route))\"" }
+
+        PrometheusExposition.family(&out, "sluice_rollout_step", "gauge",
+                                    "Current rollout step of the route, from 1 (0: not progressing, pending, rolled back or aborted).")
+        for e in entries {
+            let step: Int
+            switch e.machine.state {
+            case .progressing(let s), .paused(let s): step = s + 1
+            case .promoted: step = e.machine.spec.steps.count
+            case .pending, .rolledBack, .aborted: step = 0
+            }
+            PrometheusExposition.sample(&out, "sluice_rollout_step", label(e), String(step))
+        }
+
+        PrometheusExposition.family(&out, "sluice_rollout_state", "gauge",
+                                    "Rollout state of the route: 1 for the current state, 0 for the others.")
+        for e in entries {
+            for phase in RolloutPhase.allCases {
+                PrometheusExposition.sample(&out, "sluice_rollout_state", "\(label(e)),state=\"\(phase.rawValue)\"",
+                                            phase == e.machine.state.phase ? "1" : "0")
+            }
+        }
+
+        PrometheusExposition.family(&out, "sluice_rollout_gate_value", "gauge",
+                                    "Value of a gated metric in the last rollout evaluation, by cohort (error_rate: ratio, p99_latency: seconds).")
+        for e in entries {
+            guard let evaluation = e.machine.lastEvaluation else { continue }
+            var metrics: [RolloutMetric] = []
+            for g in e.machine.spec.gates where !metrics.contains(g.metric) { metrics.append(g.metric) }
+            for metric in metrics {
+                for (cohort, stats) in [(e.machine.spec.canary, evaluation.canary), (e.machine.spec.baseline, evaluation.baseline)] {
+                    guard let stats, stats.requests > 0 else { continue }
+                    let value: Double
+                    switch metric {
+                    case .errorRate: value = stats.errorRate
+                    case .p99Latency:
+                        guard let p99 = stats.p99 else { continue }
+                        value = Double(p99) / 1e9
+                    }
+                    PrometheusExposition.sample(
+                        &out, "sluice_rollout_gate_value",
+                        "\(label(e)),gate=\"\(metric.rawValue)\",cohort=\"\(PrometheusExposition.escapeLabel(cohort))\"",
+                        PrometheusExposition.number(value))
+                }
+            }
+        }
+
+        PrometheusExposition.family(&out, "sluice_rollout_transitions_total", "counter",
+                                    "Rollout state changes of the route (a step promotion is progressing to progressing).")
+        for e in entries {
+            for t in e.transitions.counts {
+                PrometheusExposition.sample(&out, "sluice_rollout_transitions_total",
+                                            "\(label(e)),from=\"\(t.from.rawValue)\",to=\"\(t.to.rawValue)\"", t.count)
+            }
+        }
+        return out
+    }
+}
