@@ -1540,7 +1540,8 @@ final class Worker: @unchecked Sendable {
         let closing = !c.head.keepAlive || out == .untilClose || c.draining || c.closeAfterResponse || !requestDone
             || (limit > 0 && c.requestsServed + 1 >= limit)
         scratch.removeAll(keepingCapacity: true)
-        let keepCL = rh.framing == .none
+        // Content-Length describes the representation only for HEAD replies and 304 (RFC 9110 8.6); a 204 must not carry it.
+        let keepCL = c.requestMethod == .head || rh.status == 304
         HeadWriter.appendResponseStart(rh, bytes: u.inBuffer.readable, keepContentLength: keepCL, to: &scratch)
         if let table = c.table, c.decision.route >= 0 {
             let route = table.routes[Int(c.decision.route)]
