@@ -51,6 +51,13 @@ struct HeadWriterTests {
             + "X-Forwarded-Host: h\r\nContent-Length: 10\r\n\r\n")
     }
 
+    @Test func headerNamesWithUnderscoresAreDropped() {
+        #expect(forwarded("POST / HTTP/1.1\r\nHost: h\r\nTransfer_Encoding: chunked\r\nX_Custom: 1\r\nX-Ok: 2\r\nContent-Length: 0\r\n\r\n",
+                          framing: .contentLength(0)) ==
+            "POST / HTTP/1.1\r\nHost: h\r\nX-Ok: 2\r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+            + "X-Forwarded-Host: h\r\nContent-Length: 0\r\n\r\n")
+    }
+
     @Test func chunkedRequestIsReframed() {
         let out = forwarded("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", framing: .chunked)
         #expect(out.hasSuffix("X-Forwarded-Host: h\r\nTransfer-Encoding: chunked\r\n\r\n"))
