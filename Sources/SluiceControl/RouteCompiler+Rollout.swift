@@ -138,7 +138,7 @@ extension RouteCompiler {
             if let compiled = compileGates(g, m.path("gates"), reader: &reader) { gates = compiled } else { ok = false }
         }
 
-        guard ok else { return nil }
+        guard ok, cohortsKnown else { return nil }
         return RolloutSpec(canary: canary, baseline: baselineName, steps: steps, stepDuration: stepDuration, interval: interval,
                            minRequests: minRequests, gates: gates, failureLimit: failureLimit, onFailure: onFailure)
     }
@@ -223,8 +223,11 @@ extension RouteCompiler {
             let gate: RolloutGate?
             switch (g["max"], g["relative_to_baseline"]) {
             case (nil, nil):
-                reader.report(item, gpath, "a gate needs `max` or `relative_to_baseline`",
-                              hint: "e.g. `\(maxExample)` or `\(relativeExample)`")
+                // With a misspelt key (`maximum:`) the typo is the problem already reported.
+                if g.unknownKeys.isEmpty {
+                    reader.report(item, gpath, "a gate needs `max` or `relative_to_baseline`",
+                                  hint: "e.g. `\(maxExample)` or `\(relativeExample)`")
+                }
                 gate = nil
             case (.some, .some):
                 // Point at whichever of the two comes second in the file.

@@ -47,8 +47,9 @@ public enum RolloutFormat {
         return "\(whole).\(fracText)%"
     }
 
-    /// A duration: `250us`, `412.5ms`, `1.25s`, `45s`, `3m20s`, `10m`, `1h5m`.
+    /// A duration: `0s`, `250us`, `412.5ms`, `1.25s`, `45s`, `3m20s`, `10m`, `1h5m`.
     public static func duration(nanos: UInt64) -> String {
+        if nanos == 0 { return "0s" }
         if nanos < 1_000_000 { return fixed(Double(nanos) / 1e3, decimals: 1) + "us" }
         if nanos < 1_000_000_000 { return fixed(Double(nanos) / 1e6, decimals: 1) + "ms" }
         if nanos < 60_000_000_000 { return fixed(Double(nanos) / 1e9, decimals: 2) + "s" }

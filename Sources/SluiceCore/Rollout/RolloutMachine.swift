@@ -106,8 +106,10 @@ public struct RolloutMachine: Sendable {
         case (.pending, .command(.start)), (.promoted, .command(.start)), (.rolledBack, .command(.start)),
              (.aborted, .command(.start)):
             output = start(now: now)
-        case (.progressing, .command(.start)), (.paused, .command(.start)):
-            output = reject(.start, now: now, why: "already \(stateText); pause, resume, promote or abort it")
+        case (.progressing, .command(.start)):
+            output = reject(.start, now: now, why: "already \(stateText); promote or abort it first")
+        case (.paused, .command(.start)):
+            output = reject(.start, now: now, why: "already \(stateText); resume, promote or abort it first")
 
         case (.progressing(let s), .command(.pause)):
             output = pause(step: s, now: now)
