@@ -75,12 +75,16 @@ public final class ConfigWatcher: Sendable {
     /// The watches of one inotify descriptor: the config's directory and, for a symlinked
     /// config, the directory of the file it resolves to.
     struct Watches: Sendable {
+        /// The inotify descriptor.
         let fd: Int32
         /// Watched directory → watch descriptor.
         var byDirectory: [String: Int32] = [:]
 
+        /// No watches yet on `fd`.
         init(fd: Int32) { self.fd = fd }
 
+        /// Events that can mean the config changed: written and closed, renamed in or out,
+        /// created, deleted, or the directory itself removed or moved.
         static let mask = UInt32(IN_CLOSE_WRITE) | UInt32(IN_MOVED_TO) | UInt32(IN_CREATE) | UInt32(IN_DELETE)
             | UInt32(IN_MOVED_FROM) | UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF)
 

@@ -37,6 +37,7 @@ public struct ChangeResult: Sendable, Codable, Equatable {
         self.warnings = warnings
     }
 
+    /// JSON keys (snake case).
     enum CodingKeys: String, CodingKey {
         case kind, version, oldVersion = "old_version", route, changed, split, rolledBackTo = "rolled_back_to", override, warnings
     }
@@ -88,6 +89,7 @@ public struct HistoryReport: Sendable, Codable, Equatable {
         self.overrides = overrides
     }
 
+    /// JSON keys (snake case).
     enum CodingKeys: String, CodingKey {
         case currentVersion = "current_version", versions, overrides
     }

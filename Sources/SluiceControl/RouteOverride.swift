@@ -59,6 +59,7 @@ public struct RouteOverride: Sendable, Equatable, Codable {
         }
     }
 
+    /// JSON keys.
     enum CodingKeys: String, CodingKey {
         case kind, weights, cohort, since, version, cause
     }

@@ -130,24 +130,31 @@ extension RoutingController {
 
 /// A body with only an optional cause.
 struct CauseBody: Decodable {
+    /// Why (recorded in the history and events).
     var cause: String?
 }
 
 /// `{"weights": {"stable": 90, "canary": "10"}, "cause": "..."}`.
 struct SplitBody: Decodable {
+    /// Weight per cohort name.
     var weights: [String: WeightValue]?
+    /// Why.
     var cause: String?
 }
 
 /// `{"cohort": "green", "cause": "..."}`.
 struct SwitchBody: Decodable {
+    /// The cohort to send everything to.
     var cohort: String?
+    /// Why.
     var cause: String?
 }
 
 /// `{"to": 7, "cause": "..."}`.
 struct RollbackBody: Decodable {
+    /// The version to go back to (nil: the one before the current).
     var to: UInt64?
+    /// Why.
     var cause: String?
 }
 
@@ -156,6 +163,8 @@ struct WeightValue: Decodable {
     /// The weight in 0.01% units, or why it is not one.
     var units: Result<Int, ConfigValues.Problem>
 
+    /// Reads a number or a string; a value that is not a weight is kept as a failure (so the
+    /// error names the cohort), not thrown.
     init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if let d = try? c.decode(Double.self) {

@@ -1,6 +1,5 @@
 import SluiceCore
 import SluiceProxy
-import Synchronization
 
 /// Owns the live routing table: builds every new version off the hot path, publishes it to
 /// the workers (`ProxyServer.publish`), and remembers what it did.
@@ -55,9 +54,9 @@ public final class RoutingController: Sendable {
         var lastFileHash: UInt64?
     }
 
-    private let state: Mutex<State>
+    private let state: ControlLock<State>
     /// Held for the whole of a reload (read, parse, resolve, commit), so reloads do not overtake each other.
-    private let reloading = Mutex(())
+    private let reloading = ControlLock(())
 
     /// A controller serving `config` (plus the overrides in its state file, if any), with
     /// `config.sourcePath` as the file to reload and `config.stateFile` as the state file.
@@ -112,7 +111,7 @@ public final class RoutingController: Sendable {
                                  changed: kept.isEmpty ? "started" : "started with runtime overrides from the state file",
                                  overrides: kept)
         s.history = [VersionRecord(entry: entry, table: serving, base: base, overrides: kept)]
-        self.state = Mutex(s)
+        self.state = ControlLock(s)
 
         events.record(.start, oldVersion: nil, newVersion: version, cause: cause)
         if let saved, let path = config.stateFile {
@@ -444,7 +443,7 @@ public final class RoutingController: Sendable {
         if a.limits != b.limits { out.append("limits") }
         if a.accessLog != b.accessLog { out.append("access_log") }
         if a.trustedProxies != b.trustedProxies { out.append("trusted_proxies") }
-        if a.stateFile != b.stateFile { out.append("state_file") }
+        // `state_file` is not compared: `sluice run --state-file` overrides it, and it is read at start only.
         return out
     }
 

@@ -42,6 +42,7 @@ public struct RuntimeStateFile: Sendable, Equatable, Codable {
         self.fileSplits = fileSplits
     }
 
+    /// JSON keys.
     enum CodingKeys: String, CodingKey {
         case format, version, updated, overrides, fileSplits = "file_splits"
     }

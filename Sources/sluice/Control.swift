@@ -112,14 +112,15 @@ struct ControlBody: Encodable {
     var to: UInt64?
 }
 
+/// `sluice reload`: reload the config file of a running sluice.
 struct Reload: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Reload the config file of a running sluice.",
         discussion: """
-            The running sluice reads its config file again, validates it and, when it is valid,
-            publishes the new routing table to every worker (requests in flight finish on the
-            old one). Runtime overrides stay in force where the new file still fits them.
-            An invalid file is rejected, every problem is printed, the old table keeps serving
+            The running sluice reads its config file again, validates it and, when it is valid, \
+            publishes the new routing table to every worker (requests in flight finish on the \
+            old one). Runtime overrides stay in force where the new file still fits them. \
+            An invalid file is rejected, every problem is printed, the old table keeps serving \
             and the command exits 1. Host names of endpoints are resolved again.
             """
     )
@@ -131,13 +132,14 @@ struct Reload: ParsableCommand {
     }
 }
 
+/// `sluice split ROUTE COHORT=PERCENT...`: set a split at runtime.
 struct Split: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Set a route's split at runtime: sluice split web stable=90 canary=10.",
         discussion: """
-            Weights are percentages with up to two decimals and must add up to 100; cohorts
-            not named get 0%. The split replaces any runtime override of the route, is written
-            to the state file (so it survives a restart) and stays in force across reloads of
+            Weights are percentages with up to two decimals and must add up to 100; cohorts \
+            not named get 0%. The split replaces any runtime override of the route, is written \
+            to the state file (so it survives a restart) and stays in force across reloads of \
             the config file unless the file changes this route's split itself.
             """
     )
@@ -167,12 +169,13 @@ struct Split: ParsableCommand {
     }
 }
 
+/// `sluice switch ROUTE COHORT`: blue/green switch.
 struct Switch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switch",
         abstract: "Send all of a route's traffic to one cohort (blue/green): sluice switch web green.",
         discussion: """
-            The cohort gets 100% and rules that forward to a cohort forward to it. Replaces any
+            The cohort gets 100% and rules that forward to a cohort forward to it. Replaces any \
             runtime override of the route; `sluice rollback` or `sluice clear` undo it.
             """
     )
@@ -191,12 +194,13 @@ struct Switch: ParsableCommand {
     }
 }
 
+/// `sluice abort ROUTE`: everything to the baseline.
 struct Abort: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Abort a rollout: all of a route's traffic to its baseline, now.",
         discussion: """
-            The route's baseline gets 100% and rules that forward to a cohort forward to it.
-            New requests stop reaching the other cohorts as soon as the command returns;
+            The route's baseline gets 100% and rules that forward to a cohort forward to it. \
+            New requests stop reaching the other cohorts as soon as the command returns; \
             requests already in flight finish.
             """
     )
@@ -212,6 +216,7 @@ struct Abort: ParsableCommand {
     }
 }
 
+/// `sluice clear ROUTE`: remove a runtime override.
 struct Clear: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove a route's runtime override: its split is the config file's again."
@@ -228,12 +233,13 @@ struct Clear: ParsableCommand {
     }
 }
 
+/// `sluice rollback [--to N]`: publish an earlier version again.
 struct Rollback: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Publish an earlier routing table version again (default: the one before the current).",
         discussion: """
-            The earlier version's table and runtime overrides are published as a new version
-            (see `sluice history` for the versions kept: the last 50). Without --to, rolls back
+            The earlier version's table and runtime overrides are published as a new version \
+            (see `sluice history` for the versions kept: the last 50). Without --to, rolls back \
             to the version that served before the current one.
             """
     )
@@ -249,6 +255,7 @@ struct Rollback: ParsableCommand {
     }
 }
 
+/// `sluice history`: recent table versions and the overrides in force.
 struct History: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List recent routing table versions: time, cause and what changed.",

@@ -22,9 +22,9 @@ struct Sluice: ParsableCommand {
               sluice check --config FILE       validate a config and print every problem
               sluice run --config FILE         run the proxy
               sluice status --config FILE      per-cohort rate, errors and latency of a running proxy
-              sluice split web stable=90 canary=10 --config FILE    change a split at runtime
-              sluice abort web --config FILE   all traffic back to the baseline, now
-              sluice history --config FILE     table versions; `sluice rollback` goes back one
+              sluice split web stable=90 canary=10 -c FILE  change a split at runtime
+              sluice abort web -c FILE         all traffic to the baseline, now
+              sluice history -c FILE           versions; `sluice rollback` undoes one
 
             Example configs live in config/ of the source tree; the README documents every key.
             """,

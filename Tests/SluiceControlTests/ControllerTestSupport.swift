@@ -74,13 +74,13 @@ struct ControllerRig {
     let published: PublishRecorder
 
     /// Writes `yaml` as `sluice.yaml` in `dir` (a new one by default) and starts a controller on it.
-    init(yaml: String = controllerYAML(), dir: TempDir? = nil, cause: String = "test") throws {
+    init(yaml: String = controllerYAML(), dir: TempDir? = nil, cause: String = "test", resolver: HostResolver = testResolver) throws {
         self.dir = try dir ?? TempDir()
         path = self.dir.file("sluice.yaml")
         if dir == nil || !FileManager.default.fileExists(atPath: path) { try self.dir.write("sluice.yaml", yaml) }
-        let config = try ConfigLoader.load(path: path, version: 1, resolver: testResolver)
+        let config = try ConfigLoader.load(path: path, version: 1, resolver: resolver)
         events = EventLog()
-        controller = try RoutingController(config: config, events: events, cause: cause, resolver: testResolver,
+        controller = try RoutingController(config: config, events: events, cause: cause, resolver: resolver,
                                            clock: { ControlClock.unixNanos() })
         published = PublishRecorder()
         let recorder = published

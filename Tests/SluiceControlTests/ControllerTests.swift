@@ -118,10 +118,10 @@ import Testing
         #expect(r2.warnings.contains { $0.contains("dropped") && $0.contains("changed this route's split") })
         // A switch to a cohort the next file does not have is dropped too.
         _ = try rig.controller.switchTo(route: "web", cohort: "canary", cause: "x")
-        try rig.dir.write("sluice.yaml", controllerYAML(split: "stable: 70, third: 30"))
+        try rig.dir.write("sluice.yaml", controllerYAML(split: "stable: 70, third: 30").replacingOccurrences(of: "cohort: canary", with: "cohort: third"))
         let r3 = try rig.controller.reloadFromFile(cause: "SIGHUP")
         #expect(rig.controller.overrides.isEmpty)
-        #expect(r3.warnings.contains { $0.contains("no cohort `canary`") })
+        #expect(r3.warnings.contains { $0.contains("no cohort `canary`") }, "\(r3.warnings)")
         #expect(rig.kinds.filter { $0 == .overrideDropped }.count == 2)
     }
 
@@ -266,6 +266,27 @@ import Testing
         try rig.dir.write("sluice.yaml", controllerYAML(split: "stable: 90, canary: 10"))
         #expect(try rig.controller.reloadFromFile(cause: "SIGHUP").version == 3)
         #expect(try rig.controller.reloadFromFile(cause: "SIGHUP").version == 4)
+    }
+
+    @Test func hostNamesAreResolvedAgainOnEveryReload() throws {
+        let answer = LockedCounter()  // the last octet of api.internal's address
+        let resolver = HostResolver { name in
+            name == "api.internal" ? .success([.v4(0x0a00_0000 | UInt32(1 + answer.value), port: 0)])
+                : .failure(HostResolver.ResolveFailure(message: "Name or service not known"))
+        }
+        let yaml = controllerYAML().replacingOccurrences(of: "127.0.0.1:9003", with: "api.internal:8080")
+        let rig = try ControllerRig(yaml: yaml, resolver: resolver)
+        defer { rig.dir.remove() }
+        func canaryAddress() -> SocketAddress {
+            let t = rig.controller.table
+            return t.upstreams.first { $0.name == "canary" }!.endpoints[0].address
+        }
+        #expect(canaryAddress() == .v4(0x0a00_0001, port: 8080))
+        answer.add()
+        let r = try rig.controller.reloadFromFile(cause: "SIGHUP")  // same file, new DNS answer
+        #expect(canaryAddress() == .v4(0x0a00_0002, port: 8080))
+        #expect(r.changed == "upstreams: canary endpoints api.internal:8080 (10.0.0.1:8080) → api.internal:8080 (10.0.0.2:8080)")
+        #expect(rig.published.all.last?.upstreams.first { $0.name == "canary" }?.endpoints[0].address == .v4(0x0a00_0002, port: 8080))
     }
 
     @Test func reloadWarnsAboutSettingsThatNeedARestart() throws {

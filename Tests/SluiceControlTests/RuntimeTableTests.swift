@@ -65,6 +65,8 @@ import Testing
 
     @Test func aRampOnlyEverMovesKeysFromBaselineToCanary() throws {
         var t = try #require(mustLoad(Self.yaml)).table
+        t = try t.applying([.split(route: "web", weights: [CohortWeight(cohort: "stable", weight: 9_999),
+                                                          CohortWeight(cohort: "canary", weight: 1)])], version: 1)
         var previous = Self.owners(t, route: 1)
         for (i, w) in [100, 500, 2_500, 5_000, 10_000].enumerated() {
             t = try t.applying([.split(route: "web", weights: [CohortWeight(cohort: "stable", weight: 10_000 - w),
@@ -177,5 +179,26 @@ import Testing
                 .replacingOccurrences(of: "  - name: api\n    match: { path_prefix: /api }\n    upstream: stable\n", with: ""))).table
         #expect(TableDiff.describe(from: base, to: moved)
                 == "routes removed: api; upstreams: canary endpoints 127.0.0.1:9003 → api.internal:9004 (10.1.2.3:9004)")
+    }
+}
+
+/// Regression: a route-level `respond` whose rules forward to a cohort compiled a split of
+/// weight 0 and hit a precondition (a crash at load, or at a reload of a running proxy).
+@Suite struct RuntimeRespondRouteTests {
+    @Test func aRespondRouteWithCohortRulesLoadsAndCanBeAborted() throws {
+        let t = try #require(mustLoad(baseYAML + """
+            routes:
+              - name: x
+                respond: { status: 200, body: ok }
+                rules:
+                  - match: { header: { name: A, value: b } }
+                    cohort: canary
+            """)).table
+        #expect(decide(t, TestRequest()).action == .respond)
+        let ruled = decide(t, TestRequest(headers: [("A", "b")]))
+        #expect(ruled.action == .forward && t.routes[0].cohorts[Int(ruled.cohort)].name == "canary")
+        let aborted = try t.applying([.abort(route: "x")], version: 2)
+        #expect(decide(aborted, TestRequest()).action == .respond)
+        #expect(decide(aborted, TestRequest(headers: [("A", "b")])).cohort == 0)
     }
 }

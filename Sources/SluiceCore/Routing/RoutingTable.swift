@@ -70,7 +70,9 @@ public final class RoutingTable: Sendable {
                 }
             }
             let splitStart = splitRanges.count
-            if !spec.cohorts.isEmpty {
+            // A route without a split (a route-level `respond` whose rules forward to cohorts) has
+            // only rule cohorts: no bucket ranges.
+            if spec.cohorts.contains(where: \.inSplit) {
                 let inSplit = spec.cohorts.map(\.inSplit)
                 let weights = spec.cohorts.map(\.weight)
                 precondition(zip(weights, inSplit).reduce(0) { $0 + ($1.1 ? $1.0 : 0) } == Int(StickyHash.buckets),
