@@ -1274,9 +1274,32 @@ final class Worker: @unchecked Sendable {
                     progressed = true
                     continue
                 }
-                let n = min(Int(min(remaining, UInt64(Int.max))), c.inBuffer.count, u.outBuffer.freeSpace)
-                if n == 0 { return progressed }
-                u.outBuffer.append(UnsafeRawBufferPointer(rebasing: c.inBuffer.readable[0..<n]))
+                var n = min(Int(min(remaining, UInt64(Int.max))), c.inBuffer.count)
+                if u.connected && u.writable && u.outBuffer.isEmpty && u.failedErrno == 0 {
+                    // The head is already sent and nothing is queued: write straight from the client buffer.
+                    let data = c.inBuffer.readable
+                    switch Sys.write(u.fd, data.baseAddress!, n) {
+                    case .done(let w):
+                        n = w
+                    case .wouldBlock:
+                        u.writable = false
+                        n = min(n, u.outBuffer.freeSpace)
+                        u.outBuffer.append(UnsafeRawBufferPointer(rebasing: data[0..<n]))
+                    case .eof:
+                        u.hangup = true
+                        u.writable = false
+                        return progressed
+                    case .failed(let e):
+                        u.failedErrno = e
+                        u.hangup = true
+                        u.writable = false
+                        return progressed
+                    }
+                } else {
+                    n = min(n, u.outBuffer.freeSpace)
+                    if n == 0 { return progressed }
+                    u.outBuffer.append(UnsafeRawBufferPointer(rebasing: c.inBuffer.readable[0..<n]))
+                }
                 c.inBuffer.consume(n)
                 c.requestBodyBytes += UInt64(n)
                 progressed = true
@@ -1412,9 +1435,28 @@ final class Worker: @unchecked Sendable {
                     }
                     return progressed
                 }
-                let n = min(Int(min(remaining, UInt64(Int.max))), u.inBuffer.count, c.outBuffer.freeSpace)
-                if n == 0 { return progressed }
-                c.outBuffer.append(UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
+                var n = min(Int(min(remaining, UInt64(Int.max))), u.inBuffer.count)
+                if c.outBuffer.isEmpty && c.writable {
+                    // Nothing queued for the client: send straight from the upstream buffer (no copy).
+                    let data = u.inBuffer.readable
+                    switch Sys.write(c.fd, data.baseAddress!, n) {
+                    case .done(let w):
+                        c.lastWriteProgress = now
+                        n = w
+                    case .wouldBlock:
+                        c.writable = false
+                        n = min(n, c.outBuffer.freeSpace)
+                        c.outBuffer.append(UnsafeRawBufferPointer(rebasing: data[0..<n]))
+                    case .eof, .failed:
+                        abortUpstream(c)
+                        closeClient(c)
+                        return true
+                    }
+                } else {
+                    n = min(n, c.outBuffer.freeSpace)
+                    if n == 0 { return progressed }
+                    c.outBuffer.append(UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
+                }
                 c.bytesOut &+= UInt64(n)
                 u.inBuffer.consume(n)
                 let left = remaining - UInt64(n)
