@@ -71,6 +71,18 @@ enum Sys {
         }
     }
 
+    /// True when a socket has bytes to read, or EOF/an error pending (recv MSG_PEEK | MSG_DONTWAIT).
+    static func hasPendingInput(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        while true {
+            let n = Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if n >= 0 { return true }  // data, or 0 = EOF
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            return !(e == EAGAIN || e == EWOULDBLOCK)
+        }
+    }
+
     /// close(2); never retried on EINTR (Linux always releases the fd).
     static func close(_ fd: Int32) {
         _ = Glibc.close(fd)

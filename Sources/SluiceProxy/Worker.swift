@@ -196,8 +196,9 @@ final class Worker: @unchecked Sendable {
             }
             if let c = u.client {
                 drive(c)
-            } else {
+            } else if events & (EpollMask.input | EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {
                 // An idle pooled connection: the upstream closed it or sent something unasked.
+                // (A bare EPOLLOUT edge, e.g. a late ACK freeing send space, is harmless.)
                 closeUpstream(u)
             }
         }
@@ -1608,9 +1609,14 @@ final class Worker: @unchecked Sendable {
         c.upstream = nil
         u.client = nil
         u.requestsServed += 1
-        let reusable = u.responseHead.keepAlive && u.responseHead.framing != .untilClose && !u.readEOF
+        var reusable = u.responseHead.keepAlive && u.responseHead.framing != .untilClose && !u.readEOF
             && u.failedErrno == 0 && !u.hangup && u.inBuffer.isEmpty && u.outBuffer.isEmpty
             && !u.pool.retired && u.pool.idle.count < u.pool.maxIdle && !draining
+        if reusable && u.readable {
+            // The last read filled the buffer exactly, so the kernel may or may not hold more:
+            // ask it (once) instead of discarding a healthy connection or pooling a dirty one.
+            if Sys.hasPendingInput(u.fd) { reusable = false } else { u.readable = false }
+        }
         if reusable {
             u.idleSince = now
             u.reused = false
