@@ -427,6 +427,26 @@ struct UpstreamPoolTests {
         #expect(up.connections == 2)
     }
 
+    /// Regression: after a large body the last read often fills the buffer exactly, and a pooled
+    /// connection used to be discarded as "maybe dirty" (and bare EPOLLOUT edges closed idle ones).
+    @Test func pooledConnectionIsReusedAfterLargeResponses() throws {
+        let body = String(repeating: "z", count: 1 << 20)
+        let up = try TestUpstream { _ in .ok(body) }
+        defer { up.stop() }
+        let proxy = try ProxyHarness(upstreamPorts: [up.port])
+        defer { proxy.stop() }
+        let fd = try proxy.connect()
+        defer { close(fd) }
+        let reader = TestReader(fd: fd)
+        for _ in 0..<10 {
+            try TestSocket.send(fd, "GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+            let m = try #require(try reader.readMessage(isResponse: true))
+            #expect(m.body.count == 1 << 20)
+            usleep(20_000)
+        }
+        #expect(up.connections == 1, "10 sequential 1 MiB responses should reuse one upstream connection")
+    }
+
     @Test func poolKeepsAtMostMaxIdleConnections() throws {
         let up = try TestUpstream { _ in .delayed(0.3, .ok("x")) }
         defer { up.stop() }
