@@ -135,13 +135,16 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
     case stateFile(String)
     /// A malformed admin request.
     case badRequest(String)
+    /// The request does not fit the current state (a rollout command that does not apply, a
+    /// route without a rollout, a change decided on a table that was replaced meanwhile).
+    case conflict(String)
 
     /// The HTTP status the admin API answers with.
     public var status: Int {
         switch self {
         case .invalidConfig: return 422
         case .invalidChange, .unknownVersion, .badRequest: return 400
-        case .alreadyServing, .nothingToRollBack, .noOverride, .noConfigFile: return 409
+        case .alreadyServing, .nothingToRollBack, .noOverride, .noConfigFile, .conflict: return 409
         case .stateFile: return 500
         }
     }
@@ -168,7 +171,7 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
             return "this sluice runs without a config file (nothing to reload)"
         case .stateFile(let message):
             return message
-        case .badRequest(let message):
+        case .badRequest(let message), .conflict(let message):
             return message
         }
     }
@@ -182,5 +185,33 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
         default:
             return ControlErrorBody(error: description, status: status)
         }
+    }
+}
+
+/// What a rollout command did (`POST /admin/routes/{route}/rollout/{command}`, `sluice rollout start|...`).
+public struct RolloutCommandResult: Sendable, Codable, Equatable {
+    /// The route.
+    public var route: String
+    /// The command: `start`, `pause`, `resume`, `promote` or `abort`.
+    public var command: String
+    /// The decision: `started at step 1 (10%) of 4 steps`, `paused by operator at step 2 (25%), 1.2s of 3s spent`.
+    public var decision: String
+    /// The rollout after the command.
+    public var status: RolloutStatus
+    /// The routing change it made (nil when the split stayed as it was).
+    public var change: ChangeResult?
+
+    /// Creates a result.
+    public init(route: String, command: String, decision: String, status: RolloutStatus, change: ChangeResult?) {
+        self.route = route
+        self.command = command
+        self.decision = decision
+        self.status = status
+        self.change = change
+    }
+
+    /// The one line the CLI prints: `web: started at step 1 (10%) of 4 steps (version 3)`.
+    public var line: String {
+        "\(route): \(decision)" + (change.map { " (split \($0.split ?? "?"), version \($0.version))" } ?? "")
     }
 }

@@ -24,6 +24,9 @@ public enum RoutingEventKind: String, Sendable, Codable, CaseIterable {
     /// A runtime override was dropped because the new config no longer fits it (route or
     /// cohort gone) or changed that route's split itself.
     case overrideDropped = "override_dropped"
+    /// A canary rollout's decision: started, a step promoted, a gate breached, rolled back,
+    /// paused, resumed, promoted, aborted, restored after a restart (the cause has the numbers).
+    case rollout
 }
 
 /// One routing change.

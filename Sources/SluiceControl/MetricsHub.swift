@@ -81,6 +81,17 @@ public final class MetricsHub: Sendable {
         window.withLock { $0.stats(route: route, cohort: cohort, window: seconds) }
     }
 
+    /// How long the windowed statistics are kept, in nanoseconds (the longest window `stats` answers).
+    public var retention: UInt64 {
+        window.withLock { $0.retention }
+    }
+
+    /// Keeps the windowed statistics for at least `retention` nanoseconds from now on (never
+    /// shortens it); the rollout controller asks for its longest step plus a sample interval.
+    public func extendRetention(to retention: UInt64) {
+        window.withLock { $0.extendRetention(to: retention) }
+    }
+
     /// A copy of the windowed statistics, to query several series consistently.
     public var statsWindow: StatsWindow {
         window.withLock { $0 }

@@ -52,6 +52,10 @@ public final class RoutingController: Sendable {
         var publish: (@Sendable (RoutingTable) -> Void)?
         /// Hash of the file content last loaded or rejected (no-op file events are skipped).
         var lastFileHash: UInt64?
+        /// The rollouts' snapshots, kept in the state file with the overrides (by route).
+        var rollouts: [String: RolloutSnapshot] = [:]
+        /// Told about every change made through the public methods (the rollout controller).
+        var observer: (@Sendable (ChangeResult, String) -> Void)?
     }
 
     private let state: ControlLock<State>
@@ -106,6 +110,7 @@ public final class RoutingController: Sendable {
             fileHash = Self.contentHash(text)
         }
         var s = State(base: base, overrides: kept, serving: serving, lastFileHash: fileHash)
+        s.rollouts = saved?.rollouts ?? [:]
         let time = ControlClock.rfc3339(unixNanos: clock())
         let entry = HistoryEntry(version: version, time: time, kind: .start, cause: cause, route: nil,
                                  changed: kept.isEmpty ? "started" : "started with runtime overrides from the state file",
@@ -140,6 +145,19 @@ public final class RoutingController: Sendable {
     /// Sends every new table to `server`'s workers.
     public func attach(_ server: ProxyServer) {
         attach { server.publish($0) }
+    }
+
+    /// Calls `observer` after every change made through the public methods (reloads, split,
+    /// switch, abort, clear, rollback), with its result and cause, outside the controller's
+    /// locks (so it may call back in). Changes made with `applyRollout` are not reported. One observer.
+    package func observe(_ observer: @escaping @Sendable (ChangeResult, String) -> Void) {
+        state.withLock { $0.observer = observer }
+    }
+
+    /// Reports `result` to the observer; returns it.
+    private func notify(_ result: ChangeResult, cause: String) -> ChangeResult {
+        if let observer = state.withLock({ $0.observer }) { observer(result, cause) }
+        return result
     }
 
     // MARK: Reading
@@ -178,7 +196,7 @@ public final class RoutingController: Sendable {
     /// `reload_rejected`) and the serving table stays.
     public func reloadFromFile(cause: String) throws(ControlError) -> ChangeResult {
         guard let path = configPath else { throw .noConfigFile }
-        return try reloading.withLock { _ throws(ControlError) -> ChangeResult in
+        let result = try reloading.withLock { _ throws(ControlError) -> ChangeResult in
             let text: String
             switch ConfigLoader.readFile(path) {
             case .success(let t): text = t
@@ -189,6 +207,7 @@ public final class RoutingController: Sendable {
             }
             return try reload(text: text, path: path, cause: cause)
         }
+        return notify(result, cause: cause)
     }
 
     /// Reloads the config file if its content differs from the content last loaded or
@@ -197,12 +216,13 @@ public final class RoutingController: Sendable {
     /// (it is being replaced; the next notification retries).
     public func reloadIfChanged(cause: String) throws(ControlError) -> ChangeResult? {
         guard let path = configPath else { return nil }
-        return try reloading.withLock { _ throws(ControlError) -> ChangeResult? in
+        let result = try reloading.withLock { _ throws(ControlError) -> ChangeResult? in
             guard case .success(let text) = ConfigLoader.readFile(path) else { return nil }
             let hash = Self.contentHash(text)
             guard state.withLock({ $0.lastFileHash }) != hash else { return nil }
             return try reload(text: text, path: path, cause: cause)
         }
+        return result.map { notify($0, cause: cause) }
     }
 
     /// Parses and resolves `text` (outside the state lock), then commits it. Caller holds `reloading`.
@@ -263,28 +283,69 @@ public final class RoutingController: Sendable {
     /// Sets route `route`'s split (weights in 0.01% units summing to 10000; cohorts not named
     /// get 0). Replaces the route's override.
     public func setSplit(route: String, weights: [CohortWeight], cause: String) throws(ControlError) -> ChangeResult {
-        try change(route: route, kind: .split, cause: cause) { version, time in
+        notify(try change(route: route, kind: .split, cause: cause) { version, time in
             RouteOverride(kind: .split, weights: weights, since: time, version: version, cause: cause)
-        }
+        }, cause: cause)
     }
 
     /// Sends all of route `route`'s traffic to `cohort` (blue/green switch). Replaces the route's override.
     public func switchTo(route: String, cohort: String, cause: String) throws(ControlError) -> ChangeResult {
-        try change(route: route, kind: .switch, cause: cause) { version, time in
+        notify(try change(route: route, kind: .switch, cause: cause) { version, time in
             RouteOverride(kind: .switch, cohort: cohort, since: time, version: version, cause: cause)
-        }
+        }, cause: cause)
     }
 
     /// Sends all of route `route`'s traffic to its baseline (abort a canary). Replaces the route's override.
     public func abort(route: String, cause: String) throws(ControlError) -> ChangeResult {
-        try change(route: route, kind: .abort, cause: cause) { version, time in
+        notify(try change(route: route, kind: .abort, cause: cause) { version, time in
             RouteOverride(kind: .abort, since: time, version: version, cause: cause)
+        }, cause: cause)
+    }
+
+    /// What a rollout does to its route's split.
+    package enum RolloutSplit: Sendable {
+        /// Set these weights (a `split` override).
+        case split([CohortWeight])
+        /// Everything to the baseline, rules included (an `abort` override): rollback and abort.
+        case abort
+    }
+
+    /// The rollout controller's change of `route`'s split: like `setSplit` / `abort`, but
+    /// `rollouts` (every rollout's snapshot) is written in the same state-file write, the
+    /// observer is not told, and when `ifVersion` is given the change is refused
+    /// (`ControlError.conflict`) unless that version is still serving, so a change made
+    /// meanwhile by someone else is never overwritten.
+    package func applyRollout(route: String, _ split: RolloutSplit, cause: String, rollouts: [String: RolloutSnapshot],
+                              ifVersion: UInt64?) throws(ControlError) -> ChangeResult {
+        switch split {
+        case .split(let weights):
+            return try change(route: route, kind: .split, cause: cause, rollouts: rollouts, ifVersion: ifVersion) { version, time in
+                RouteOverride(kind: .split, weights: weights, since: time, version: version, cause: cause)
+            }
+        case .abort:
+            return try change(route: route, kind: .abort, cause: cause, rollouts: rollouts, ifVersion: ifVersion) { version, time in
+                RouteOverride(kind: .abort, since: time, version: version, cause: cause)
+            }
+        }
+    }
+
+    /// The rollouts' snapshots as last saved (at start: those read from the state file).
+    package var rolloutSnapshots: [String: RolloutSnapshot] {
+        state.withLock { $0.rollouts }
+    }
+
+    /// Replaces the rollouts' snapshots and writes the state file; returns a warning when it
+    /// cannot be written (nil without a state file).
+    package func saveRollouts(_ rollouts: [String: RolloutSnapshot]) -> String? {
+        state.withLock { s in
+            s.rollouts = rollouts
+            return persist(s)
         }
     }
 
     /// Removes route `route`'s override: its split is the config file's again.
     public func clear(route: String, cause: String) throws(ControlError) -> ChangeResult {
-        try state.withLock { s throws(ControlError) -> ChangeResult in
+        let result = try state.withLock { s throws(ControlError) -> ChangeResult in
             guard s.base.routeIndex(named: route) != nil else {
                 throw .invalidChange(.unknownRoute(route, known: s.base.routes.map(\.name)))
             }
@@ -301,12 +362,13 @@ public final class RoutingController: Sendable {
             return commit(&s, table: table, base: s.base, overrides: overrides, kind: .clear, cause: cause, route: route,
                           warnings: [], details: [:])
         }
+        return notify(result, cause: cause)
     }
 
     /// Publishes an earlier version again, as a new version: its table, its overrides and its
     /// file table. Without `version`, the version that served before the current one.
     public func rollback(to version: UInt64? = nil, cause: String) throws(ControlError) -> ChangeResult {
-        try state.withLock { s throws(ControlError) -> ChangeResult in
+        let result = try state.withLock { s throws(ControlError) -> ChangeResult in
             let current = s.serving.version
             let target: VersionRecord
             if let version {
@@ -323,13 +385,20 @@ public final class RoutingController: Sendable {
             return commit(&s, table: table, base: target.base, overrides: target.overrides, kind: .rollback, cause: cause,
                           route: nil, warnings: [], details: ["to": "\(target.entry.version)"], rolledBackTo: target.entry.version)
         }
+        return notify(result, cause: cause)
     }
 
     /// Validates and commits a new override of `route`.
-    private func change(route: String, kind: RoutingEventKind, cause: String,
-                        make: (UInt64, String) -> RouteOverride) throws(ControlError) -> ChangeResult {
+    /// `rollouts`, when given, replaces the rollouts' snapshots in the same commit; `ifVersion`
+    /// refuses the change unless that version is serving.
+    private func change(route: String, kind: RoutingEventKind, cause: String, rollouts: [String: RolloutSnapshot]? = nil,
+                        ifVersion: UInt64? = nil, make: (UInt64, String) -> RouteOverride) throws(ControlError) -> ChangeResult {
         let time = ControlClock.rfc3339(unixNanos: clock())
         return try state.withLock { s throws(ControlError) -> ChangeResult in
+            if let ifVersion, ifVersion != s.serving.version {
+                throw .conflict("the routing table changed meanwhile (version \(s.serving.version) serving, "
+                                + "the change was decided on version \(ifVersion))")
+            }
             guard let r = s.base.routeIndex(named: route) else {
                 throw .invalidChange(.unknownRoute(route, known: s.base.routes.map(\.name)))
             }
@@ -346,6 +415,7 @@ public final class RoutingController: Sendable {
             } catch {
                 throw .invalidChange(error)
             }
+            if let rollouts { s.rollouts = rollouts }
             return commit(&s, table: table, base: s.base, overrides: overrides, kind: kind, cause: cause, route: route,
                           warnings: [], details: ["override": override.summary])
         }
@@ -387,7 +457,7 @@ public final class RoutingController: Sendable {
         var splits: [String: String] = [:]
         for route in s.overrides.keys { splits[route] = Self.splitSignature(route, in: s.base) }
         let file = RuntimeStateFile(version: s.serving.version, updated: ControlClock.rfc3339(unixNanos: clock()),
-                                    overrides: s.overrides, fileSplits: splits)
+                                    overrides: s.overrides, fileSplits: splits, rollouts: s.rollouts)
         do {
             try file.write(path: path)
             return nil

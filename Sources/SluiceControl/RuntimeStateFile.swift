@@ -8,14 +8,17 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import SluiceCore
 
-/// The state file: runtime overrides and the table version counter, kept across restarts.
+/// The state file: runtime overrides, rollouts and the table version counter, kept across restarts.
 ///
 /// ```json
 /// { "format": 1, "version": 12, "updated": "2026-11-27T10:00:00.000Z",
 ///   "overrides": { "web": { "kind": "split", "weights": [{ "cohort": "stable", "weight": 90 }, ...], ... } },
-///   "file_splits": { "web": "stable/stable/9500/split canary/canary/500/split baseline=stable" } }
+///   "file_splits": { "web": "stable/stable/9500/split canary/canary/500/split baseline=stable" },
+///   "rollouts": { "web": { "state": "progressing", "step": 2, "elapsed_at_step_ns": 250000000000, ... } } }
 /// ```
+/// Unknown keys are ignored when reading, so an older sluice reads a newer file.
 /// Written atomically: a temporary file in the same directory, fsync, rename over the old one,
 /// fsync of the directory. A crash leaves either the old or the new file, never a mix.
 public struct RuntimeStateFile: Sendable, Equatable, Codable {
@@ -31,23 +34,27 @@ public struct RuntimeStateFile: Sendable, Equatable, Codable {
     /// weights, baseline): when the file's split differs at the next start, the file was
     /// changed meanwhile and wins (the override is dropped).
     public var fileSplits: [String: String]
+    /// Each route's automated rollout (state, step, time at the step), by route name; written
+    /// in the same file write as the split the rollout set.
+    public var rollouts: [String: RolloutSnapshot]
 
     /// Creates a state.
     public init(format: Int = 1, version: UInt64, updated: String, overrides: [String: RouteOverride],
-                fileSplits: [String: String] = [:]) {
+                fileSplits: [String: String] = [:], rollouts: [String: RolloutSnapshot] = [:]) {
         self.format = format
         self.version = version
         self.updated = updated
         self.overrides = overrides
         self.fileSplits = fileSplits
+        self.rollouts = rollouts
     }
 
     /// JSON keys.
     enum CodingKeys: String, CodingKey {
-        case format, version, updated, overrides, fileSplits = "file_splits"
+        case format, version, updated, overrides, fileSplits = "file_splits", rollouts
     }
 
-    /// Decodes (`file_splits` may be absent).
+    /// Decodes (`file_splits` and `rollouts` may be absent).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         format = try c.decode(Int.self, forKey: .format)
@@ -55,6 +62,7 @@ public struct RuntimeStateFile: Sendable, Equatable, Codable {
         updated = try c.decodeIfPresent(String.self, forKey: .updated) ?? ""
         overrides = try c.decodeIfPresent([String: RouteOverride].self, forKey: .overrides) ?? [:]
         fileSplits = try c.decodeIfPresent([String: String].self, forKey: .fileSplits) ?? [:]
+        rollouts = try c.decodeIfPresent([String: RolloutSnapshot].self, forKey: .rollouts) ?? [:]
     }
 
     /// Reads `path`; nil when it does not exist. Throws when it exists but cannot be read or

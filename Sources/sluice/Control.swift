@@ -281,3 +281,105 @@ struct History: ParsableCommand {
         print(HistoryTable.render(report), terminator: "")
     }
 }
+
+/// `sluice rollout start|pause|resume|promote|abort|status ROUTE`: drive a route's automated canary rollout.
+struct Rollout: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Drive a route's automated canary rollout (the route's `rollout:` in the config).",
+        discussion: """
+            start: begin at step 1 (from pending, promoted, rolled back or aborted). pause: hold the \
+            step, its clock stopped. resume: continue the step with the time already spent. \
+            promote: canary to 100% now. abort: canary to 0% now, everything to the baseline. \
+            status: the step, time at the step, each gate's value for both cohorts against its \
+            threshold, and why the last decision was taken. Every change is a routing version \
+            (see `sluice history`) and an event.
+            """,
+        subcommands: [RolloutStart.self, RolloutPause.self, RolloutResume.self, RolloutPromote.self, RolloutAbort.self,
+                      RolloutStatusCommand.self]
+    )
+
+    /// Sends `command` for `route` and prints the one-line result (or the reason it does not apply, exit 1).
+    static func send(_ command: RolloutCommand, route: String, options: AdminOptions) throws {
+        let name = "rollout \(command.rawValue)"
+        let body: [UInt8]
+        do {
+            body = Array(try JSONEncoder().encode(ControlBody(cause: ControlCall.cause(name))))
+        } catch {
+            printError("sluice \(name): cannot encode the request: \(error)")
+            throw ExitCode(1)
+        }
+        let response = try ControlCall.send(name, "POST", "/admin/routes/\(route)/rollout/\(command.rawValue)", body: body,
+                                            options: options)
+        guard response.status == 200 else { ControlCall.failed(name, response) }
+        guard let result = try? JSONDecoder().decode(RolloutCommandResult.self, from: Data(response.body)) else {
+            printError("sluice \(name): the admin API answered JSON this version cannot read: \(response.text)")
+            throw ExitCode(1)
+        }
+        print(result.line)
+        for w in (result.change?.warnings ?? []) + result.status.warnings { printError("warning: \(w)") }
+    }
+}
+
+/// `sluice rollout start ROUTE`.
+struct RolloutStart: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start the rollout at step 1.")
+    @OptionGroup var options: AdminOptions
+    @Argument(help: "The route's name.") var route: String
+    func run() throws { try Rollout.send(.start, route: route, options: options) }
+}
+
+/// `sluice rollout pause ROUTE`.
+struct RolloutPause: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pause", abstract: "Hold the current step (its clock stops).")
+    @OptionGroup var options: AdminOptions
+    @Argument(help: "The route's name.") var route: String
+    func run() throws { try Rollout.send(.pause, route: route, options: options) }
+}
+
+/// `sluice rollout resume ROUTE`.
+struct RolloutResume: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resume", abstract: "Continue a paused step with the time already spent.")
+    @OptionGroup var options: AdminOptions
+    @Argument(help: "The route's name.") var route: String
+    func run() throws { try Rollout.send(.resume, route: route, options: options) }
+}
+
+/// `sluice rollout promote ROUTE`.
+struct RolloutPromote: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "promote", abstract: "Send the canary 100% now.")
+    @OptionGroup var options: AdminOptions
+    @Argument(help: "The route's name.") var route: String
+    func run() throws { try Rollout.send(.promote, route: route, options: options) }
+}
+
+/// `sluice rollout abort ROUTE`.
+struct RolloutAbort: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "abort", abstract: "Send everything back to the baseline now.")
+    @OptionGroup var options: AdminOptions
+    @Argument(help: "The route's name.") var route: String
+    func run() throws { try Rollout.send(.abort, route: route, options: options) }
+}
+
+/// `sluice rollout status ROUTE`.
+struct RolloutStatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the rollout: step, time at step, gates against thresholds for both cohorts, and why.")
+    @OptionGroup var options: AdminOptions
+    @Argument(help: "The route's name.") var route: String
+    @Flag(help: "Print the raw JSON of GET /admin/routes/ROUTE/rollout.") var json = false
+
+    func run() throws {
+        let response = try ControlCall.send("rollout status", "GET", "/admin/routes/\(route)/rollout", options: options)
+        guard response.status == 200 else { ControlCall.failed("rollout status", response) }
+        if json {
+            print(response.text, terminator: response.text.hasSuffix("\n") ? "" : "\n")
+            return
+        }
+        guard let status = try? JSONDecoder().decode(RolloutStatus.self, from: Data(response.body)) else {
+            printError("sluice rollout status: the admin API answered JSON this version cannot read: \(response.text)")
+            throw ExitCode(1)
+        }
+        print(status.text(), terminator: "")
+    }
+}

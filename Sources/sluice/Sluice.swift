@@ -25,12 +25,13 @@ struct Sluice: ParsableCommand {
               sluice split web stable=90 canary=10 -c FILE  change a split at runtime
               sluice abort web -c FILE         all traffic to the baseline, now
               sluice history -c FILE           versions; `sluice rollback` undoes one
+              sluice rollout start web -c FILE automated canary rollout (see `sluice rollout --help`)
 
             Example configs live in config/ of the source tree; the README documents every key.
             """,
         version: sluiceVersion,
         subcommands: [Run.self, Check.self, Demo.self, Status.self, Reload.self, Split.self, Switch.self, Abort.self,
-                      Clear.self, Rollback.self, History.self]
+                      Clear.self, Rollback.self, History.self, Rollout.self]
     )
 }
 
@@ -75,21 +76,23 @@ func reopenAccessLog(_ target: AccessLogTarget, fd: Int32) {
     printError("sluice: reopened access log \(path)")
 }
 
-/// The proxy plus its control plane: metrics hub, routing controller, admin API, event log
-/// and the config file watcher.
+/// The proxy plus its control plane: metrics hub, routing controller, rollout controller,
+/// admin API, event log and the config file watcher.
 struct RunningSluice {
     let server: ProxyServer
     let hub: MetricsHub
     let admin: AdminServer
     let events: EventLog
     let controller: RoutingController
+    let rollouts: RolloutController
     let watcher: ConfigWatcher?
 
-    /// Starts the proxy, the stats sampler, the admin API and (for a config file, unless
-    /// `watch` is false) the file watcher. Runtime overrides in the state file are applied.
+    /// Starts the proxy, the stats sampler, the rollout controller, the admin API and (for a
+    /// config file, unless `watch` is false) the file watcher. Runtime overrides and rollouts in
+    /// the state file are applied.
     static func start(_ config: SluiceConfig, settings: ProxySettings, cause: String, watch: Bool = true) throws -> RunningSluice {
         let hub = MetricsHub(workers: max(1, settings.workers), listenerNames: config.listeners.map(\.name),
-                             buildVersion: sluiceVersion)
+                             buildVersion: sluiceVersion, sampleInterval: RolloutController.sampleInterval(for: config.table))
         let events = EventLog()
         let controller = try RoutingController(config: config, events: events, cause: cause)
         let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
@@ -99,9 +102,16 @@ struct RunningSluice {
         controller.registerAdminEndpoints(on: admin, hub: hub)
         try server.start()
         try hub.startSampler()
+        // After the server: a rollout resumed from the state file may publish a split at once.
+        let rollouts = RolloutController(routing: controller, hub: hub)
+        rollouts.registerAdminEndpoints(on: admin)
+        try rollouts.start()
         try admin.start()
         for (route, o) in controller.overrides.sorted(by: { $0.key < $1.key }) {
             printError("sluice: runtime override of route \(route) restored from \(config.stateFile ?? "the state file"): \(o.summary) (since \(o.since))")
+        }
+        for status in rollouts.statuses() where status.state != "pending" || status.lastDecision != nil {
+            printError("sluice: rollout of route \(status.route): \(status.lastDecision?.summary ?? status.state)")
         }
         var watcher: ConfigWatcher?
         if watch, let path = config.sourcePath {
@@ -121,11 +131,13 @@ struct RunningSluice {
                 printError("sluice: not watching \(path) for changes (SIGHUP and `sluice reload` still work): \(error)")
             }
         }
-        return RunningSluice(server: server, hub: hub, admin: admin, events: events, controller: controller, watcher: watcher)
+        return RunningSluice(server: server, hub: hub, admin: admin, events: events, controller: controller,
+                             rollouts: rollouts, watcher: watcher)
     }
 
-    /// Drains the proxy and stops the control plane.
+    /// Stops the rollouts (saving their state), drains the proxy and stops the control plane.
     func stop(drainTimeout: UInt64) {
+        rollouts.stop()
         watcher?.stop()
         server.shutdown(drainTimeout: drainTimeout)
         admin.stop()

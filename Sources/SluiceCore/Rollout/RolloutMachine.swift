@@ -160,13 +160,17 @@ public struct RolloutMachine: Sendable {
     /// steps changed in the config meanwhile and the persisted share is no longer that step's,
     /// it resumes at the highest step whose share is at most the persisted one (its clock at 0),
     /// so the canary's share never goes up by a restart.
-    public static func restoring(spec: RolloutSpec, snapshot: RolloutSnapshot,
-                                 now: UInt64) -> (machine: RolloutMachine, output: RolloutOutput) {
+    ///
+    /// `after` names what happened in the texts: `.restart` ("resumed after restart at step 3
+    /// ..."), or `.reload` when a reload changed the spec of a running rollout.
+    public static func restoring(spec: RolloutSpec, snapshot: RolloutSnapshot, now: UInt64,
+                                 after: RestoreCause = .restart) -> (machine: RolloutMachine, output: RolloutOutput) {
         var m = RolloutMachine(spec: spec)
+        let restart = after.rawValue
         var summary: String
         switch snapshot.state {
         case .pending:
-            summary = "restored after restart: pending"
+            summary = "restored after \(restart): pending"
         case .progressing, .paused:
             var step = snapshot.step
             var elapsed = snapshot.elapsedAtStep
@@ -175,7 +179,7 @@ public struct RolloutMachine: Sendable {
             if !(spec.steps.indices.contains(step) && step < spec.lastStep && spec.steps[step] == snapshot.canaryWeight) {
                 guard let lower = spec.steps[..<spec.lastStep].lastIndex(where: { $0 <= snapshot.canaryWeight })
                     ?? (spec.lastStep > 0 ? 0 : nil) else {
-                    summary = "restored after restart: pending (the steps changed and have no step below 100%; "
+                    summary = "restored after \(restart): pending (the steps changed and have no step below 100%; "
                         + "the persisted share was \(CohortWeight.percentText(snapshot.canaryWeight))%)"
                     m.lastDecision = RolloutDecision(time: now, reason: .restored, step: nil, elapsedAtStep: 0, summary: summary)
                     return (m, RolloutOutput(from: .pending, to: .pending, canaryWeight: nil, accepted: true,
@@ -192,23 +196,31 @@ public struct RolloutMachine: Sendable {
             m.consecutiveFailures = failures
             let spent = "\(RolloutFormat.duration(nanos: elapsed)) of \(RolloutFormat.duration(nanos: spec.stepDuration)) spent"
             summary = snapshot.state == .progressing
-                ? "resumed after restart at \(spec.stepLabel(step)) with \(spent)\(note)"
-                : "restored after restart: paused at \(spec.stepLabel(step)) with \(spent)\(note)"
+                ? "resumed after \(restart) at \(spec.stepLabel(step)) with \(spent)\(note)"
+                : "restored after \(restart): paused at \(spec.stepLabel(step)) with \(spent)\(note)"
         case .promoted:
             m.state = .promoted
-            summary = "restored after restart: promoted (100%)"
+            summary = "restored after \(restart): promoted (100%)"
         case .rolledBack:
             m.state = .rolledBack
-            summary = "restored after restart: rolled back (0%)"
+            summary = "restored after \(restart): rolled back (0%)"
         case .aborted:
             m.state = .aborted
-            summary = "restored after restart: aborted (0%)"
+            summary = "restored after \(restart): aborted (0%)"
         }
-        if !snapshot.lastDecision.isEmpty { summary += "; before the restart: \(snapshot.lastDecision)" }
+        if !snapshot.lastDecision.isEmpty { summary += "; before the \(restart): \(snapshot.lastDecision)" }
         let decision = RolloutDecision(time: now, reason: .restored, step: m.state.step,
                                        elapsedAtStep: m.elapsedAtStep(now: now), summary: summary)
         m.lastDecision = decision
         return (m, RolloutOutput(from: m.state, to: m.state, canaryWeight: m.canaryWeight, accepted: true, decision: decision))
+    }
+
+    /// What a machine is restored after (the word used in its decision texts).
+    public enum RestoreCause: String, Sendable {
+        /// A restart of the process (from the state file).
+        case restart
+        /// A reload that changed the rollout's spec.
+        case reload
     }
 
     // MARK: Commands

@@ -9,7 +9,7 @@
 /// Percentiles carry `LatencyScale`'s stated error.
 public struct StatsWindow: Sendable {
     /// How long intervals are kept, in nanoseconds (the longest window that can be asked for).
-    public let retention: UInt64
+    public private(set) var retention: UInt64
 
     /// One sampling period's changes.
     struct Interval: Sendable {
@@ -36,6 +36,13 @@ public struct StatsWindow: Sendable {
     /// An empty window keeping `retention` nanoseconds of intervals (default 5 minutes).
     public init(retention: UInt64 = 300_000_000_000) {
         self.retention = retention
+    }
+
+    /// Keeps at least `retention` nanoseconds from now on (never shortens it): for a longer
+    /// window asked for later, e.g. a rollout step longer than the default 5 minutes. Intervals
+    /// already dropped stay dropped.
+    public mutating func extendRetention(to retention: UInt64) {
+        self.retention = max(self.retention, retention)
     }
 
     /// When the latest sample was taken (nil before the first).
