@@ -1256,6 +1256,19 @@ final class Worker: @unchecked Sendable {
         failExchange(c, u.connected ? .reset : .connectRefused)
     }
 
+    /// The request body needs more bytes from the client: reads them. Returns nil when bytes (or
+    /// EOF) arrived and pumping goes on, or the value `pumpRequestBody` returns: `progressed` when
+    /// nothing can be read now, true when the client closed before its whole body arrived (the body
+    /// is shorter than announced, so the upstream connection is closed with the client's).
+    private func refillRequestBody(_ c: ClientConnection, progressed: Bool, budget: inout Int) -> Bool? {
+        if c.readEOF {
+            abortUpstream(c)
+            closeClient(c)
+            return true
+        }
+        return readClient(c, budget: &budget) ? nil : progressed
+    }
+
     /// Moves request body bytes from the client buffer to the upstream buffer. Returns progress.
     private func pumpRequestBody(_ c: ClientConnection, _ u: UpstreamConnection, budget: inout Int) -> Bool {
         var progressed = false
@@ -1265,13 +1278,7 @@ final class Worker: @unchecked Sendable {
                 return progressed
             case .length(let remaining):
                 if c.inBuffer.isEmpty {
-                    if c.readEOF {
-                        // Body shorter than announced.
-                        abortUpstream(c)
-                        closeClient(c)
-                        return true
-                    }
-                    if !readClient(c, budget: &budget) { return progressed }
+                    if let result = refillRequestBody(c, progressed: progressed, budget: &budget) { return result }
                     progressed = true
                     continue
                 }
@@ -1310,12 +1317,7 @@ final class Worker: @unchecked Sendable {
                 let room = u.outBuffer.freeSpace - 32
                 if room <= 0 { return progressed }
                 if c.inBuffer.isEmpty {
-                    if c.readEOF {
-                        abortUpstream(c)
-                        closeClient(c)
-                        return true
-                    }
-                    if !readClient(c, budget: &budget) { return progressed }
+                    if let result = refillRequestBody(c, progressed: progressed, budget: &budget) { return result }
                     progressed = true
                     continue
                 }
@@ -1354,12 +1356,7 @@ final class Worker: @unchecked Sendable {
                         return true
                     }
                     if input.count < c.inBuffer.count { return progressed }  // waiting for upstream buffer room
-                    if c.readEOF {
-                        abortUpstream(c)
-                        closeClient(c)
-                        return true
-                    }
-                    if !readClient(c, budget: &budget) { return progressed }
+                    if let result = refillRequestBody(c, progressed: progressed, budget: &budget) { return result }
                     progressed = true
                 case .done(let consumed, let trailerOffset, let trailerCount):
                     scratch.removeAll(keepingCapacity: true)
