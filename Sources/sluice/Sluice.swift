@@ -13,21 +13,23 @@ struct Sluice: ParsableCommand {
         commandName: "sluice",
         abstract: "A Layer-7 traffic-splitting reverse proxy for progressive delivery.",
         discussion: """
-            Sluice sits in front of a service and decides, request by request, which version
-            (cohort) answers: stable or canary, blue or green, A, B or C. Routes split traffic by
+            Sluice sits in front of a service and decides, request by request, which version \
+            (cohort) answers: stable or canary, blue or green, A, B or C. Routes split traffic by \
             weight, header or cookie, and keep each user on one cohort (sticky).
 
             Start here:
-              sluice demo                      run a self-contained example on 127.0.0.1:8080
-              sluice check --config FILE       validate a config and print every problem
-              sluice run --config FILE         run the proxy
-              sluice status --config FILE      per-cohort rate, errors and latency of a running proxy
-              sluice split web stable=90 canary=10 -c FILE  change a split at runtime
-              sluice abort web -c FILE         all traffic to the baseline, now
-              sluice history -c FILE           versions; `sluice rollback` undoes one
-              sluice rollout start web -c FILE automated canary rollout (see `sluice rollout --help`)
+              sluice demo                   a self-contained example on 127.0.0.1:8080
+              sluice check -c FILE          validate a config, print every problem
+              sluice run -c FILE            run the proxy
+              sluice status -c FILE         per-cohort rate, errors, latency
+              sluice split web stable=90 canary=10 -c FILE
+                                            change a split at runtime
+              sluice abort web -c FILE      all traffic to the baseline, now
+              sluice history -c FILE        versions (sluice rollback undoes one)
+              sluice rollout start web -c FILE
+                                            automated canary rollout
 
-            Example configs live in config/ of the source tree; the README documents every key.
+            Example configs are in config/ of the source tree; the README documents every key.
             """,
         version: sluiceVersion,
         subcommands: [Run.self, Check.self, Demo.self, Status.self, Reload.self, Split.self, Switch.self, Abort.self,
@@ -189,11 +191,11 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the proxy with a config file.",
         discussion: """
-            Loads and validates FILE, binds every listener once per worker (SO_REUSEPORT) and
-            serves until SIGTERM or SIGINT, then stops accepting, lets requests in flight finish
-            (up to timeouts.drain) and exits 0. SIGHUP, a change of FILE (watched with inotify)
-            and `sluice reload` reload it; an invalid file is rejected and the running table
-            keeps serving. Runtime overrides (`sluice split`, `switch`, `abort`) are kept in the
+            Loads and validates FILE, binds every listener once per worker (SO_REUSEPORT) and \
+            serves until SIGTERM or SIGINT, then stops accepting, lets requests in flight finish \
+            (up to timeouts.drain) and exits 0. SIGHUP, a change of FILE (watched with inotify) \
+            and `sluice reload` reload it; an invalid file is rejected and the running table \
+            keeps serving. Runtime overrides (`sluice split`, `switch`, `abort`) are kept in the \
             state file (state_file:, default FILE.state.json) and applied again at start.
             """
     )
@@ -283,8 +285,8 @@ struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a self-contained demo: two built-in upstreams and a proxy splitting them 90/10.",
         discussion: """
-            Starts, in this one process, a "stable v1" upstream on 127.0.0.1:9101, a "canary v2"
-            upstream on 127.0.0.1:9102, and the proxy on 127.0.0.1:8080 with sticky cookies.
+            Starts, in this one process, a "stable v1" upstream on 127.0.0.1:9101, a "canary v2" \
+            upstream on 127.0.0.1:9102, and the proxy on 127.0.0.1:8080 with sticky cookies. \
             Stop it with Ctrl-C.
             """
     )

@@ -11,10 +11,10 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show each route's cohorts: weight, request rate, error rate and p50/p95/p99 latency.",
         discussion: """
-            Reads GET /admin/stats from a running sluice. Give the config file it runs with
-            (its admin.address is used) or the admin address itself. Rates and percentiles are
-            over the last minute (--window 1m) or five minutes (--window 5m); they are sampled
-            every few seconds, so a freshly started sluice shows less than a full window.
+            Reads GET /admin/stats from a running sluice. Give the config file it runs with \
+            (its admin.address is used) or the admin address itself. Rates and percentiles are \
+            over the last minute (--window 1m) or five minutes (--window 5m); they are sampled \
+            every few seconds, so a freshly started sluice shows less than a full window. \
             Exits 1 when the admin API cannot be reached.
             """
     )
