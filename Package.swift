@@ -32,7 +32,13 @@ let package = Package(
         .target(
             name: "SluiceProxy",
             dependencies: ["SluiceCore", "CSluiceSys"],
-            swiftSettings: [.swiftLanguageMode(.v6)]
+            swiftSettings: [
+                .swiftLanguageMode(.v6),
+                // Each worker's state is touched by its own thread only; the dynamic exclusivity checks
+                // on its class properties cost about 4% of CPU per request in release (bench: 13.0 →
+                // 12.45 µs/request, 128 B keep-alive, alternating A/B runs).
+                .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+            ]
         ),
         // Control plane: YAML config loading and validation, building routing tables.
         .target(
