@@ -9,26 +9,11 @@ DURATION=${1:-3}
 UP_PORT=${UP_PORT:-18281}
 PORT=${PORT:-18280}
 SCRATCH=${SLUICE_SCRATCH:-.build}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-swift build -c release --scratch-path "$SCRATCH" --product sluice >/dev/null
+source bench/lib/common.sh
+
+bench_build "$SCRATCH"
 gcc -O2 -shared -fPIC -o "$WORK/mallcount.so" bench/malloc-count/mallcount.c -ldl -lpthread
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP_PORT; location / { return 200 "hello from the upstream\n"; } } }
-NGINX
-nginx -c "$WORK/nginx.conf" -g 'daemon on;'
+bench_nginx_upstream "$UP_PORT"
 cat >"$WORK/sluice.yaml" <<YAML
 workers: 1
 listeners: [{ name: bench, address: "127.0.0.1:$PORT" }]
@@ -42,7 +27,7 @@ routes:
 YAML
 MALLCOUNT_OUT="$WORK/count" LD_PRELOAD="$WORK/mallcount.so" "$SCRATCH/release/sluice" run --config "$WORK/sluice.yaml" --no-watch 2>"$WORK/sluice.log" &
 PIDS+=($!)
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/" >/dev/null && break; sleep 0.1; done
+bench_wait_http "$PORT"
 count() { rm -f "$WORK/count"; touch "$WORK/count.req"; for _ in $(seq 100); do [ -s "$WORK/count" ] && break; sleep 0.05; done; cat "$WORK/count"; }
 wrk -t1 -c16 -d1s "http://127.0.0.1:$PORT/" >/dev/null   # warm-up: pools, buffers, caches
 before=$(count)

@@ -12,34 +12,11 @@ UP_PORT=${UP_PORT:-18181}
 ON_PORT=${ON_PORT:-18182}
 OFF_PORT=${OFF_PORT:-18183}
 SCRATCH=${SLUICE_SCRATCH:-.build}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+source bench/lib/common.sh
 
-swift build -c release --scratch-path "$SCRATCH" --product sluice >/dev/null
+bench_build "$SCRATCH"
 BIN="$SCRATCH/release/sluice"
-BODY=$(printf 'x%.0s' $(seq 1 127))
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$UP_PORT reuseport;
-        location / { default_type text/plain; return 200 "$BODY\n"; }
-    }
-}
-NGINX
-taskset -c 1 nginx -c "$WORK/nginx.conf" -g 'daemon on;'
+bench_nginx_upstream "$UP_PORT" 1
 start_sluice() {  # port admin-port extra-args...
     local port=$1 admin=$2; shift 2
     cat >"$WORK/sluice-$port.yaml" <<YAML
@@ -56,19 +33,16 @@ start_sluice "$ON_PORT" $((ON_PORT + 100))
 ON_PID=${PIDS[-1]}
 start_sluice "$OFF_PORT" $((OFF_PORT + 100)) --no-metrics
 OFF_PID=${PIDS[-1]}
-for p in $ON_PORT $OFF_PORT; do
-    for _ in $(seq 50); do curl -sf "http://127.0.0.1:$p/" >/dev/null && break; sleep 0.1; done
-done
+for p in $ON_PORT $OFF_PORT; do bench_wait_http "$p"; done
 TICK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 for p in $ON_PORT $OFF_PORT; do taskset -c 1 wrk -t1 -c64 -d2s "http://127.0.0.1:$p/" >/dev/null; done
 printf '| round | metrics | requests/s | p99 | CPU µs/request |\n|---|---|---|---|---|\n'
 for r in $(seq "$ROUNDS"); do
     for mode in on off; do
         if [ $mode = on ]; then port=$ON_PORT; pid=$ON_PID; else port=$OFF_PORT; pid=$OFF_PID; fi
-        before=$(cpu_ticks "$pid")
+        before=$(bench_cpu_ticks "$pid")
         out=$(taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" --latency "http://127.0.0.1:$port/")
-        after=$(cpu_ticks "$pid")
+        after=$(bench_cpu_ticks "$pid")
         rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
         total=$(echo "$out" | awk '/requests in/ {print $1}')
         p99=$(echo "$out" | awk '$1=="99%" {print $2}')

@@ -10,38 +10,17 @@ ROUNDS=${1:-2}
 DURATION=${2:-10}
 UP_PORT=${UP_PORT:-18081}
 PROXY_PORT=${PROXY_PORT:-18080}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+SCRATCH=${SLUICE_SCRATCH:-.build}
+source bench/lib/common.sh
 
-swift build -c release --product sluice >/dev/null
-BODY=$(printf 'x%.0s' $(seq 1 127))
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$UP_PORT reuseport;
-        location / { default_type text/plain; return 200 "$BODY\n"; }
-    }
-}
-NGINX
-taskset -c 1 nginx -c "$WORK/nginx.conf" -g 'daemon on;'
+bench_build "$SCRATCH"
+bench_nginx_upstream "$UP_PORT" 1
 cat >"$WORK/sluice.yaml" <<YAML
 workers: 1
 listeners:
   - name: bench
     address: 127.0.0.1:$PROXY_PORT
+admin: { address: "127.0.0.1:$((PROXY_PORT + 100))" }
 upstreams:
   app: { endpoints: ["127.0.0.1:$UP_PORT"] }
 routes:
@@ -50,12 +29,11 @@ routes:
     upstream: app
     sticky: none
 YAML
-taskset -c 0 .build/release/sluice run --config "$WORK/sluice.yaml" 2>"$WORK/sluice.log" &
+taskset -c 0 "$SCRATCH/release/sluice" run --config "$WORK/sluice.yaml" 2>"$WORK/sluice.log" &
 PIDS+=($!)
 SLUICE_PID=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PROXY_PORT/" >/dev/null && break; sleep 0.1; done
+bench_wait_http "$PROXY_PORT"
 
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 run_wrk() { taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" --latency "$1" 2>&1; }
 # Warm-up.
 taskset -c 1 wrk -t1 -c64 -d2s "http://127.0.0.1:$PROXY_PORT/" >/dev/null
@@ -65,9 +43,9 @@ printf '| round | target | requests/s | p50 | p99 | sluice CPU µs/request |\n|-
 for r in $(seq "$ROUNDS"); do
     for target in direct sluice; do
         if [ $target = direct ]; then url="http://127.0.0.1:$UP_PORT/"; else url="http://127.0.0.1:$PROXY_PORT/"; fi
-        before=$(cpu_ticks "$SLUICE_PID")
+        before=$(bench_cpu_ticks "$SLUICE_PID")
         out=$(run_wrk "$url")
-        after=$(cpu_ticks "$SLUICE_PID")
+        after=$(bench_cpu_ticks "$SLUICE_PID")
         rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
         total=$(echo "$out" | awk '/requests in/ {print $1}')
         p50=$(echo "$out" | awk '$1=="50%" {print $2}')
