@@ -746,13 +746,23 @@ final class Worker: @unchecked Sendable {
     }
 
     private func respondDirect(_ c: ClientConnection, status: Int, contentType: StaticString, body: UnsafeRawBufferPointer, close: Bool) {
-        let closing = close || !c.head.keepAlive || c.closeAfterResponse || c.draining
+        let closing = closesAfterDirectResponse(c, close)
         scratch.removeAll(keepingCapacity: true)
         HeadWriter.appendSimpleResponse(
             status: status, contentType: contentType, body: body, closeConnection: closing,
             http10KeepAlive: c.head.version == .http10 && !closing, headOnly: c.head.method == .head, to: &scratch)
+        queueScratchResponse(c, status: status, closing: closing)
+    }
+
+    /// Whether the connection closes after a response Sluice generates itself.
+    private func closesAfterDirectResponse(_ c: ClientConnection, _ close: Bool) -> Bool {
+        close || !c.head.keepAlive || c.closeAfterResponse || c.draining
+    }
+
+    /// Queues the whole response serialized in `scratch` and moves on to the next request (or closing).
+    private func queueScratchResponse(_ c: ClientConnection, status: Int, closing: Bool) {
         if !c.outBuffer.append(scratch) {
-            // No room (should not happen: direct responses are small): give up on the connection.
+            // No room (should not happen: generated responses are small): give up on the connection.
             closeClient(c)
             return
         }
@@ -999,7 +1009,7 @@ final class Worker: @unchecked Sendable {
     }
 
     private func queueConfiguredResponse(_ c: ClientConnection, _ r: DirectResponse, body: UnsafeRawBufferPointer, close: Bool) {
-        let closing = close || !c.head.keepAlive || c.closeAfterResponse || c.draining
+        let closing = closesAfterDirectResponse(c, close)
         scratch.removeAll(keepingCapacity: true)
         HeadWriter.appendStatic("HTTP/1.1 ", to: &scratch)
         HeadWriter.appendDecimal(UInt64(r.status), to: &scratch)
@@ -1012,14 +1022,7 @@ final class Worker: @unchecked Sendable {
         HeadWriter.appendFraming(r.status == 204 || r.status < 200 ? .none : .contentLength(UInt64(body.count)),
                                  closeConnection: closing, http10KeepAlive: c.head.version == .http10 && !closing, to: &scratch)
         if !noBody { scratch.append(contentsOf: body) }
-        if scratch.count > c.outBuffer.freeSpace {
-            closeClient(c)
-            return
-        }
-        c.outBuffer.append(scratch)
-        c.statusSent = r.status
-        c.bytesOut &+= UInt64(scratch.count)
-        finishRequest(c, close: closing)
+        queueScratchResponse(c, status: r.status, closing: closing)
     }
 
     /// Gives the exchange an upstream connection: an idle pooled one, or a new connect.
@@ -1095,13 +1098,12 @@ final class Worker: @unchecked Sendable {
     /// Fails the exchange with an upstream error: 502/504 if nothing was sent to the client yet,
     /// otherwise the client connection is closed (its response is cut short).
     private func failExchange(_ c: ClientConnection, _ failure: UpstreamFailure) {
-        noteUpstreamError(c, failure)
-        abortUpstream(c)
         if c.responseStarted {
-            c.phase = .closing
-            c.closeAfterResponse = true
+            cutResponse(c, failure)
             return
         }
+        noteUpstreamError(c, failure)
+        abortUpstream(c)
         var keep = false
         if case .done = c.requestBody { keep = true }
         let reason = failure.reason

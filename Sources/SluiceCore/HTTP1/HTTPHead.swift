@@ -65,6 +65,8 @@ public struct FieldFlags: OptionSet, Equatable, Sendable {
     public static let xForwardedOther = FieldFlags(rawValue: 1 << 5)
     /// Cookie.
     public static let cookie = FieldFlags(rawValue: 1 << 6)
+    /// The name contains `_` (request fields so named are not forwarded, as nginx does).
+    public static let underscoreName = FieldFlags(rawValue: 1 << 7)
 }
 
 /// HTTP version of a message. Only 1.0 and 1.1 are accepted.

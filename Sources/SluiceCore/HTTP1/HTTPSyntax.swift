@@ -21,6 +21,8 @@ struct FieldLine {
     var nameStart: Int
     /// Offset just after the name.
     var nameEnd: Int
+    /// The name contains `_` (found while scanning it, so nobody has to scan it again).
+    var nameHasUnderscore: Bool
     /// Offset of the value's first non-OWS byte.
     var valueStart: Int
     /// Offset just after the value's last non-OWS byte (== `valueStart` when empty).
@@ -284,7 +286,11 @@ enum HTTPSyntax {
         if first == sp || first == htab { return .invalid(.obsFold) }
 
         // field-name = token
-        while p < end && cls.has(base[p], tchar) { p += 1 }
+        var underscore = false
+        while p < end && cls.has(base[p], tchar) {
+            if base[p] == UInt8(ascii: "_") { underscore = true }
+            p += 1
+        }
         guard p < end else { return .needMore }
         let nameEnd = p
         if base[p] != colon {
@@ -312,8 +318,8 @@ enum HTTPSyntax {
         guard base[p] == cr else { return .invalid(.badFieldValue) }
         guard p + 1 < end else { return .needMore }
         guard base[p + 1] == lf else { return .invalid(.badFieldValue) }
-        return .field(FieldLine(nameStart: start, nameEnd: nameEnd, valueStart: valueStart,
-                                valueEnd: valueEnd, next: p + 2))
+        return .field(FieldLine(nameStart: start, nameEnd: nameEnd, nameHasUnderscore: underscore,
+                                valueStart: valueStart, valueEnd: valueEnd, next: p + 2))
     }
 
     /// What a field name means to the parser beyond its flags.
@@ -427,7 +433,8 @@ enum HTTPSyntax {
                 return .complete(next)
             case .field(let line):
                 if fields.count == maxFields { return .invalid(.tooManyFields) }
-                let (flags, kind) = classify(base, line.nameStart, line.nameEnd)
+                var (flags, kind) = classify(base, line.nameStart, line.nameEnd)
+                if line.nameHasUnderscore { flags.insert(.underscoreName) }
                 switch kind {
                 case .other:
                     break

@@ -44,7 +44,7 @@ public enum HeadWriter {
             if field.flags.contains(.host) && absoluteForm { continue }
             // As nginx (underscores_in_headers off): a name with `_` is dropped, since an upstream
             // that maps `_` to `-` (CGI-style) could read `Transfer_Encoding` as framing.
-            if nameHasUnderscore(bytes, field.name) { continue }
+            if field.flags.contains(.underscoreName) { continue }
             appendField(bytes, field, to: &out)
         }
         if absoluteForm || (head.hostIndex < 0) {
@@ -172,16 +172,6 @@ public enum HeadWriter {
 
     // MARK: - Byte helpers
 
-    @inline(__always)
-    static func nameHasUnderscore(_ bytes: UnsafeRawBufferPointer, _ span: ByteSpan) -> Bool {
-        var i = Int(span.start)
-        let end = i + Int(span.count)
-        while i < end {
-            if bytes[i] == UInt8(ascii: "_") { return true }
-            i += 1
-        }
-        return false
-    }
 
     @inline(__always)
     static func append(_ bytes: UnsafeRawBufferPointer, _ span: ByteSpan, to out: inout [UInt8]) {
