@@ -1,10 +1,24 @@
 #include "CSluiceSys.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sched.h>
 #include <time.h>
 
 int csluice_accept_nonblock(int fd, struct sockaddr *addr, socklen_t *len) {
     return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+ssize_t csluice_splice(int in, int out, size_t len) {
+    return splice(in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+}
+
+int csluice_pipe(int fds[2], int size, int *capacity) {
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return errno;
+    if (size > 0) (void)fcntl(fds[0], F_SETPIPE_SZ, size);
+    int c = fcntl(fds[0], F_GETPIPE_SZ);
+    *capacity = c > 0 ? c : 65536;
+    return 0;
 }
 
 int csluice_current_cpu(void) { return sched_getcpu(); }

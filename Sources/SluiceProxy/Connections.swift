@@ -181,6 +181,11 @@ final class UpstreamConnection {
     var requestsServed = 0
     /// Upstream id for the connection gauges (fixed when connected).
     var metricsUpstream: Int32 = -1
+    /// The pipe a long Content-Length body is spliced through (nil when the body is copied).
+    var pipe: SplicePipe?
+    /// SO_RCVLOWAT in force while splicing (0: the default of 1 byte), and since when.
+    var lowWater = 0
+    var lowWaterSince: UInt64 = 0
 
     var deadline: UInt64 = 0
     var queuedDeadline: UInt64 = 0

@@ -71,6 +71,33 @@ enum Sys {
         }
     }
 
+    /// splice(2) from `from` to `to` (one of them a pipe), non-blocking. `.eof` when `from` is a
+    /// socket whose peer closed; `.wouldBlock` when `from` has nothing or `to` has no room.
+    @inline(__always)
+    static func splice(from: Int32, to: Int32, _ count: Int) -> IOResult {
+        while true {
+            let n = csluice_splice(from, to, count)
+            if n > 0 { return .done(n) }
+            if n == 0 { return .eof }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+            checkOurBug("splice", e)
+            return .failed(e)
+        }
+    }
+
+    /// A non-blocking pipe of about `size` bytes, for splice(2): (read end, write end, capacity).
+    static func pipe(size: Int) throws(SyscallError) -> (Int32, Int32, Int) {
+        var fds: (Int32, Int32) = (-1, -1)
+        var capacity: Int32 = 0
+        let err = withUnsafeMutableBytes(of: &fds) { raw in
+            csluice_pipe(raw.baseAddress!.assumingMemoryBound(to: Int32.self), Int32(size), &capacity)
+        }
+        if err != 0 { throw SyscallError("pipe2", errno: err) }
+        return (fds.0, fds.1, Int(capacity))
+    }
+
     /// True when a socket has bytes to read, or EOF/an error pending (recv MSG_PEEK | MSG_DONTWAIT).
     static func hasPendingInput(_ fd: Int32) -> Bool {
         var byte: UInt8 = 0
@@ -112,6 +139,12 @@ enum Sys {
     static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         _ = Glibc.setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// SO_RCVLOWAT: the socket reports readable only once this many bytes are queued (or at EOF).
+    static func setReceiveLowWater(_ fd: Int32, _ bytes: Int) {
+        var v = Int32(clamping: bytes)
+        _ = Glibc.setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Calls `body` with a sockaddr for `address`.

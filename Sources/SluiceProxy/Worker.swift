@@ -57,6 +57,8 @@ final class Worker: @unchecked Sendable {
     private let buffers = BufferPool(blockSize: Worker.bufferCapacity, maxFree: 4096)
     /// Reused scratch for serializing heads.
     private var scratch: [UInt8] = []
+    /// Empty pipes for splicing response bodies.
+    private var pipes = PipePool()
     /// Clients that stopped processing because their per-wakeup read budget ran out.
     private var pending: [ClientConnection] = []
 
@@ -67,6 +69,10 @@ final class Worker: @unchecked Sendable {
     private var mailbox: [WorkerMessage] = []
 
     private static let readBudget = 16
+    /// Spliced bodies with less than this left are read at every arriving byte (no low-water mark).
+    private static let lowWaterMinimum: UInt64 = 64 * 1024
+    /// Longest a low-water mark may hold back bytes that arrived (a slow upstream's trickle).
+    private static let lowWaterWait: UInt64 = 20_000_000
     private static let bufferCapacity = 64 * 1024
     /// How long a half-closed connection reads and discards what the client still sends.
     private static let lingerTime: UInt64 = 2_000_000_000
@@ -342,6 +348,7 @@ final class Worker: @unchecked Sendable {
         }
         for fd in listenerFDs { Sys.close(fd) }
         listenerFDs = []
+        pipes.closeAll()
         Sys.close(epoll.fd)
         Sys.close(wake.fd)
     }
@@ -465,6 +472,13 @@ final class Worker: @unchecked Sendable {
             closeUpstream(u)  // idle timeout in the pool
             return
         }
+        if u.lowWater != 0 && now &- u.lastProgress < settings.timeouts.upstreamResponseHeader {
+            // Not a timeout: the low-water mark waited long enough. Lowering it makes the kernel
+            // report whatever has arrived.
+            setLowWater(u, 0)
+            updateUpstreamTimer(u, client: c)
+            return
+        }
         if !u.connected {
             failExchange(c, .connectTimeout)
         } else if case .awaitingHead = c.responseBody {
@@ -489,7 +503,7 @@ final class Worker: @unchecked Sendable {
                 setClientDeadline(c, c.phaseStart &+ base)
             }
         case .exchange:
-            if !c.outBuffer.isEmpty && !c.writable {
+            if (!c.outBuffer.isEmpty || (c.upstream?.pipe?.count ?? 0) > 0) && !c.writable {
                 setClientDeadline(c, c.lastWriteProgress &+ t.clientSend)
             } else if case .done = c.requestBody {
                 if c.deadline != 0 { c.deadline = 0 }
@@ -521,8 +535,10 @@ final class Worker: @unchecked Sendable {
         case .done:
             if u.deadline != 0 { u.deadline = 0 }
         default:
-            if u.inBuffer.freeSpace == 0 || c.outBuffer.freeSpace < 1024 {
+            if u.inBuffer.freeSpace == 0 || c.outBuffer.freeSpace < 1024 || ((u.pipe?.count ?? 0) > 0 && !c.writable) {
                 if u.deadline != 0 { u.deadline = 0 }  // held back by the client: its send timeout applies
+            } else if u.lowWater != 0 {
+                setUpstreamDeadline(u, min(u.lastProgress &+ t.upstreamResponseHeader, u.lowWaterSince &+ Worker.lowWaterWait))
             } else {
                 setUpstreamDeadline(u, u.lastProgress &+ t.upstreamResponseHeader)
             }
@@ -568,6 +584,10 @@ final class Worker: @unchecked Sendable {
         u.deadline = 0
         u.inBuffer.release()
         u.outBuffer.release()
+        if let p = u.pipe {
+            u.pipe = nil
+            pipes.give(p)  // closed if bytes are left in it
+        }
     }
 
     /// Drops the exchange's upstream connection, closing it (its state is unknown).
@@ -1200,8 +1220,11 @@ final class Worker: @unchecked Sendable {
             u.requestSentAt = now
         }
 
-        // Read from upstream.
-        if u.readable && !u.readEOF && budget > 0 && u.inBuffer.freeSpace > 0 {
+        // Read from upstream: a long Content-Length body is spliced once nothing is buffered for it.
+        if u.pipe != nil || startSplice(c, u) {
+            if spliceBody(c, u, budget: &budget) { progressed = true }
+            if c.phase != .exchange { return true }
+        } else if u.readable && !u.readEOF && budget > 0 && u.inBuffer.freeSpace > 0 {
             let space = u.inBuffer.writableSpace()
             budget -= 1
             switch Sys.read(u.fd, space.baseAddress!, space.count) {
@@ -1243,6 +1266,93 @@ final class Worker: @unchecked Sendable {
             }
         }
         return progressed
+    }
+
+    /// Takes a pipe for the rest of a Content-Length body when splicing pays: at least
+    /// `splice_min_body` bytes to come, and no body bytes buffered on either side (what is
+    /// buffered must reach the client first, and the pipe carries only what follows).
+    private func startSplice(_ c: ClientConnection, _ u: UpstreamConnection) -> Bool {
+        guard case .length(let remaining) = c.responseBody, u.readable, !u.readEOF,
+              settings.limits.spliceMinBody > 0, remaining >= settings.limits.spliceMinBody,
+              u.inBuffer.isEmpty, c.outBuffer.isEmpty, let p = pipes.take(now: now) else { return false }
+        u.pipe = p
+        return true
+    }
+
+    /// Moves Content-Length body bytes upstream socket → pipe → client socket with splice(2).
+    /// A pipe the client does not empty is the backpressure: the upstream is not read while it is
+    /// full. Returns true if bytes moved (or the connection ended).
+    private func spliceBody(_ c: ClientConnection, _ u: UpstreamConnection, budget: inout Int) -> Bool {
+        guard case .length(var remaining) = c.responseBody, var p = u.pipe else { return false }
+        var progressed = false
+        while true {
+            var moved = false
+            if p.count > 0 && c.writable {
+                switch Sys.splice(from: p.readFD, to: c.fd, p.count) {
+                case .done(let n):
+                    p.count -= n
+                    c.bytesOut &+= UInt64(n)
+                    c.lastWriteProgress = now
+                    moved = true
+                case .wouldBlock:
+                    c.writable = false
+                case .eof, .failed:
+                    u.pipe = p
+                    abortUpstream(c)
+                    closeClient(c)
+                    return true
+                }
+            }
+            if remaining > 0 && u.readable && budget > 0 && p.count < p.capacity {
+                budget -= 1
+                switch Sys.splice(from: u.fd, to: p.writeFD, Int(min(remaining, UInt64(p.capacity - p.count)))) {
+                case .done(let n):
+                    p.count += n
+                    remaining -= UInt64(n)
+                    u.lastProgress = now
+                    moved = true
+                case .wouldBlock:
+                    // The socket is drained, or the pipe has no free page left: only an empty
+                    // pipe tells which. (A non-empty one is retried once the client took it.)
+                    if p.count == 0 {
+                        u.readable = false
+                        setLowWater(u, remaining >= Worker.lowWaterMinimum ? Int(min(remaining, UInt64(p.capacity))) : 0)
+                    }
+                case .eof:
+                    u.readEOF = true
+                    u.readable = false
+                    moved = true
+                case .failed(let e):
+                    u.readEOF = true
+                    u.readable = false
+                    u.failedErrno = e
+                    moved = true
+                }
+            }
+            if !moved || u.readEOF { break }
+            progressed = true
+        }
+        if remaining == 0 && p.count == 0 {
+            setLowWater(u, 0)  // the next response head must wake us at its first byte
+            u.pipe = nil
+            pipes.give(p)
+            c.responseBody = .done
+            return true
+        }
+        u.pipe = p
+        c.responseBody = .length(remaining: remaining)
+        return progressed || u.readEOF
+    }
+
+    /// Sets the upstream socket's SO_RCVLOWAT (0: back to 1 byte). While a long body is spliced,
+    /// a low-water mark of a pipeful means one wakeup per pipeful instead of one per arriving
+    /// segment: fewer wakeups here, and fewer cross-CPU wakeups paid by the upstream's sending side.
+    /// Bytes held back by it are picked up by the upstream timer after `lowWaterWait` at the latest.
+    private func setLowWater(_ u: UpstreamConnection, _ bytes: Int) {
+        guard bytes != u.lowWater else { return }
+        Sys.setReceiveLowWater(u.fd, max(bytes, 1))
+        u.lowWater = bytes
+        u.lowWaterSince = now
     }
 
     /// The upstream connection died before any response byte.

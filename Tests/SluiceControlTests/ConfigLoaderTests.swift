@@ -83,6 +83,7 @@ func position(of needle: String, in text: String, occurrence: Int = 1) -> (line:
               max_requests_per_connection: 0
               max_connections_per_worker: 1_000
               upstream_max_idle: 8
+              splice_min_body: 1MiB
             access_log: { path: /var/log/sluice/access.log }
             upstreams:
               api: { endpoints: ["api.internal:80", { address: "[::1]:9000", weight: 2 }] }
@@ -112,6 +113,7 @@ func position(of needle: String, in text: String, occurrence: Int = 1) -> (line:
         l.maxRequestsPerConnection = 0
         l.maxConnectionsPerWorker = 1_000
         l.upstreamMaxIdle = 8
+        l.spliceMinBody = 1 << 20
         #expect(config.limits == l)
         #expect(config.accessLog == .file("/var/log/sluice/access.log"))
         let endpoints = config.table.upstreams[0].endpoints

@@ -13,6 +13,8 @@ enum UpstreamReply: Sendable {
     indirect case delayed(TimeInterval, UpstreamReply)
     /// Send a head then `count` bytes of body in pieces (for large downloads), keep the connection.
     case stream(head: String, count: Int)
+    /// Send each piece after its pause (a slow upstream), keep the connection.
+    case paced([(pause: TimeInterval, bytes: [UInt8])])
 
     /// A 200 response with a Content-Length body.
     static func ok(_ body: String, headers: [String] = []) -> UpstreamReply {
@@ -182,6 +184,12 @@ final class TestUpstream: @unchecked Sendable {
         case .delayed(let t, let r):
             Thread.sleep(forTimeInterval: t)
             return act(r, fd: fd)
+        case .paced(let pieces):
+            for piece in pieces {
+                Thread.sleep(forTimeInterval: piece.pause)
+                guard (try? TestSocket.send(fd, piece.bytes)) != nil else { return false }
+            }
+            return true
         case .stream(let head, let count):
             guard (try? TestSocket.send(fd, Array(head.utf8))) != nil else { return false }
             let piece = [UInt8](repeating: UInt8(ascii: "x"), count: 256 * 1024)

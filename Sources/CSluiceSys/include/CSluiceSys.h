@@ -16,6 +16,12 @@
 
 /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
 int csluice_accept_nonblock(int fd, struct sockaddr *addr, socklen_t *len);
+/// splice(2) with SPLICE_F_MOVE | SPLICE_F_NONBLOCK, no offsets (sockets and pipes). Returns bytes, 0 at
+/// EOF of `in`, or -1 with errno.
+ssize_t csluice_splice(int in, int out, size_t len);
+/// pipe2(O_NONBLOCK | O_CLOEXEC), then F_SETPIPE_SZ to `size` (best effort: the default stays on
+/// failure). Returns 0 and the pipe's capacity in `*capacity`, or an errno value.
+int csluice_pipe(int fds[2], int size, int *capacity);
 /// sched_getcpu().
 int csluice_current_cpu(void);
 /// Pins the calling thread to one CPU. Returns 0 or an errno value.

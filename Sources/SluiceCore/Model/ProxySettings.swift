@@ -31,6 +31,10 @@ public struct Limits: Sendable, Equatable {
     public var maxConnectionsPerWorker: Int = 16_384
     /// Idle keep-alive connections kept per upstream endpoint per worker.
     public var upstreamMaxIdle: Int = 4096
+    /// Content-Length response bodies with at least this many bytes left after the first read are
+    /// moved upstream socket → pipe → client socket with splice(2), never copied through Sluice.
+    /// 0 turns splicing off.
+    public var spliceMinBody: UInt64 = 64 * 1024
 
     /// Defaults.
     public init() {}
