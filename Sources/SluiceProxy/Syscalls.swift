@@ -42,19 +42,25 @@ enum Sys {
         precondition(err != EBADF && err != EFAULT, "\(call): \(err == EBADF ? "EBADF" : "EFAULT") is a Sluice bug")
     }
 
-    /// read(2) into a raw buffer.
+    /// Runs a read-like call (bytes > 0, 0 at EOF, -1 with errno) with EINTR retried.
     @inline(__always)
-    static func read(_ fd: Int32, _ ptr: UnsafeMutableRawPointer, _ count: Int) -> IOResult {
+    private static func transfer(_ call: StaticString, _ op: () -> Int) -> IOResult {
         while true {
-            let n = Glibc.read(fd, ptr, count)
+            let n = op()
             if n > 0 { return .done(n) }
             if n == 0 { return .eof }
             let e = Glibc.errno
             if e == EINTR { continue }
             if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
-            checkOurBug("read", e)
+            checkOurBug(call, e)
             return .failed(e)
         }
+    }
+
+    /// read(2) into a raw buffer.
+    @inline(__always)
+    static func read(_ fd: Int32, _ ptr: UnsafeMutableRawPointer, _ count: Int) -> IOResult {
+        transfer("read") { Glibc.read(fd, ptr, count) }
     }
 
     /// send(2) with MSG_NOSIGNAL.
@@ -75,16 +81,7 @@ enum Sys {
     /// socket whose peer closed; `.wouldBlock` when `from` has nothing or `to` has no room.
     @inline(__always)
     static func splice(from: Int32, to: Int32, _ count: Int) -> IOResult {
-        while true {
-            let n = csluice_splice(from, to, count)
-            if n > 0 { return .done(n) }
-            if n == 0 { return .eof }
-            let e = Glibc.errno
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
-            checkOurBug("splice", e)
-            return .failed(e)
-        }
+        transfer("splice") { csluice_splice(from, to, count) }
     }
 
     /// A non-blocking pipe of about `size` bytes, for splice(2): (read end, write end, capacity).

@@ -1236,13 +1236,10 @@ final class Worker: @unchecked Sendable {
             case .wouldBlock:
                 u.readable = false
             case .eof:
-                u.readEOF = true
-                u.readable = false
+                upstreamInputEnded(u, errno: 0)
                 progressed = true
             case .failed(let e):
-                u.readEOF = true
-                u.readable = false
-                u.failedErrno = e
+                upstreamInputEnded(u, errno: e)
                 progressed = true
             }
         }
@@ -1319,13 +1316,10 @@ final class Worker: @unchecked Sendable {
                         setLowWater(u, remaining >= Worker.lowWaterMinimum ? Int(min(remaining, UInt64(p.capacity))) : 0)
                     }
                 case .eof:
-                    u.readEOF = true
-                    u.readable = false
+                    upstreamInputEnded(u, errno: 0)
                     moved = true
                 case .failed(let e):
-                    u.readEOF = true
-                    u.readable = false
-                    u.failedErrno = e
+                    upstreamInputEnded(u, errno: e)
                     moved = true
                 }
             }
@@ -1342,6 +1336,13 @@ final class Worker: @unchecked Sendable {
         u.pipe = p
         c.responseBody = .length(remaining: remaining)
         return progressed || u.readEOF
+    }
+
+    /// A read (or splice) from the upstream met EOF, or failed with `errno`.
+    private func upstreamInputEnded(_ u: UpstreamConnection, errno: Int32) {
+        u.readEOF = true
+        u.readable = false
+        if errno != 0 { u.failedErrno = errno }
     }
 
     /// Sets the upstream socket's SO_RCVLOWAT (0: back to 1 byte). While a long body is spliced,
