@@ -10,12 +10,15 @@ struct SplicePipe {
 }
 
 /// A worker's empty pipes, reused across exchanges. An empty pipe holds two descriptors and no
-/// pages, so keeping a few costs little; a pipe with bytes left in it is closed, never reused.
+/// pages, so keeping a few costs little memory; a pipe with bytes left in it is closed, never
+/// reused. The kernel charges a pipe's capacity to its user's pipe-user-pages limit even while it
+/// is empty (16384 pages by default for unprivileged users), so few are kept: past that limit the
+/// kernel hands out small pipes and splicing still works, in smaller steps.
 struct PipePool {
     /// Requested pipe size (F_SETPIPE_SZ); the kernel rounds it up to a power-of-two page count.
     static let pipeSize = 256 * 1024
     /// Empty pipes kept for reuse.
-    static let maxFree = 64
+    static let maxFree = 16
 
     private var free: [SplicePipe] = []
     /// After a pipe could not be made (descriptor limit, pipe-user-pages limit), none is tried
