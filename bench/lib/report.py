@@ -90,6 +90,7 @@ def main():
         run = dict(round=row["round"], **w)
         run["cpu_us_per_request"] = (row["cpu_ticks"] / tck * 1e6 / w["requests"]) if w["requests"] else None
         run["cpu_user_us_per_request"] = (row["cpu_user_ticks"] / tck * 1e6 / w["requests"]) if w["requests"] and "cpu_user_ticks" in row else None
+        run["upstream_cpu_us_per_request"] = (row["upstream_cpu_ticks"] / tck * 1e6 / w["requests"]) if w["requests"] and "upstream_cpu_ticks" in row else None
         run["mb_per_s"] = (w["bytes"] / 1e6 / w["duration_s"]) if w["duration_s"] else None
         run["peak_rss_kb"] = row["hwm_kb"]
         run["rss_kb"] = row["rss_kb"]
@@ -118,6 +119,7 @@ def main():
                 "p99_ms_median": med([r["p99_ms"] for r in rs]),
                 "cpu_us_per_request_median": med([r["cpu_us_per_request"] for r in rs]),
                 "cpu_user_us_per_request_median": med([r.get("cpu_user_us_per_request") for r in rs]),
+                "upstream_cpu_us_per_request_median": med([r.get("upstream_cpu_us_per_request") for r in rs]),
                 "peak_rss_kb_max": max(r["peak_rss_kb"] for r in rs),
                 "errors": {},
                 "runs": rs,
@@ -164,8 +166,8 @@ def main():
                f"{st['rounds']} round(s) × {st['duration_s']} s, warm-up {st['warmup_s']} s. "
                f"Sluice {v['sluice']} ({v['sluice_commit']}), nginx {v['nginx']}, HAProxy {v['haproxy']}, wrk {v['wrk']}.")
     out.append("")
-    out.append("| scenario | system | req/s (median) | spread | MB/s | p50 ms | p99 ms | CPU µs/req | of it user | peak RSS MiB | RSS/idle conn | errors |")
-    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    out.append("| scenario | system | req/s (median) | spread | MB/s | p50 ms | p99 ms | CPU µs/req | of it user | upstream CPU µs/req | peak RSS MiB | RSS/idle conn | errors |")
+    out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
     order = [s for s in SCENARIO_TITLES if s in results]
     for sc in order:
         for system in SYSTEMS:
@@ -179,7 +181,8 @@ def main():
             name = system if system != "direct" else "direct (upstream)"
             out.append(f"| {SCENARIO_TITLES[sc]} | {name} | {fmt(a['rps_median'], 0)} | {a['rps_spread_pct']:.1f}% | "
                        f"{fmt(a['mb_per_s_median'])} | {fmt(a['p50_ms_median'], 2)} | {fmt(a['p99_ms_median'], 2)} | "
-                       f"{fmt(a['cpu_us_per_request_median'])} | {fmt(a['cpu_user_us_per_request_median'])} | {a['peak_rss_kb_max'] / 1024:.1f} | {per_conn_s} | {errs} |")
+                       f"{fmt(a['cpu_us_per_request_median'])} | {fmt(a['cpu_user_us_per_request_median'])} | "
+                       f"{fmt(a['upstream_cpu_us_per_request_median']) if system != 'direct' else '–'} | {a['peak_rss_kb_max'] / 1024:.1f} | {per_conn_s} | {errs} |")
     out.append("")
     out.append("Ratios (Sluice ÷ other; throughput > 1 is better for Sluice, CPU/p99/RSS < 1 is better):")
     out.append("")
@@ -195,7 +198,9 @@ def main():
                        f"{f2(rr['p99'])} | {f2(rr['peak_rss'])} | {f2(rr['rss_per_idle_conn'])} |")
     out.append("")
     out.append("CPU µs/req is the measured process's utime+stime over the run divided by the requests wrk "
-               "completed (nginx: master + worker), and \"of it user\" its user-space part (the rest is kernel time); for direct it is the upstream nginx's. Peak RSS is VmHWM "
+               "completed (nginx: master + worker), and \"of it user\" its user-space part (the rest is kernel time); "
+               "\"upstream CPU µs/req\" is the upstream nginx's over the same run, i.e. what the load CPU pays per request "
+               "behind that proxy; for direct it is the upstream nginx's. Peak RSS is VmHWM "
                "over the run (nginx: the worker). MB/s counts 10^6 bytes read by wrk (headers included). "
                "Throughput ratio for 1 MiB is by MB/s.")
     print("\n".join(out))
