@@ -2,10 +2,13 @@
 # Heap allocations per proxied request in steady state: a release Sluice (1 worker) runs with an
 # LD_PRELOAD malloc counter; after a warm-up, N keep-alive requests go through it (wrk, 16
 # connections); the counter is read before and after. Needs: gcc, wrk, nginx-light.
-# Usage: bench/malloc-per-request.sh [requests-seconds]
+# Usage: bench/malloc-per-request.sh [requests-seconds] [close]
+#   close: every request on a new connection (Connection: close), to see what a connection costs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-3}
+WRK_EXTRA=()
+[ "${2:-}" = close ] && WRK_EXTRA=(-H "Connection: close")
 UP_PORT=${UP_PORT:-18281}
 PORT=${PORT:-18280}
 SCRATCH=${SLUICE_SCRATCH:-.build}
@@ -31,6 +34,6 @@ bench_wait_http "$PORT"
 count() { rm -f "$WORK/count"; touch "$WORK/count.req"; for _ in $(seq 100); do [ -s "$WORK/count" ] && break; sleep 0.05; done; cat "$WORK/count"; }
 wrk -t1 -c16 -d1s "http://127.0.0.1:$PORT/" >/dev/null   # warm-up: pools, buffers, caches
 before=$(count)
-served=$(wrk -t1 -c16 -d"${DURATION}s" "http://127.0.0.1:$PORT/" | awk '/requests in/ {print $1}')
+served=$(wrk -t1 -c16 -d"${DURATION}s" "${WRK_EXTRA[@]}" "http://127.0.0.1:$PORT/" | awk '/requests in/ {print $1}')
 after=$(count)
 awk -v b="$before" -v a="$after" -v n="$served" 'BEGIN { printf "requests: %d, mallocs: %d, mallocs per request: %.4f\n", n, a - b, (a - b) / n }'
