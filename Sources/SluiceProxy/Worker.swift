@@ -55,6 +55,8 @@ final class Worker: @unchecked Sendable {
     private var entropyState: UInt64
     /// Recycled 64 KiB buffer blocks for connections (declared before anything that holds buffers).
     private let buffers = BufferPool(blockSize: Worker.bufferCapacity, maxFree: 4096)
+    /// Recycled per-exchange state, so idle connections hold none and busy ones allocate none.
+    private let exchanges = ExchangePool(maxFree: 4096)
     /// Reused scratch for serializing heads.
     private var scratch: [UInt8] = []
     /// Clients that stopped processing because their per-wakeup read budget ran out.
@@ -533,11 +535,10 @@ final class Worker: @unchecked Sendable {
 
     private func closeClient(_ c: ClientConnection) {
         guard c.phase != .closed else { return }
-        if c.requestActive { endRequest(c) }
-        if let u = c.upstream {
-            c.upstream = nil
-            u.client = nil
-            closeUpstream(u)
+        if c.exchange != nil {
+            if c.requestActive { endRequest(c) }
+            abortUpstream(c)
+            detachExchange(c)
         }
         c.phase = .closed
         c.deadline = 0
@@ -545,9 +546,8 @@ final class Worker: @unchecked Sendable {
         Sys.close(c.fd)
         c.inBuffer.release()
         c.outBuffer.release()
-        c.table = nil
         clientCount -= 1
-        if recordMetrics { metrics.connectionClosed(listener: c.listenerIndex) }
+        if recordMetrics { metrics.connectionClosed(listener: Int(c.listenerIndex)) }
         if !listenersActive && !draining && acceptPausedUntil == 0 && clientCount < settings.limits.maxConnectionsPerWorker {
             resumeAccepting()
         }
@@ -626,13 +626,31 @@ final class Worker: @unchecked Sendable {
         }
         if c.phase != .closed {
             if c.phase == .awaitingHead && c.inBuffer.isEmpty && c.outBuffer.isEmpty {
-                // Idle between requests: hold no buffer (they go back to the worker's pool).
+                // Idle between requests: hold no buffer and no exchange (they go back to the worker's pools).
                 c.inBuffer.release()
                 c.outBuffer.release()
+                detachExchange(c)
             }
             updateClientTimer(c)
-            if let u = c.upstream { updateUpstreamTimer(u, client: c) }
+            if let u = c.exchange?.state.upstream { updateUpstreamTimer(u, client: c) }
         }
+    }
+
+    /// Gives `c` an exchange from the pool unless it has one: from the first byte of a request head
+    /// on, the head and the request's accounting need it.
+    private func attachExchange(_ c: ClientConnection) {
+        guard c.exchange == nil else { return }
+        let x = exchanges.take()
+        x.usePeer(c.peer)
+        c.exchange = x
+    }
+
+    /// Returns `c`'s exchange, if any, to the pool. Its request must be recorded (`endRequest`) and
+    /// its upstream connection let go of first.
+    private func detachExchange(_ c: ClientConnection) {
+        guard let x = c.exchange else { return }
+        c.exchange = nil
+        exchanges.give(x)
     }
 
     /// Reads from the client into its input buffer. Returns true if bytes arrived.
@@ -731,6 +749,7 @@ final class Worker: @unchecked Sendable {
         let got = readClient(c, budget: &budget)
         if got && wasEmpty && !c.inBuffer.isEmpty {
             // First byte of a new head: the header timeout starts now.
+            attachExchange(c)
             c.phaseStart = now
             setClientDeadline(c, now &+ settings.timeouts.clientHeader)
         }
@@ -882,7 +901,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         let upstream = c.pool?.hostBytes ?? []
-        c.peerText.withUnsafeBytes { client in
+        c.exchange!.peerText.withUnsafeBytes { client in
         c.logMethod.withUnsafeBytes { method in
         c.logPath.withUnsafeBytes { path in
         c.logTraceparent.withUnsafeBytes { trace in
@@ -959,7 +978,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         c.upstreamHead.removeAll(keepingCapacity: true)
-        c.peerText.withUnsafeBytes { peerBytes in
+        c.exchange!.peerText.withUnsafeBytes { peerBytes in
             pool.hostBytes.withUnsafeBytes { host in
                 HeadWriter.appendRequestStart(head, bytes: bytes, clientAddress: peerBytes, forwardedProto: "http",
                                               fallbackHost: host, trustForwarded: c.trusted, to: &c.upstreamHead)
