@@ -147,6 +147,12 @@ struct IOBuffer {
         writeIndex = 0
     }
 
+    /// Gives the storage back if nothing is pending (it is taken again when bytes come).
+    @inline(__always)
+    mutating func releaseIfEmpty() {
+        if isEmpty { release() }
+    }
+
     /// Gives the storage back (the buffer can be used again; it takes storage on demand).
     mutating func release() {
         if let b = base {

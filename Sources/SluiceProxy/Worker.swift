@@ -625,14 +625,22 @@ final class Worker: @unchecked Sendable {
             }
         }
         if c.phase != .closed {
+            // Buffers with nothing pending give their blocks back to the worker's pool (they take one
+            // again when bytes come): a connection waiting for a request, or for its upstream's answer,
+            // holds none, so buffer memory follows the bytes in flight, not the connections open.
+            c.inBuffer.releaseIfEmpty()
+            c.outBuffer.releaseIfEmpty()
+            let u = c.exchange?.state.upstream
+            if let u {
+                u.inBuffer.releaseIfEmpty()
+                u.outBuffer.releaseIfEmpty()
+            }
             if c.phase == .awaitingHead && c.inBuffer.isEmpty && c.outBuffer.isEmpty {
-                // Idle between requests: hold no buffer and no exchange (they go back to the worker's pools).
-                c.inBuffer.release()
-                c.outBuffer.release()
+                // Idle between requests: the exchange goes back to the worker's pool too.
                 detachExchange(c)
             }
             updateClientTimer(c)
-            if let u = c.exchange?.state.upstream { updateUpstreamTimer(u, client: c) }
+            if let u { updateUpstreamTimer(u, client: c) }
         }
     }
 
