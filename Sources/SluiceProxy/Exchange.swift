@@ -58,21 +58,26 @@ final class Exchange {
     var logTraceparent: [UInt8] = []
     /// The client's address as text (X-Forwarded-For, access log), for the address `usePeer` was given.
     private(set) var peerText: [UInt8] = []
-    /// The address (port 0) `peerText` was formatted from; nil before the first `usePeer`.
-    private var peerTextHost: SocketAddress?
+    /// The address `peerText` was formatted from (its port does not matter).
+    private var peerTextAddress = SocketAddress.v4(0, port: 0)
 
     /// Makes `peerText` the text of `peer`'s address. Formats only when the address differs from
     /// the last one (many exchanges in a row serve the same client address).
     func usePeer(_ peer: SocketAddress) {
-        let host = peer.with(port: 0)
-        if host == peerTextHost { return }
+        // Compared here rather than with `SocketAddress.==` (not inlinable across modules, and it
+        // compares the ports): this runs once per request.
+        switch (peer, peerTextAddress) {
+        case (.v4(let a, _), .v4(let b, _)) where a == b && !peerText.isEmpty: return
+        case (.v6(let ah, let al, _), .v6(let bh, let bl, _)) where ah == bh && al == bl: return
+        default: break
+        }
         peerText.removeAll(keepingCapacity: true)
-        host.appendHostText(to: &peerText)
-        peerTextHost = host
+        peer.appendHostText(to: &peerText)
+        peerTextAddress = peer
     }
 
-    /// Back to the initial state for the next exchange (dropping its references to the routing
-    /// table, endpoint pool and upstream connection). The arrays are cleared by their writers.
+    /// Back to the initial state (dropping its references to the routing table, endpoint pool and
+    /// upstream connection), for an exchange cut short. The arrays are cleared by their writers.
     func recycle() {
         state = ExchangeState()
     }
@@ -91,16 +96,17 @@ final class ExchangePool {
         self.maxFree = maxFree
     }
 
-    /// An exchange in its initial state (recycled when one is free).
+    /// An exchange ready for a request (recycled when one is free).
     @inline(__always)
     func take() -> Exchange {
         free.popLast() ?? Exchange()
     }
 
-    /// Returns an exchange no connection uses any more.
+    /// Returns an exchange no connection uses any more. Its state must be what the next request
+    /// can start from: after `Worker.finishRequest` (which resets what a following request relies
+    /// on, so the common path skips a full reset), or after `Exchange.recycle`.
     @inline(__always)
     func give(_ exchange: Exchange) {
-        exchange.recycle()
         if free.count < maxFree { free.append(exchange) }
     }
 }

@@ -535,9 +535,10 @@ final class Worker: @unchecked Sendable {
 
     private func closeClient(_ c: ClientConnection) {
         guard c.phase != .closed else { return }
-        if c.exchange != nil {
+        if let x = c.exchange {
             if c.requestActive { endRequest(c) }
             abortUpstream(c)
+            x.recycle()  // it may be anywhere in its exchange
             detachExchange(c)
         }
         c.phase = .closed
@@ -653,8 +654,8 @@ final class Worker: @unchecked Sendable {
         c.exchange = x
     }
 
-    /// Returns `c`'s exchange, if any, to the pool. Its request must be recorded (`endRequest`) and
-    /// its upstream connection let go of first.
+    /// Returns `c`'s exchange, if any, to the pool. Its request must be finished (`finishRequest`),
+    /// or the exchange recycled (see `ExchangePool.give`).
     private func detachExchange(_ c: ClientConnection) {
         guard let x = c.exchange else { return }
         c.exchange = nil
@@ -985,18 +986,20 @@ final class Worker: @unchecked Sendable {
                 i = head.fieldIndex(named: name, in: bytes, from: i + 1)
             }
         }
-        c.upstreamHead.removeAll(keepingCapacity: true)
-        c.exchange!.peerText.withUnsafeBytes { peerBytes in
+        // The exchange held once for the serialization (no reference counting per array access).
+        let x = c.exchange!
+        x.upstreamHead.removeAll(keepingCapacity: true)
+        x.peerText.withUnsafeBytes { peerBytes in
             pool.hostBytes.withUnsafeBytes { host in
                 HeadWriter.appendRequestStart(head, bytes: bytes, clientAddress: peerBytes, forwardedProto: "http",
-                                              fallbackHost: host, trustForwarded: c.trusted, to: &c.upstreamHead)
+                                              fallbackHost: host, trustForwarded: c.trusted, to: &x.upstreamHead)
             }
         }
-        route.appendCohortHeader(cohort: decision.cohort, to: &c.upstreamHead)
-        if c.requestIDGenerated {
-            HeadWriter.appendStatic("X-Request-Id: ", to: &c.upstreamHead)
-            c.upstreamHead.append(contentsOf: c.requestID)
-            HeadWriter.appendStatic("\r\n", to: &c.upstreamHead)
+        route.appendCohortHeader(cohort: decision.cohort, to: &x.upstreamHead)
+        if x.state.requestIDGenerated {
+            HeadWriter.appendStatic("X-Request-Id: ", to: &x.upstreamHead)
+            x.upstreamHead.append(contentsOf: x.requestID)
+            HeadWriter.appendStatic("\r\n", to: &x.upstreamHead)
         }
         let outFraming: BodyFraming
         switch head.framing {
@@ -1010,7 +1013,7 @@ final class Worker: @unchecked Sendable {
             outFraming = head.method == .post || head.method == .put || head.method == .patch ? .contentLength(0) : .none
             c.requestBody = .done
         }
-        HeadWriter.appendFraming(outFraming, closeConnection: false, http10KeepAlive: false, to: &c.upstreamHead)
+        HeadWriter.appendFraming(outFraming, closeConnection: false, http10KeepAlive: false, to: &x.upstreamHead)
         c.inBuffer.consume(head.headLength)
         c.requestBodyBytes = 0
         c.table = table
