@@ -13,10 +13,13 @@ enum WorkerMessage {
 }
 
 /// What one epoll registration refers to.
+///
+/// 8 bytes: a 32-bit listener index leaves the tag room in the spare bits of the payloads (an
+/// `Int` would make it 9, a 16-byte stride), which halves the fd-indexed `registrations` array.
 enum Registration {
     case none
     case wake
-    case listener(Int)
+    case listener(Int32)
     case client(ClientConnection)
     case upstream(UpstreamConnection)
 }
@@ -93,7 +96,7 @@ final class Worker: @unchecked Sendable {
         rebuildPools()
         try register(wake.fd, .wake, events: EpollMask.input)
         for (i, fd) in listenerFDs.enumerated() {
-            try register(fd, .listener(i), events: EpollMask.input)
+            try register(fd, .listener(Int32(i)), events: EpollMask.input)
         }
     }
 
@@ -178,7 +181,7 @@ final class Worker: @unchecked Sendable {
             wake.drain()
             for m in takeMessages() { handle(m) }
         case .listener(let i):
-            acceptConnections(listener: i)
+            acceptConnections(listener: Int(i))
         case .client(let c):
             if events & EpollMask.input != 0 { c.readable = true }
             if events & EpollMask.output != 0 { c.writable = true }
@@ -306,7 +309,7 @@ final class Worker: @unchecked Sendable {
         listenersActive = true
         for (i, fd) in listenerFDs.enumerated() {
             try? epoll.add(fd, events: EpollMask.input, data: UInt64(generations[Int(fd)]) << 32 | UInt64(UInt32(bitPattern: fd)))
-            registrations[Int(fd)] = .listener(i)
+            registrations[Int(fd)] = .listener(Int32(i))
             acceptConnections(listener: i)
         }
     }
