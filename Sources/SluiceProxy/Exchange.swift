@@ -106,7 +106,7 @@ final class ExchangePool {
     /// can start from: after `Worker.finishRequest` (which resets what a following request relies
     /// on, so the common path skips a full reset), or after `Exchange.recycle`.
     @inline(__always)
-    func give(_ exchange: Exchange) {
+    func give(_ exchange: consuming Exchange) {
         if free.count < maxFree { free.append(exchange) }
     }
 }

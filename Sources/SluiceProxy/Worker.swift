@@ -660,8 +660,7 @@ final class Worker: @unchecked Sendable {
     /// Returns `c`'s exchange, if any, to the pool. Its request must be finished (`finishRequest`),
     /// or the exchange recycled (see `ExchangePool.give`).
     private func detachExchange(_ c: ClientConnection) {
-        guard let x = c.exchange else { return }
-        c.exchange = nil
+        guard let x = c.exchange.take() else { return }
         exchanges.give(x)
     }
 
@@ -999,7 +998,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         route.appendCohortHeader(cohort: decision.cohort, to: &x.upstreamHead)
-        if x.state.requestIDGenerated {
+        if c.requestIDGenerated {
             HeadWriter.appendStatic("X-Request-Id: ", to: &x.upstreamHead)
             x.upstreamHead.append(contentsOf: x.requestID)
             HeadWriter.appendStatic("\r\n", to: &x.upstreamHead)
