@@ -1,7 +1,9 @@
 import SluiceCore
 
-/// The values of one exchange that start afresh for every exchange (`Exchange.recycle` puts them
-/// back to these initial values). Plain values and references, no buffers.
+/// The per-request values of an exchange: plain values and references, no buffers. The code that
+/// starts a request sets them (`Worker.beginRequest`, `startExchange`) and `Worker.finishRequest`
+/// resets what the next request relies on; `Exchange.recycle` puts them all back to these initial
+/// values when an exchange is cut short.
 struct ExchangeState {
     var table: RoutingTable?
     var decision = RouteDecision.notFound
@@ -44,7 +46,7 @@ struct ExchangeState {
 ///
 /// Owned by one worker loop thread.
 final class Exchange {
-    /// Values that start afresh with each exchange.
+    /// The per-request values.
     var state = ExchangeState()
     /// The request head; the parser resets it, keeping the capacity of its `fields`.
     var head = RequestHead()
