@@ -59,79 +59,44 @@ enum UpstreamFailure: Equatable {
     }
 }
 
-/// A client (downstream) connection and the exchange in progress on it.
+/// A client (downstream) connection: its socket, buffers, phase and timers, and the exchange in
+/// progress on it, if any.
+///
+/// An idle keep-alive connection holds only this object: its buffers' blocks and its `Exchange`
+/// go back to the worker's pools between requests. The exchange's values read as members of the
+/// connection (`c.head`, `c.requestBody`, `c.bytesOut`, ...) through the `dynamicMember`
+/// subscripts below, valid only while `exchange` is set.
 ///
 /// Owned by exactly one worker loop thread; never touched by another thread.
+@dynamicMemberLookup
 final class ClientConnection {
     let fd: Int32
     let generation: UInt32
     let peer: SocketAddress
-    /// The client's address as text, for X-Forwarded-For.
-    let peerText: [UInt8]
-    let listenerIndex: Int
+    // Flags next to `peer` and a 32-bit listener index fill its padding: this object is what an
+    // idle connection costs, so its layout is kept tight.
     /// The peer is in `trusted_proxies`: its X-Forwarded-* headers are kept.
     var trusted = false
-
-    var inBuffer: IOBuffer
-    var outBuffer: IOBuffer
     var readable = false
     var writable = true
     /// A read returned 0.
     var readEOF = false
     /// epoll reported EPOLLRDHUP/EPOLLHUP/EPOLLERR.
     var hangup = false
-
     var phase: ClientPhase = .awaitingHead
-    var requestsServed = 0
     /// Close after the current response (drain, limit, Connection: close, error).
     var closeAfterResponse = false
     var draining = false
     /// The request was answered without reading all of its body: linger before closing.
     var unreadInput = false
+    let listenerIndex: Int32
 
-    // Current exchange.
-    var head = RequestHead()
-    var table: RoutingTable?
-    var decision = RouteDecision(action: .notFound, route: -1, cohort: -1, upstream: -1, endpoint: -1,
-                                 response: -1, setStickyCookie: false, stickyKey: 0)
-    var requestBody: RequestBodyState = .done
-    var requestBodyBytes: UInt64 = 0
-    var responseBody: ResponseBodyState = .awaitingHead
-    /// Framing chosen for the body sent to the client.
-    var responseOutFraming: BodyFraming = .none
-    /// Bytes of the response head sent on (0 until the head is queued).
-    var responseStarted = false
-    var upstream: UpstreamConnection?
-    var pool: EndpointPool?
-    /// The request head as sent to the upstream, kept for one retry on a stale pooled connection.
-    var upstreamHead: [UInt8] = []
-    var attempts = 0
-    var requestMethod: HTTPMethod = .get
-    var requestVersion: HTTPVersion = .http11
-
-    // Per-request accounting (access log and metrics).
-    /// A request head was parsed and its outcome is not yet recorded.
-    var requestActive = false
-    var requestStart: UInt64 = 0
-    var requestWallSeconds = 0
-    var requestWallMillis = 0
-    /// Status of the response head queued for the client (0 until one is).
-    var statusSent = 0
-    var bytesIn: UInt64 = 0
-    var bytesOut: UInt64 = 0
-    /// Metric series of the current request (route/cohort), and whether it counts as in flight.
-    var metricSeries: Int32 = 0
-    var inFlightCounted = false
-    /// Upstream id (for connection gauges) of the current exchange's upstream group.
-    var upstreamMetricsID: Int32 = -1
-    /// The request's X-Request-Id (received or generated).
-    var requestID: [UInt8] = []
-    /// `requestID` was generated here (so it is added to the upstream request).
-    var requestIDGenerated = false
-    /// Copies of the request's method, path and traceparent for the access log (only when it is on).
-    var logMethod: [UInt8] = []
-    var logPath: [UInt8] = []
-    var logTraceparent: [UInt8] = []
+    var inBuffer: IOBuffer
+    var outBuffer: IOBuffer
+    var requestsServed = 0
+    /// The exchange in progress: set from the first byte of a request head until the connection
+    /// is idle again (see `Worker.attachExchange` and `Worker.detachExchange`).
+    var exchange: Exchange?
 
     // Timers.
     var deadline: UInt64 = 0
@@ -145,8 +110,7 @@ final class ClientConnection {
         self.fd = fd
         self.generation = generation
         self.peer = peer
-        self.peerText = Array(peer.hostText.utf8)
-        self.listenerIndex = listenerIndex
+        self.listenerIndex = Int32(listenerIndex)
         self.inBuffer = IOBuffer(capacity: inCapacity, pool: pool)
         self.outBuffer = IOBuffer(capacity: outCapacity, pool: pool)
     }
@@ -154,6 +118,21 @@ final class ClientConnection {
     deinit {
         inBuffer.release()
         outBuffer.release()
+    }
+
+    /// The current exchange's values (`c.requestBody` is `c.exchange!.state.requestBody`). A key
+    /// path to a stored property compiles to a direct field access.
+    @inline(__always)
+    subscript<T>(dynamicMember path: WritableKeyPath<ExchangeState, T>) -> T {
+        get { exchange!.state[keyPath: path] }
+        _modify { yield &exchange!.state[keyPath: path] }
+    }
+
+    /// The current exchange's buffers and head (`c.head` is `c.exchange!.head`).
+    @inline(__always)
+    subscript<T>(dynamicMember path: ReferenceWritableKeyPath<Exchange, T>) -> T {
+        get { exchange![keyPath: path] }
+        _modify { yield &exchange![keyPath: path] }
     }
 }
 

@@ -49,8 +49,9 @@ struct IOBuffer {
     /// Storage size in bytes.
     let capacity: Int
     /// Where storage comes from and goes back to when `capacity` equals its block size.
-    /// `unowned(unsafe)`: the worker's pool outlives its connections (no reference counting per access).
-    unowned(unsafe) let pool: BufferPool?
+    /// Unmanaged: the worker's pool outlives its connections, so taking and giving blocks need no
+    /// reference counting (an `unowned(unsafe)` reference is still retained around each call).
+    private let pool: Unmanaged<BufferPool>?
     /// First pending byte.
     private(set) var readIndex = 0
     /// One past the last pending byte.
@@ -60,7 +61,7 @@ struct IOBuffer {
     /// block size matches).
     init(capacity: Int, pool: BufferPool? = nil) {
         self.capacity = capacity
-        self.pool = pool.flatMap { $0.blockSize == capacity ? $0 : nil }
+        self.pool = pool.flatMap { $0.blockSize == capacity ? Unmanaged.passUnretained($0) : nil }
     }
 
     /// Number of pending bytes.
@@ -81,7 +82,8 @@ struct IOBuffer {
     @inline(__always)
     mutating func writableSpace() -> UnsafeMutableRawBufferPointer {
         if base == nil {
-            base = pool?.take() ?? UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+            base = pool?._withUnsafeGuaranteedRef { $0.take() }
+                ?? UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
         }
         if writeIndex == capacity && readIndex > 0 { compact() }
         return UnsafeMutableRawBufferPointer(start: base! + writeIndex, count: capacity - writeIndex)
@@ -147,10 +149,16 @@ struct IOBuffer {
         writeIndex = 0
     }
 
+    /// Gives the storage back if nothing is pending (it is taken again when bytes come).
+    @inline(__always)
+    mutating func releaseIfEmpty() {
+        if isEmpty { release() }
+    }
+
     /// Gives the storage back (the buffer can be used again; it takes storage on demand).
     mutating func release() {
         if let b = base {
-            if let pool { pool.give(b) } else { b.deallocate() }
+            if let pool { pool._withUnsafeGuaranteedRef { $0.give(b) } } else { b.deallocate() }
         }
         base = nil
         readIndex = 0

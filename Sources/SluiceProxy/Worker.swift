@@ -13,10 +13,13 @@ enum WorkerMessage {
 }
 
 /// What one epoll registration refers to.
+///
+/// 8 bytes: a 32-bit listener index leaves the tag room in the spare bits of the payloads (an
+/// `Int` would make it 9, a 16-byte stride), which halves the fd-indexed `registrations` array.
 enum Registration {
     case none
     case wake
-    case listener(Int)
+    case listener(Int32)
     case client(ClientConnection)
     case upstream(UpstreamConnection)
 }
@@ -55,6 +58,8 @@ final class Worker: @unchecked Sendable {
     private var entropyState: UInt64
     /// Recycled 64 KiB buffer blocks for connections (declared before anything that holds buffers).
     private let buffers = BufferPool(blockSize: Worker.bufferCapacity, maxFree: 4096)
+    /// Recycled per-exchange state, so idle connections hold none and busy ones allocate none.
+    private let exchanges = ExchangePool(maxFree: 4096)
     /// Reused scratch for serializing heads.
     private var scratch: [UInt8] = []
     /// Empty pipes for splicing response bodies.
@@ -97,7 +102,7 @@ final class Worker: @unchecked Sendable {
         rebuildPools()
         try register(wake.fd, .wake, events: EpollMask.input)
         for (i, fd) in listenerFDs.enumerated() {
-            try register(fd, .listener(i), events: EpollMask.input)
+            try register(fd, .listener(Int32(i)), events: EpollMask.input)
         }
     }
 
@@ -182,7 +187,7 @@ final class Worker: @unchecked Sendable {
             wake.drain()
             for m in takeMessages() { handle(m) }
         case .listener(let i):
-            acceptConnections(listener: i)
+            acceptConnections(listener: Int(i))
         case .client(let c):
             if events & EpollMask.input != 0 { c.readable = true }
             if events & EpollMask.output != 0 { c.writable = true }
@@ -310,7 +315,7 @@ final class Worker: @unchecked Sendable {
         listenersActive = true
         for (i, fd) in listenerFDs.enumerated() {
             try? epoll.add(fd, events: EpollMask.input, data: UInt64(generations[Int(fd)]) << 32 | UInt64(UInt32(bitPattern: fd)))
-            registrations[Int(fd)] = .listener(i)
+            registrations[Int(fd)] = .listener(Int32(i))
             acceptConnections(listener: i)
         }
     }
@@ -549,11 +554,11 @@ final class Worker: @unchecked Sendable {
 
     private func closeClient(_ c: ClientConnection) {
         guard c.phase != .closed else { return }
-        if c.requestActive { endRequest(c) }
-        if let u = c.upstream {
-            c.upstream = nil
-            u.client = nil
-            closeUpstream(u)
+        if let x = c.exchange {
+            if c.requestActive { endRequest(c) }
+            abortUpstream(c)
+            x.recycle()  // it may be anywhere in its exchange
+            detachExchange(c)
         }
         c.phase = .closed
         c.deadline = 0
@@ -561,9 +566,8 @@ final class Worker: @unchecked Sendable {
         Sys.close(c.fd)
         c.inBuffer.release()
         c.outBuffer.release()
-        c.table = nil
         clientCount -= 1
-        if recordMetrics { metrics.connectionClosed(listener: c.listenerIndex) }
+        if recordMetrics { metrics.connectionClosed(listener: Int(c.listenerIndex)) }
         if !listenersActive && !draining && acceptPausedUntil == 0 && clientCount < settings.limits.maxConnectionsPerWorker {
             resumeAccepting()
         }
@@ -645,14 +649,39 @@ final class Worker: @unchecked Sendable {
             }
         }
         if c.phase != .closed {
+            // Buffers with nothing pending give their blocks back to the worker's pool (they take one
+            // again when bytes come): a connection waiting for a request, or for its upstream's answer,
+            // holds none, so buffer memory follows the bytes in flight, not the connections open.
+            c.inBuffer.releaseIfEmpty()
+            c.outBuffer.releaseIfEmpty()
+            let u = c.exchange?.state.upstream
+            if let u {
+                u.inBuffer.releaseIfEmpty()
+                u.outBuffer.releaseIfEmpty()
+            }
             if c.phase == .awaitingHead && c.inBuffer.isEmpty && c.outBuffer.isEmpty {
-                // Idle between requests: hold no buffer (they go back to the worker's pool).
-                c.inBuffer.release()
-                c.outBuffer.release()
+                // Idle between requests: the exchange goes back to the worker's pool too.
+                detachExchange(c)
             }
             updateClientTimer(c)
-            if let u = c.upstream { updateUpstreamTimer(u, client: c) }
+            if let u { updateUpstreamTimer(u, client: c) }
         }
+    }
+
+    /// Gives `c` an exchange from the pool unless it has one: from the first byte of a request head
+    /// on, the head and the request's accounting need it.
+    private func attachExchange(_ c: ClientConnection) {
+        guard c.exchange == nil else { return }
+        let x = exchanges.take()
+        x.usePeer(c.peer)
+        c.exchange = x
+    }
+
+    /// Returns `c`'s exchange, if any, to the pool. Its request must be finished (`finishRequest`),
+    /// or the exchange recycled (see `ExchangePool.give`).
+    private func detachExchange(_ c: ClientConnection) {
+        guard let x = c.exchange.take() else { return }
+        exchanges.give(x)
     }
 
     /// Reads from the client into its input buffer. Returns true if bytes arrived.
@@ -751,6 +780,7 @@ final class Worker: @unchecked Sendable {
         let got = readClient(c, budget: &budget)
         if got && wasEmpty && !c.inBuffer.isEmpty {
             // First byte of a new head: the header timeout starts now.
+            attachExchange(c)
             c.phaseStart = now
             setClientDeadline(c, now &+ settings.timeouts.clientHeader)
         }
@@ -902,7 +932,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         let upstream = c.pool?.hostBytes ?? []
-        c.peerText.withUnsafeBytes { client in
+        c.exchange!.peerText.withUnsafeBytes { client in
         c.logMethod.withUnsafeBytes { method in
         c.logPath.withUnsafeBytes { path in
         c.logTraceparent.withUnsafeBytes { trace in
@@ -978,18 +1008,20 @@ final class Worker: @unchecked Sendable {
                 i = head.fieldIndex(named: name, in: bytes, from: i + 1)
             }
         }
-        c.upstreamHead.removeAll(keepingCapacity: true)
-        c.peerText.withUnsafeBytes { peerBytes in
+        // The exchange held once for the serialization (no reference counting per array access).
+        let x = c.exchange!
+        x.upstreamHead.removeAll(keepingCapacity: true)
+        x.peerText.withUnsafeBytes { peerBytes in
             pool.hostBytes.withUnsafeBytes { host in
                 HeadWriter.appendRequestStart(head, bytes: bytes, clientAddress: peerBytes, forwardedProto: "http",
-                                              fallbackHost: host, trustForwarded: c.trusted, to: &c.upstreamHead)
+                                              fallbackHost: host, trustForwarded: c.trusted, to: &x.upstreamHead)
             }
         }
-        route.appendCohortHeader(cohort: decision.cohort, to: &c.upstreamHead)
+        route.appendCohortHeader(cohort: decision.cohort, to: &x.upstreamHead)
         if c.requestIDGenerated {
-            HeadWriter.appendStatic("X-Request-Id: ", to: &c.upstreamHead)
-            c.upstreamHead.append(contentsOf: c.requestID)
-            HeadWriter.appendStatic("\r\n", to: &c.upstreamHead)
+            HeadWriter.appendStatic("X-Request-Id: ", to: &x.upstreamHead)
+            x.upstreamHead.append(contentsOf: x.requestID)
+            HeadWriter.appendStatic("\r\n", to: &x.upstreamHead)
         }
         let outFraming: BodyFraming
         switch head.framing {
@@ -1003,7 +1035,7 @@ final class Worker: @unchecked Sendable {
             outFraming = head.method == .post || head.method == .put || head.method == .patch ? .contentLength(0) : .none
             c.requestBody = .done
         }
-        HeadWriter.appendFraming(outFraming, closeConnection: false, http10KeepAlive: false, to: &c.upstreamHead)
+        HeadWriter.appendFraming(outFraming, closeConnection: false, http10KeepAlive: false, to: &x.upstreamHead)
         c.inBuffer.consume(head.headLength)
         c.requestBodyBytes = 0
         c.table = table

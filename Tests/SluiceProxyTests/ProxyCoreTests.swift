@@ -65,6 +65,43 @@ struct ProxyForwardingTests {
         #expect(up.connections == 1, "60 sequential requests over 3 client connections should use one upstream connection")
     }
 
+    @Test func pooledExchangesCarryEachClientsOwnState() throws {
+        // One worker hands its pooled exchanges from connection to connection: each request must see
+        // its own client's address (X-Forwarded-For) and a fresh request id, also after an exchange
+        // was cut short by a client that closed mid-body.
+        let up = try TestUpstream { r in .ok("path=" + r.startLine.split(separator: " ")[1]) }
+        defer { up.stop() }
+        let proxy = try ProxyHarness(upstreamPorts: [up.port])
+        defer { proxy.stop() }
+        let a = try TestSocket.connect(port: proxy.port, from: 0x7f00_0001)
+        defer { close(a) }
+        let b = try TestSocket.connect(port: proxy.port, from: 0x7f00_0002)
+        defer { close(b) }
+        let clients = [(a, TestReader(fd: a), "127.0.0.1"), (b, TestReader(fd: b), "127.0.0.2")]
+        var expectedPeers: [String] = []
+        for i in 0..<6 {
+            if i == 3 {
+                let cut = try TestSocket.connect(port: proxy.port, from: 0x7f00_0003)
+                try TestSocket.send(cut, "POST /cut HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n0123456789")
+                usleep(100_000)
+                close(cut)
+                #expect(eventually(2) { up.connectionsEnded >= 1 }, "the cut exchange's upstream connection is closed")
+            }
+            for (fd, reader, peer) in clients {
+                try TestSocket.send(fd, "GET /\(i) HTTP/1.1\r\nHost: h\r\n\r\n")
+                let m = try #require(try reader.readMessage(isResponse: true))
+                #expect(m.status == 200)
+                #expect(m.bodyText == "path=/\(i)")
+                expectedPeers.append(peer)
+            }
+        }
+        let seen = up.requests.filter { $0.startLine.hasPrefix("GET ") }
+        #expect(seen.map { $0.headers("X-Forwarded-For") } == expectedPeers.map { [$0] })
+        let ids = seen.compactMap { $0.header("X-Request-Id") }
+        #expect(ids.count == seen.count)
+        #expect(Set(ids).count == ids.count, "every request gets its own id")
+    }
+
     @Test func upstreamClosedConnectionIsNotReused() throws {
         // The upstream closes after each response (Connection: close): every request needs a new connection.
         let up = try TestUpstream { _ in .rawThenClose(Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)) }

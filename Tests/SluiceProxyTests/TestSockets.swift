@@ -3,10 +3,25 @@ import Foundation
 
 /// Blocking loopback socket helpers for tests (real kernel sockets, no mocks).
 enum TestSocket {
-    /// Connects a blocking TCP socket to 127.0.0.1:port.
-    static func connect(port: UInt16, timeoutSeconds: Int = 10) throws -> Int32 {
+    /// Connects a blocking TCP socket to 127.0.0.1:`port`, from the IPv4 address `source` (host order, e.g. another
+    /// loopback address) when given.
+    static func connect(port: UInt16, from source: UInt32? = nil, timeoutSeconds: Int = 10) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestError("socket failed") }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = source.bigEndian
+            let rc = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard rc == 0 else {
+                close(fd)
+                throw TestError("bind failed: errno \(errno)")
+            }
+        }
         var tv = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

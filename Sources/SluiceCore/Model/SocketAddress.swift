@@ -35,28 +35,44 @@ public enum SocketAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// The address without the port, as text (`127.0.0.1`, `::1`).
     public var hostText: String {
+        var out: [UInt8] = []
+        appendHostText(to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the address without the port as text (`127.0.0.1`, `::1`; IPv6 in RFC 5952 form).
+    /// Allocates nothing beyond `out`'s growth, so a worker can format a client's address into a
+    /// reused array per exchange instead of keeping a copy per connection.
+    public func appendHostText(to out: inout [UInt8]) {
         switch self {
         case .v4(let a, _):
-            return "\(a >> 24).\((a >> 16) & 0xff).\((a >> 8) & 0xff).\(a & 0xff)"
-        case .v6(let hi, let lo, _):
-            var groups: [UInt16] = []
-            for i in 0..<4 { groups.append(UInt16(truncatingIfNeeded: hi >> (48 - 16 * UInt64(i)))) }
-            for i in 0..<4 { groups.append(UInt16(truncatingIfNeeded: lo >> (48 - 16 * UInt64(i)))) }
-            // Compress the longest run of zero groups (RFC 5952).
-            var bestStart = -1, bestLen = 0, i = 0
-            while i < 8 {
-                if groups[i] == 0 {
-                    var j = i
-                    while j < 8 && groups[j] == 0 { j += 1 }
-                    if j - i > bestLen && j - i > 1 { bestStart = i; bestLen = j - i }
-                    i = j
-                } else { i += 1 }
+            for shift in stride(from: UInt32(24), through: 0, by: -8) {
+                HeadWriter.appendDecimal(UInt64((a >> shift) & 0xff), to: &out)
+                if shift > 0 { out.append(UInt8(ascii: ".")) }
             }
-            func hex(_ g: UInt16) -> String { String(g, radix: 16) }
-            if bestStart < 0 { return groups.map(hex).joined(separator: ":") }
-            let head = groups[0..<bestStart].map(hex).joined(separator: ":")
-            let tail = groups[(bestStart + bestLen)...].map(hex).joined(separator: ":")
-            return head + "::" + tail
+        case .v6(let hi, let lo, _):
+            func group(_ i: Int) -> UInt64 { ((i < 4 ? hi : lo) >> UInt64(48 - 16 * (i & 3))) & 0xffff }
+            // Compress the longest run of two or more zero groups, the first one on a tie (RFC 5952).
+            var runStart = -1, runLength = 0, i = 0
+            while i < 8 {
+                guard group(i) == 0 else { i += 1; continue }
+                var j = i
+                while j < 8 && group(j) == 0 { j += 1 }
+                if j - i > runLength && j - i > 1 { runStart = i; runLength = j - i }
+                i = j
+            }
+            i = 0
+            while i < 8 {
+                if i == runStart {
+                    out.append(UInt8(ascii: ":"))
+                    out.append(UInt8(ascii: ":"))
+                    i += runLength
+                    continue
+                }
+                if i > 0 && i != runStart + runLength { out.append(UInt8(ascii: ":")) }
+                HeadWriter.appendHex(group(i), to: &out)
+                i += 1
+            }
         }
     }
 
