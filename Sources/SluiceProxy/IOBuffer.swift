@@ -3,13 +3,23 @@
 /// A worker's free list of equally sized buffer blocks, so a connection can give its buffers
 /// back while idle and take them again on its next request without a malloc.
 ///
+/// Blocks that stay unused for a whole trim interval have their pages given back to the kernel
+/// (`trim`, madvise MADV_DONTNEED) while staying in the list: after a burst of large transfers the
+/// worker's resident memory falls back, and a block taken again later only costs page faults.
+/// The list is a stack, so the blocks at its bottom are the ones unused the longest.
+///
 /// Owned by one worker loop; it must outlive every `IOBuffer` that uses it.
 final class BufferPool {
-    /// Size of each block.
+    /// Size of each block (a multiple of the page size, so whole blocks can be given back).
     let blockSize: Int
     /// Blocks kept for reuse at most (beyond that, returned blocks are freed).
     let maxFree: Int
     private var free: [UnsafeMutableRawPointer] = []
+    /// The bottom `coldCount` entries of `free` have had their pages given back.
+    private(set) var coldCount = 0
+    /// The smallest `free.count` since the last trim: the bottom this many entries were not
+    /// taken during the interval.
+    private var lowestFree = 0
 
     init(blockSize: Int, maxFree: Int) {
         self.blockSize = blockSize
@@ -24,7 +34,14 @@ final class BufferPool {
     /// A block of `blockSize` bytes (recycled when one is free).
     @inline(__always)
     func take() -> UnsafeMutableRawPointer {
-        free.popLast() ?? UnsafeMutableRawPointer.allocate(byteCount: blockSize, alignment: 16)
+        guard let p = free.popLast() else {
+            return UnsafeMutableRawPointer.allocate(byteCount: blockSize, alignment: BufferPool.pageSize)
+        }
+        if free.count < lowestFree {
+            lowestFree = free.count
+            if free.count < coldCount { coldCount = free.count }
+        }
+        return p
     }
 
     /// Returns a block taken from this pool.
@@ -33,8 +50,30 @@ final class BufferPool {
         if free.count < maxFree { free.append(block) } else { block.deallocate() }
     }
 
+    /// Gives back the pages of the blocks no one took since the last call; returns how many
+    /// blocks that was. Called by the worker every `trimInterval` or so.
+    @discardableResult
+    func trim() -> Int {
+        let unused = min(lowestFree, free.count)
+        var n = 0
+        if unused > coldCount {
+            for i in coldCount..<unused {
+                _ = madvise(free[i], blockSize, MADV_DONTNEED)
+                n += 1
+            }
+            coldCount = unused
+        }
+        lowestFree = free.count
+        return n
+    }
+
+    /// Free blocks whose pages are still resident (what a trim could give back).
+    var warmFreeCount: Int { free.count - coldCount }
+
     /// Blocks waiting for reuse.
     var freeCount: Int { free.count }
+
+    static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
 /// A fixed-capacity byte buffer with a read index and a write index. Its storage is taken on

@@ -58,6 +58,9 @@ final class Worker: @unchecked Sendable {
     private var entropyState: UInt64
     /// Recycled 64 KiB buffer blocks for connections (declared before anything that holds buffers).
     private let buffers = BufferPool(blockSize: Worker.bufferCapacity, maxFree: 4096)
+    /// Free buffer blocks unused for a whole interval give their pages back (`BufferPool.trim`).
+    private static let trimInterval: UInt64 = 2_000_000_000
+    private var lastTrim: UInt64 = 0
     /// Recycled per-exchange state, so idle connections hold none and busy ones allocate none.
     private let exchanges = ExchangePool(maxFree: 4096)
     /// Reused scratch for serializing heads.
@@ -151,6 +154,12 @@ final class Worker: @unchecked Sendable {
                 let t = Int32(AccessLogSink.flushInterval / 1_000_000)
                 timeout = timeout < 0 ? t : min(timeout, t)
             }
+            if buffers.warmFreeCount > 0 {
+                // Wake for the next trim only while there is something a trim could give back.
+                let next = lastTrim &+ Worker.trimInterval
+                let t = next <= now ? 0 : Int32((next - now + 999_999) / 1_000_000)
+                timeout = timeout < 0 ? t : min(timeout, t)
+            }
             let n = epoll.wait(events, max: maxEvents, timeoutMs: timeout)
             now = Sys.monotonicNanos()
             for i in 0..<n {
@@ -169,6 +178,10 @@ final class Worker: @unchecked Sendable {
             }
             if !accessLog.buffer.isEmpty && now &- accessLog.lastFlush >= AccessLogSink.flushInterval {
                 accessLog.flush(now: now)
+            }
+            if now &- lastTrim >= Worker.trimInterval {
+                lastTrim = now
+                buffers.trim()
             }
             if draining && clientCount == 0 { running = false }
         }
