@@ -83,70 +83,9 @@ public struct CohortReport: Codable, Sendable, Equatable {
     }
 }
 
-/// Statistics of one series over one window (JSON: `seconds`, `requests`, `errors`,
-/// `upstream_errors`, `rate`, `error_rate`, `p50`, `p95`, `p99`; latencies in seconds, null without requests).
-public struct WindowReport: Codable, Sendable, Equatable {
-    /// Seconds the figures cover (less than the window while the process is young).
-    public var seconds: Double
-    /// Requests finished.
-    public var requests: UInt64
-    /// Requests answered with 5xx.
-    public var errors: UInt64
-    /// Upstream failures.
-    public var upstreamErrors: UInt64
-    /// Requests per second.
-    public var rate: Double
-    /// Fraction of requests answered with 5xx (0...1).
-    public var errorRate: Double
-    /// Median latency in seconds.
-    public var p50: Double?
-    /// 95th percentile latency in seconds.
-    public var p95: Double?
-    /// 99th percentile latency in seconds.
-    public var p99: Double?
-
-    /// Creates a window report.
-    public init(seconds: Double, requests: UInt64, errors: UInt64, upstreamErrors: UInt64, rate: Double, errorRate: Double,
-                p50: Double?, p95: Double?, p99: Double?) {
-        self.seconds = seconds
-        self.requests = requests
-        self.errors = errors
-        self.upstreamErrors = upstreamErrors
-        self.rate = rate
-        self.errorRate = errorRate
-        self.p50 = p50
-        self.p95 = p95
-        self.p99 = p99
-    }
-
-    /// The report of windowed stats.
-    public init(_ stats: CohortStats) {
-        self.init(seconds: stats.seconds, requests: stats.requests, errors: stats.errors, upstreamErrors: stats.upstreamErrors,
-                  rate: stats.rate, errorRate: stats.errorRate, p50: stats.p50, p95: stats.p95, p99: stats.p99)
-    }
-
-    /// An empty window (no samples yet).
-    public static let empty = WindowReport(seconds: 0, requests: 0, errors: 0, upstreamErrors: 0, rate: 0, errorRate: 0,
-                                           p50: nil, p95: nil, p99: nil)
-
-    enum CodingKeys: String, CodingKey {
-        case seconds, requests, errors, upstreamErrors = "upstream_errors", rate, errorRate = "error_rate", p50, p95, p99
-    }
-
-    /// Encodes with explicit nulls for absent percentiles.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(seconds, forKey: .seconds)
-        try c.encode(requests, forKey: .requests)
-        try c.encode(errors, forKey: .errors)
-        try c.encode(upstreamErrors, forKey: .upstreamErrors)
-        try c.encode(rate, forKey: .rate)
-        try c.encode(errorRate, forKey: .errorRate)
-        try c.encode(p50, forKey: .p50)
-        try c.encode(p95, forKey: .p95)
-        try c.encode(p99, forKey: .p99)
-    }
-}
+/// Statistics of one series over one window, as the admin API reports them (the windowed
+/// stats themselves; see `CohortStats` for the JSON).
+public typealias WindowReport = CohortStats
 
 extension StatsReport {
     /// The windows `/admin/stats` reports: name and length in seconds.
@@ -162,7 +101,7 @@ extension StatsReport {
         func windows(_ series: Int32) -> [String: WindowReport] {
             var out: [String: WindowReport] = [:]
             for w in standardWindows {
-                out[w.name] = window.stats(series: series, window: w.seconds).map(WindowReport.init) ?? .empty
+                out[w.name] = window.stats(series: series, window: w.seconds) ?? .empty
             }
             return out
         }
