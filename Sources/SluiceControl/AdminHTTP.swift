@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import SluiceCore
 
 /// One request to the admin API, fully read.
 public struct AdminRequest: Sendable {
@@ -79,31 +80,9 @@ public struct AdminResponse: Sendable {
         return r
     }
 
-    /// The reason phrase of common status codes.
-    static func reason(_ status: Int) -> String {
-        switch status {
-        case 200: return "OK"
-        case 204: return "No Content"
-        case 400: return "Bad Request"
-        case 401: return "Unauthorized"
-        case 403: return "Forbidden"
-        case 404: return "Not Found"
-        case 405: return "Method Not Allowed"
-        case 408: return "Request Timeout"
-        case 409: return "Conflict"
-        case 413: return "Content Too Large"
-        case 422: return "Unprocessable Content"
-        case 431: return "Request Header Fields Too Large"
-        case 500: return "Internal Server Error"
-        case 501: return "Not Implemented"
-        case 503: return "Service Unavailable"
-        default: return "Status \(status)"
-        }
-    }
-
     /// The response as bytes on the wire (`Connection: close`; no body for HEAD).
     func serialized(headOnly: Bool) -> [UInt8] {
-        var head = "HTTP/1.1 \(status) \(AdminResponse.reason(status))\r\n"
+        var head = "HTTP/1.1 \(status) \(HeadWriter.reasonPhrase(status))\r\n"
         head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
         head += "Cache-Control: no-store\r\nConnection: close\r\n"
         for h in headers { head += "\(h.name): \(h.value)\r\n" }

@@ -138,7 +138,7 @@ public enum HeadWriter {
         out.append(0x0A)
     }
 
-    /// Standard reason phrase for the statuses the proxy generates.
+    /// Standard reason phrase for the statuses the proxy and its admin API generate.
     public static func reasonPhrase(_ status: Int) -> StaticString {
         switch status {
         case 100: return "Continue"
@@ -158,6 +158,7 @@ public enum HeadWriter {
         case 413: return "Content Too Large"
         case 414: return "URI Too Long"
         case 417: return "Expectation Failed"
+        case 422: return "Unprocessable Content"
         case 429: return "Too Many Requests"
         case 431: return "Request Header Fields Too Large"
         case 500: return "Internal Server Error"
