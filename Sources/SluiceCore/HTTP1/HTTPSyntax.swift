@@ -79,8 +79,9 @@ struct FieldSectionSummary {
 enum FieldSectionScan {
     /// The section ended; the payload is the offset just after its empty line.
     case complete(Int)
-    /// The section is not complete within the bytes given.
-    case needMore
+    /// The section is not complete within the bytes given; the payload is the offset of the
+    /// first line not yet complete (where a later call can resume).
+    case needMore(resumeAt: Int)
     /// The section can never be valid.
     case invalid(HTTPParseError)
 }
@@ -265,6 +266,21 @@ enum HTTPSyntax {
         return (x &- onesWord) & ~x & highsWord != 0
     }
 
+    /// True when `base[start..<end]` contains `b` (eight bytes at a time).
+    @inline(__always)
+    static func containsByte(_ base: UnsafePointer<UInt8>, _ start: Int, _ end: Int, _ b: UInt8) -> Bool {
+        var p = start
+        while p + 8 <= end {
+            if hasByte(load8(base, p), b) { return true }
+            p += 8
+        }
+        while p < end {
+            if base[p] == b { return true }
+            p += 1
+        }
+        return false
+    }
+
     // MARK: Field lines
 
     /// Scans one line of a field section starting at `start`, reading no further than `end`.
@@ -426,7 +442,7 @@ enum HTTPSyntax {
         while true {
             switch scanFieldLine(base, p, end, cls) {
             case .needMore:
-                return .needMore
+                return .needMore(resumeAt: p)
             case .invalid(let error):
                 return .invalid(error)
             case .endOfSection(let next):
