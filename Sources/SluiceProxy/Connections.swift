@@ -1,74 +1,12 @@
 import SluiceCore
 
-/// Where a client connection is in its request/response cycle.
-enum ClientPhase {
-    /// Waiting for (or reading) the next request head.
-    case awaitingHead
-    /// A request is being proxied to an upstream.
-    case exchange
-    /// The last response is queued; close once it is flushed.
-    case closing
-    /// Response sent and our side shut down; reading and discarding until the client closes.
-    case lingering
-    /// Closed and removed from the loop.
-    case closed
-}
-
-/// How the rest of a request body arrives from the client.
-enum RequestBodyState {
-    case done
-    case length(remaining: UInt64)
-    case chunked(ChunkedDecoder)
-}
-
-/// How the rest of a response body arrives from the upstream.
-enum ResponseBodyState {
-    /// No response head yet.
-    case awaitingHead
-    case length(remaining: UInt64)
-    case chunked(ChunkedDecoder)
-    case untilClose
-    case done
-}
-
-/// Why an upstream exchange failed; becomes a metrics label and decides 502 or 504.
-enum UpstreamFailure: Equatable {
-    case connectRefused
-    case connectTimeout
-    case responseTimeout
-    case reset
-    case badResponse
-
-    /// Status sent to the client when no response byte has been sent yet.
-    var status: Int {
-        switch self {
-        case .connectTimeout, .responseTimeout: return 504
-        default: return 502
-        }
-    }
-
-    /// One-line reason in the error body.
-    var reason: StaticString {
-        switch self {
-        case .connectRefused: return "upstream refused the connection\n"
-        case .connectTimeout: return "upstream connect timed out\n"
-        case .responseTimeout: return "upstream did not answer in time\n"
-        case .reset: return "upstream closed the connection before responding\n"
-        case .badResponse: return "upstream sent an invalid response\n"
-        }
-    }
-}
-
-/// A client (downstream) connection: its socket, buffers, phase and timers, and the exchange in
-/// progress on it, if any.
+/// A client (downstream) connection: its socket, buffers, the machine's connection state, its
+/// timers, and the exchange in progress on it, if any.
 ///
 /// An idle keep-alive connection holds only this object: its buffers' blocks and its `Exchange`
-/// go back to the worker's pools between requests. The exchange's values read as members of the
-/// connection (`c.head`, `c.requestBody`, `c.bytesOut`, ...) through the `dynamicMember`
-/// subscripts below, valid only while `exchange` is set.
+/// go back to the worker's pools between requests.
 ///
 /// Owned by exactly one worker loop thread; never touched by another thread.
-@dynamicMemberLookup
 final class ClientConnection {
     let fd: Int32
     let generation: UInt32
@@ -83,17 +21,12 @@ final class ClientConnection {
     var readEOF = false
     /// epoll reported EPOLLRDHUP/EPOLLHUP/EPOLLERR.
     var hangup = false
-    var phase: ClientPhase = .awaitingHead
-    /// Close after the current response (drain, limit, Connection: close, error).
-    var closeAfterResponse = false
-    var draining = false
-    /// The request was answered without reading all of its body: linger before closing.
-    var unreadInput = false
     let listenerIndex: Int32
+    /// The exchange machine's connection state (phase, requests served, close decision).
+    var conn = ConnectionState()
 
     var inBuffer: IOBuffer
     var outBuffer: IOBuffer
-    var requestsServed = 0
     /// The exchange in progress: set from the first byte of a request head until the connection
     /// is idle again (see `Worker.attachExchange` and `Worker.detachExchange`).
     var exchange: Exchange?
@@ -120,20 +53,9 @@ final class ClientConnection {
         outBuffer.release()
     }
 
-    /// The current exchange's values (`c.requestBody` is `c.exchange!.state.requestBody`). A key
-    /// path to a stored property compiles to a direct field access.
+    /// The connection's phase (the machine's).
     @inline(__always)
-    subscript<T>(dynamicMember path: WritableKeyPath<ExchangeState, T>) -> T {
-        get { exchange!.state[keyPath: path] }
-        _modify { yield &exchange!.state[keyPath: path] }
-    }
-
-    /// The current exchange's buffers and head (`c.head` is `c.exchange!.head`).
-    @inline(__always)
-    subscript<T>(dynamicMember path: ReferenceWritableKeyPath<Exchange, T>) -> T {
-        get { exchange![keyPath: path] }
-        _modify { yield &exchange![keyPath: path] }
-    }
+    var phase: ConnectionPhase { conn.phase }
 }
 
 /// A connection to an upstream endpoint: in use by one client exchange, or idle in a pool.
@@ -173,6 +95,10 @@ final class UpstreamConnection {
     var idleSince: UInt64 = 0
     /// When the whole request was handed to the kernel (0 while still sending).
     var requestSentAt: UInt64 = 0
+    /// When the first byte of the response head arrived (0 before); the response-header
+    /// deadline counts from the request, not from the last byte, so a trickling head cannot
+    /// hold the exchange.
+    var responseStartedAt: UInt64 = 0
 
     init(fd: Int32, generation: UInt32, pool: EndpointPool, capacity: Int, buffers: BufferPool) {
         self.fd = fd

@@ -1,55 +1,30 @@
 import SluiceCore
 
-/// The per-request values of an exchange: plain values and references, no buffers. The code that
-/// starts a request sets them (`Worker.beginRequest`, `startExchange`) and `Worker.finishRequest`
-/// resets what the next request relies on; `Exchange.recycle` puts them all back to these initial
-/// values when an exchange is cut short.
-struct ExchangeState {
-    var table: RoutingTable?
-    var decision = RouteDecision.notFound
-    var requestBody: RequestBodyState = .done
-    var requestBodyBytes: UInt64 = 0
-    var responseBody: ResponseBodyState = .awaitingHead
-    /// Framing chosen for the body sent to the client.
-    var responseOutFraming: BodyFraming = .none
-    /// The response head was queued for the client.
-    var responseStarted = false
-    var upstream: UpstreamConnection?
-    var pool: EndpointPool?
-    var attempts = 0
-    var requestMethod: HTTPMethod = .get
-    var requestVersion: HTTPVersion = .http11
-
-    // Per-request accounting (access log and metrics).
-    /// A request head was parsed and its outcome is not yet recorded.
-    var requestActive = false
-    var requestStart: UInt64 = 0
-    var requestWallSeconds = 0
-    var requestWallMillis = 0
-    /// Status of the response head queued for the client (0 until one is).
-    var statusSent = 0
-    var bytesIn: UInt64 = 0
-    var bytesOut: UInt64 = 0
-    /// Metric series of the current request (route/cohort), and whether it counts as in flight.
-    var metricSeries: Int32 = 0
-    var inFlightCounted = false
-    /// Upstream id (for connection gauges) of the current exchange's upstream group.
-    var upstreamMetricsID: Int32 = -1
-    /// `requestID` was generated here (so it is added to the upstream request).
-    var requestIDGenerated = false
-}
-
 /// One request/response exchange of a client connection, from the first byte of a request head
 /// until the connection is idle again (or closes). A worker keeps a pool of them (`ExchangePool`)
 /// so that an idle keep-alive connection holds none of this state, while the arrays below keep
 /// their capacity from one exchange to the next: a busy connection allocates nothing per request.
 ///
+/// The decisions about it are `ExchangeMachine`'s (SluiceCore), made on `state`; this object adds
+/// what the IO layer needs: the head's parse progress, the routing decision and its table, the
+/// upstream connection, and byte arrays for the log.
+///
 /// Owned by one worker loop thread.
 final class Exchange {
-    /// The per-request values.
+    /// The machine's per-request state.
     var state = ExchangeState()
+    /// The request's accounting (metrics and access log).
+    var record = RequestRecord()
     /// The request head; the parser resets it, keeping the capacity of its `fields`.
     var head = RequestHead()
+    /// Where the head's parse stopped (the parser resumes there at the next read).
+    var progress = RequestHeadProgress()
+    /// The table the request was routed with (nil until routed), and what it decided.
+    var table: RoutingTable?
+    var decision = RouteDecision.notFound
+    /// The upstream connection in use, and the endpoint's pool.
+    var upstream: UpstreamConnection?
+    var pool: EndpointPool?
     /// The request head as sent to the upstream, kept for one retry on a stale pooled connection.
     var upstreamHead: [UInt8] = []
     /// The request's X-Request-Id (received or generated).
@@ -62,6 +37,12 @@ final class Exchange {
     private(set) var peerText: [UInt8] = []
     /// The address `peerText` was formatted from (its port does not matter).
     private var peerTextAddress = SocketAddress.v4(0, port: 0)
+
+    /// The route policy of the decision (header edits, names for the log); nil until routed.
+    var policy: RoutePolicy? {
+        guard let table else { return nil }
+        return table.policy(for: decision)
+    }
 
     /// Makes `peerText` the text of `peer`'s address. Formats only when the address differs from
     /// the last one (many exchanges in a row serve the same client address).
@@ -78,10 +59,16 @@ final class Exchange {
         peerTextAddress = peer
     }
 
-    /// Back to the initial state (dropping its references to the routing table, endpoint pool and
-    /// upstream connection), for an exchange cut short. The arrays are cleared by their writers.
-    func recycle() {
+    /// Ready for a new head: parse progress, routing and accounting back to their start (the
+    /// arrays are cleared by their writers). Drops the references to table, pool and upstream.
+    func reset() {
         state = ExchangeState()
+        record = RequestRecord()
+        progress = RequestHeadProgress()
+        table = nil
+        decision = .notFound
+        upstream = nil
+        pool = nil
     }
 }
 
@@ -104,9 +91,7 @@ final class ExchangePool {
         free.popLast() ?? Exchange()
     }
 
-    /// Returns an exchange no connection uses any more. Its state must be what the next request
-    /// can start from: after `Worker.finishRequest` (which resets what a following request relies
-    /// on, so the common path skips a full reset), or after `Exchange.recycle`.
+    /// Returns an exchange no connection uses any more (reset when it is taken again).
     @inline(__always)
     func give(_ exchange: consuming Exchange) {
         if free.count < maxFree { free.append(exchange) }

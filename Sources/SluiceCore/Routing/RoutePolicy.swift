@@ -1,0 +1,63 @@
+/// What a routing decision asks of the messages it applies to: the header edits of its route
+/// (cohort header to the upstream and a client copy of it dropped, sticky Set-Cookie and cohort
+/// header to the client) and the route and cohort names for the access log.
+///
+/// A value the routing layer computes from a table and a decision (`RoutingTable.policy(for:)`);
+/// `HeadWriter` applies it. The IO layer carries it without knowing what a cohort is.
+public struct RoutePolicy: Sendable {
+    /// The table the decision was made on (kept alive by the exchange that uses it).
+    @usableFromInline let table: RoutingTable
+    @usableFromInline let decision: RouteDecision
+
+    /// The policy of `decision` made on `table`.
+    @inlinable
+    public init(table: RoutingTable, decision: RouteDecision) {
+        self.table = table
+        self.decision = decision
+    }
+
+    /// True when the decision names a route of the table.
+    @inlinable
+    var hasRoute: Bool { decision.route >= 0 && Int(decision.route) < table.routes.count }
+
+    /// True when the decision names a cohort of its route.
+    @inlinable
+    var hasCohort: Bool { hasRoute && decision.cohort >= 0 && Int(decision.cohort) < table.routes[Int(decision.route)].cohorts.count }
+
+    /// The lowercased name of the request field the upstream gets from Sluice only (the cohort
+    /// header): a copy the client sent is dropped. Empty when the request is not forwarded.
+    @inlinable
+    public var droppedRequestField: [UInt8] {
+        hasCohort ? table.routes[Int(decision.route)].cohortHeaderLowercased : []
+    }
+
+    /// Appends the fields the route adds to the upstream request (the cohort header).
+    @inlinable
+    public func appendRequestFields(to out: inout [UInt8]) {
+        guard hasCohort else { return }
+        table.routes[Int(decision.route)].appendCohortHeader(cohort: decision.cohort, to: &out)
+    }
+
+    /// Appends the fields the route adds to the response (sticky Set-Cookie, cohort header).
+    @inlinable
+    public func appendResponseFields(to out: inout [UInt8]) {
+        guard hasRoute else { return }
+        let route = table.routes[Int(decision.route)]
+        if decision.setStickyCookie { route.appendSetCookie(stickyKey: decision.stickyKey, to: &out) }
+        if route.cohortResponseHeader && hasCohort { route.appendCohortHeader(cohort: decision.cohort, to: &out) }
+    }
+
+    /// The route's name for the access log ("" when no route matched).
+    public var routeName: String { hasRoute ? table.routes[Int(decision.route)].name : "" }
+
+    /// The cohort's name for the access log ("" when the request was not forwarded).
+    public var cohortName: String { hasCohort ? table.routes[Int(decision.route)].cohorts[Int(decision.cohort)].name : "" }
+}
+
+extension RoutingTable {
+    /// The header edits and log names of `decision`, made on this table.
+    @inlinable
+    public func policy(for decision: RouteDecision) -> RoutePolicy {
+        RoutePolicy(table: self, decision: decision)
+    }
+}

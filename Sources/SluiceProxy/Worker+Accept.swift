@@ -1,0 +1,94 @@
+@preconcurrency import Glibc
+import SluiceCore
+
+/// Listeners: accepting, pausing when out of descriptors or connections, draining, shutdown.
+extension Worker {
+    func acceptConnections(listener: Int) {
+        guard listenersActive && !draining else { return }
+        let lfd = listenerFDs[listener]
+        for _ in 0..<64 {
+            if clientCount >= settings.limits.maxConnectionsPerWorker {
+                pauseAccepting(retryAfter: 0)
+                return
+            }
+            switch Sys.accept(lfd) {
+            case .accepted(let fd, let peer):
+                Sys.setNoDelay(fd)
+                let gen = registrations.nextGeneration(fd)
+                let c = ClientConnection(
+                    fd: fd, generation: gen, peer: peer, listenerIndex: listener,
+                    inCapacity: bufferCapacity, outCapacity: bufferCapacity, pool: buffers)
+                do {
+                    try register(fd, .client(c), events: EpollMask.input | EpollMask.output | EpollMask.readHangup | EpollMask.edge)
+                } catch {
+                    Sys.close(fd)
+                    unregister(fd)
+                    continue
+                }
+                clientCount += 1
+                if recordMetrics { metrics.connectionAccepted(listener: listener) }
+                c.trusted = settings.trustedProxies.contains { $0.contains(peer) }
+                c.phaseStart = now
+                c.lastReadProgress = now
+                c.lastWriteProgress = now
+                c.readable = true
+                setClientDeadline(c, now &+ settings.timeouts.clientHeader)
+            case .wouldBlock, .skipped:
+                return
+            case .exhausted:
+                // Out of descriptors: keep the listener, stop accepting for a moment.
+                pauseAccepting(retryAfter: 100_000_000)
+                return
+            }
+        }
+    }
+
+    func pauseAccepting(retryAfter: UInt64) {
+        guard listenersActive else { return }
+        listenersActive = false
+        for fd in listenerFDs { epoll.remove(fd) }
+        if retryAfter > 0 { acceptPausedUntil = now &+ retryAfter }
+    }
+
+    func resumeAccepting() {
+        guard !listenersActive, !draining else { return }
+        listenersActive = true
+        for (i, fd) in listenerFDs.enumerated() {
+            try? register(fd, .listener(Int32(i)), events: EpollMask.input)
+            acceptConnections(listener: i)
+        }
+    }
+
+    /// Stops accepting; idle connections close now, the others after their current response.
+    func beginDrain() {
+        guard !draining else { return }
+        draining = true
+        for fd in listenerFDs {
+            epoll.remove(fd)
+            unregister(fd)
+            Sys.close(fd)
+        }
+        listenerFDs = []
+        listenersActive = false
+        for reg in registrations.all {
+            guard case .client(let c) = reg else { continue }
+            let idle = c.conn.phase == .awaitingHead && c.inBuffer.isEmpty && c.outBuffer.isEmpty
+            if step(c, c.exchange, .drain(idle: idle)) == .close { closeClient(c) }
+        }
+    }
+
+    func shutdownEverything() {
+        for reg in registrations.all {
+            switch reg {
+            case .client(let c): closeClient(c)
+            case .upstream(let u): closeUpstream(u)
+            default: break
+            }
+        }
+        for fd in listenerFDs { Sys.close(fd) }
+        listenerFDs = []
+        pipes.closeAll()
+        Sys.close(epoll.fd)
+        Sys.close(wake.fd)
+    }
+}

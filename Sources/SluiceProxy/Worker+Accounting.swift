@@ -1,0 +1,100 @@
+@preconcurrency import Glibc
+import SluiceCore
+
+/// The per-request record: started when a head is parsed (or rejected), written once into the
+/// worker's metrics shard and access log however the request ends.
+extension Worker {
+    static let requestIDName: [UInt8] = Array("x-request-id".utf8)
+    static let traceparentName: [UInt8] = Array("traceparent".utf8)
+
+    /// Starts accounting for a request whose head was parsed (or rejected).
+    func beginRequest(_ c: ClientConnection, _ x: Exchange, parsed: Bool) {
+        x.record = RequestRecord()
+        x.record.active = true
+        x.record.start = now
+        x.record.headBytes = parsed ? UInt64(x.head.headLength) : UInt64(c.inBuffer.count)
+        x.record.series = SeriesMap.unroutedSeries
+        x.requestID.removeAll(keepingCapacity: true)
+        let bytes = c.inBuffer.readable
+        if parsed {
+            Worker.requestIDName.withUnsafeBytes { name in
+                if let v = x.head.fieldValue(named: name, in: bytes), v.count > 0, v.count <= 200 {
+                    x.requestID.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[v.range]))
+                }
+            }
+        }
+        if x.requestID.isEmpty {
+            // 128 random bits as 32 hex digits.
+            StickyHash.appendHex(nextEntropy(), to: &x.requestID)
+            StickyHash.appendHex(nextEntropy(), to: &x.requestID)
+            x.record.requestIDGenerated = true
+        }
+        guard accessLog.enabled else { return }
+        let (sec, ms) = Worker.wallClock()
+        x.record.wallSeconds = sec
+        x.record.wallMillis = ms
+        x.logMethod.removeAll(keepingCapacity: true)
+        x.logPath.removeAll(keepingCapacity: true)
+        x.logTraceparent.removeAll(keepingCapacity: true)
+        guard parsed else { return }
+        let head = x.head
+        x.logMethod.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[head.methodSpan.range]))
+        x.logPath.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[head.target.range].prefix(2048)))
+        Worker.traceparentName.withUnsafeBytes { name in
+            if let v = head.fieldValue(named: name, in: bytes), v.count <= 256 {
+                x.logTraceparent.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[v.range]))
+            }
+        }
+    }
+
+    /// Records a finished (or abandoned) request once: metrics and the access log line.
+    func endRequest(_ c: ClientConnection, _ x: Exchange) {
+        guard x.record.active else { return }
+        x.record.active = false
+        let record = x.record
+        let status = record.recordedStatus
+        let duration = now &- record.start
+        let bytesIn = record.headBytes &+ x.state.requestBodyBytes
+        if recordMetrics {
+            if record.inFlightCounted {
+                metrics.addInFlight(series: record.series, -1)
+                x.record.inFlightCounted = false
+            }
+            metrics.recordRequest(series: record.series, status: status, durationNanos: duration, bytesIn: bytesIn,
+                                  bytesOut: record.bytesOut)
+        }
+        guard accessLog.enabled else { return }
+        var line = AccessLogRecord(unixSeconds: record.wallSeconds, milliseconds: record.wallMillis, status: status,
+                                   durationNanos: duration, bytesIn: bytesIn, bytesOut: record.bytesOut)
+        let policy = x.policy
+        var routeName = policy?.routeName ?? ""
+        var cohortName = policy?.cohortName ?? ""
+        let upstream = x.pool?.hostBytes ?? []
+        x.peerText.withUnsafeBytes { client in
+        x.logMethod.withUnsafeBytes { method in
+        x.logPath.withUnsafeBytes { path in
+        x.logTraceparent.withUnsafeBytes { trace in
+        x.requestID.withUnsafeBytes { rid in
+        upstream.withUnsafeBytes { up in
+        routeName.withUTF8 { rn in
+        cohortName.withUTF8 { cn in
+            line.client = client
+            line.method = method
+            line.path = path
+            line.traceparent = trace
+            line.requestID = rid
+            line.upstream = up
+            line.route = UnsafeRawBufferPointer(rn)
+            line.cohort = UnsafeRawBufferPointer(cn)
+            AccessLogLine.append(line, to: &accessLog.buffer)
+        }}}}}}}}
+        if accessLog.buffer.count >= AccessLogSink.flushThreshold { accessLog.flush(now: now) }
+    }
+
+    /// Wall-clock time (seconds, milliseconds) for log lines.
+    private static func wallClock() -> (Int, Int) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return (Int(ts.tv_sec), Int(ts.tv_nsec / 1_000_000))
+    }
+}

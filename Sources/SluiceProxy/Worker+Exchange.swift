@@ -1,0 +1,250 @@
+@preconcurrency import Glibc
+import SluiceCore
+
+/// Carrying out the exchange machine's decisions. `step` reports an event to
+/// `ExchangeMachine.handle`; `perform` is the only place that turns an `ExchangeAction` into IO.
+extension Worker {
+    /// Reports `event` for `c` (and its exchange, when it has one) to the machine.
+    @inline(__always)
+    func step(_ c: ClientConnection, _ x: Exchange?, _ event: ExchangeEvent) -> ExchangeAction {
+        if let x {
+            return ExchangeMachine.handle(event, connection: &c.conn, exchange: &x.state, limits: exchangeLimits)
+        }
+        var none = ExchangeState()
+        return ExchangeMachine.handle(event, connection: &c.conn, exchange: &none, limits: exchangeLimits)
+    }
+
+    /// Carries out `action` for `c`'s exchange `x`.
+    func perform(_ c: ClientConnection, _ x: Exchange, _ action: ExchangeAction) {
+        switch action {
+        case .none:
+            return
+        case .route:
+            routeRequest(c, x)
+        case .respond(let response, let upstreamError):
+            if let upstreamError { noteUpstreamError(x, upstreamError) }
+            abortUpstream(x)
+            queueGenerated(c, x, response)
+        case .forward(let plan):
+            forward(c, x, plan)
+        case .startResponse:
+            // Written by `startResponse`, which asked for it (it holds the response head's bytes).
+            return
+        case .retry:
+            abortUpstream(x)
+            if let pool = x.pool { attachUpstream(c, x, pool: pool, allowPooled: false) }
+        case .cut(let reason):
+            if let reason { noteUpstreamError(x, reason) }
+            abortUpstream(x)
+        case .close:
+            abortUpstream(x)
+            closeClient(c)
+        case .complete(let reusable):
+            releaseUpstream(x, protocolAllowsReuse: reusable)
+            requestFinished(c, x)
+        }
+    }
+
+    // MARK: - Request heads
+
+    func advanceAwaitingHead(_ c: ClientConnection, budget: inout Int) -> Bool {
+        // A pipelined request waits until the previous response has left the output buffer: that
+        // buffer is the backpressure, for generated responses as for proxied ones.
+        if !c.inBuffer.isEmpty && c.outBuffer.isEmpty {
+            let x = attachExchange(c)
+            switch RequestParser.parse(c.inBuffer.readable, into: &x.head, progress: &x.progress,
+                                       limits: settings.limits.parser) {
+            case .complete:
+                beginRequest(c, x, parsed: true)
+                perform(c, x, step(c, x, .headParsed(RequestFacts(x.head))))
+                return true
+            case .invalid(let error):
+                beginRequest(c, x, parsed: false)
+                perform(c, x, step(c, x, .headInvalid(error)))
+                return true
+            case .incomplete:
+                break
+            }
+        }
+        if c.readEOF || (c.hangup && !c.readable) {
+            // Client closed between requests (or mid-head): nothing to answer.
+            closeClient(c)
+            return false
+        }
+        if c.conn.draining && c.inBuffer.isEmpty && c.outBuffer.isEmpty {
+            closeClient(c)
+            return false
+        }
+        let wasEmpty = c.inBuffer.isEmpty
+        let got = readClient(c, budget: &budget)
+        if got && wasEmpty && !c.inBuffer.isEmpty {
+            // First byte of a new head: the header timeout starts now.
+            attachExchange(c)
+            c.phaseStart = now
+            setClientDeadline(c, now &+ settings.timeouts.clientHeader)
+        }
+        return got
+    }
+
+    /// Routes a parsed request with the worker's current table and reports the outcome.
+    private func routeRequest(_ c: ClientConnection, _ x: Exchange) {
+        let table = self.table
+        let decision = table.decide(head: x.head, bytes: c.inBuffer.readable, client: c.peer, entropy: nextEntropy(),
+                                    balancer: &balancer)
+        x.decision = decision
+        x.table = table
+        x.record.series = series.series(for: decision)
+        let outcome: RouteOutcome
+        switch decision.action {
+        case .notFound:
+            outcome = .notFound
+        case .respond:
+            outcome = .respond(configured: decision.response, status: table.responses[Int(decision.response)].status)
+        case .forward:
+            outcome = .forward
+        }
+        if outcome != .forward { c.inBuffer.consume(x.head.headLength) }
+        perform(c, x, step(c, x, .routed(outcome)))
+    }
+
+    /// Serializes the upstream request (while the head's bytes are in the buffer) and attaches an
+    /// upstream connection.
+    private func forward(_ c: ClientConnection, _ x: Exchange, _ plan: ForwardPlan) {
+        let decision = x.decision
+        let pool = pools[Int(decision.upstream)][Int(decision.endpoint)]
+        let bytes = c.inBuffer.readable
+        x.upstreamHead.removeAll(keepingCapacity: true)
+        x.peerText.withUnsafeBytes { peerBytes in
+            pool.hostBytes.withUnsafeBytes { host in
+                HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: "http",
+                                              fallbackHost: host, trustForwarded: c.trusted, policy: x.policy,
+                                              to: &x.upstreamHead)
+            }
+        }
+        if x.record.requestIDGenerated {
+            HeadWriter.appendStatic("X-Request-Id: ", to: &x.upstreamHead)
+            x.upstreamHead.append(contentsOf: x.requestID)
+            HeadWriter.appendStatic("\r\n", to: &x.upstreamHead)
+        }
+        HeadWriter.appendFraming(plan.upstreamFraming, closeConnection: false, http10KeepAlive: false, to: &x.upstreamHead)
+        c.inBuffer.consume(x.head.headLength)
+        x.pool = pool
+        x.record.upstreamMetricsID = series.upstream(for: decision)
+        if recordMetrics {
+            metrics.addInFlight(series: x.record.series, 1)
+            x.record.inFlightCounted = true
+        }
+        c.deadline = 0
+        c.lastReadProgress = now
+        if plan.sendContinue && c.inBuffer.isEmpty {
+            // We answer 100-continue ourselves (Expect is not forwarded), as nginx does.
+            let interim: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
+            c.outBuffer.append(UnsafeRawBufferPointer(start: interim.utf8Start, count: interim.utf8CodeUnitCount))
+        }
+        attachUpstream(c, x, pool: pool, allowPooled: true)
+    }
+
+    /// Queues a response Sluice generated (the machine has already moved the phase on).
+    private func queueGenerated(_ c: ClientConnection, _ x: Exchange, _ response: GeneratedResponse) {
+        scratch.removeAll(keepingCapacity: true)
+        response.append(to: &scratch, responses: x.table?.responses ?? [])
+        if !c.outBuffer.append(scratch) {
+            // Larger than an output buffer (a configured response of more than `bufferCapacity`
+            // bytes cannot be queued): give up on the connection.
+            closeClient(c)
+            return
+        }
+        x.record.status = response.status
+        x.record.bytesOut &+= UInt64(scratch.count)
+        requestFinished(c, x)
+    }
+
+    /// After a response is queued (or the exchange completed): record the request, note input
+    /// left unread, and make the exchange ready for the next head on this connection.
+    func requestFinished(_ c: ClientConnection, _ x: Exchange) {
+        endRequest(c, x)
+        if !c.inBuffer.isEmpty && c.conn.phase == .closing { ExchangeMachine.noteUnreadInput(&c.conn) }
+        x.reset()
+    }
+
+    // MARK: - Proxying
+
+    func advanceExchange(_ c: ClientConnection, _ x: Exchange, budget: inout Int) -> Bool {
+        guard let u = x.upstream else { return false }
+        var progressed = false
+
+        if c.hangup && (x.state.requestBody.isDone || !c.readable) {
+            // The client went away mid-exchange (as nginx, a half-close counts): the upstream
+            // connection's state is unknown, so it is closed rather than pooled.
+            perform(c, x, step(c, x, .clientGone))
+            return false
+        }
+
+        // Connect completion.
+        if !u.connected {
+            guard u.failedErrno != 0 || u.writable || u.hangup else {
+                // Still connecting; buffer request body meanwhile.
+                return pumpRequestBody(c, x, u, budget: &budget)
+            }
+            let err = u.failedErrno != 0 ? u.failedErrno : Sys.pendingError(u.fd)
+            if err != 0 || u.hangup && !u.writable {
+                perform(c, x, step(c, x, .upstreamFailed(.connectRefused)))
+                return true
+            }
+            u.connected = true
+            u.lastProgress = now
+            u.deadline = 0
+            progressed = true
+        }
+
+        // Request body: client -> upstream buffer.
+        if pumpRequestBody(c, x, u, budget: &budget) { progressed = true }
+        if c.conn.phase != .exchange || x.upstream !== u { return true }
+
+        // Flush to upstream.
+        if !u.outBuffer.isEmpty && u.writable {
+            switch flush(u.fd, &u.outBuffer, writable: &u.writable) {
+            case .idle: break
+            case .wrote: progressed = true
+            case .failed(let e):
+                u.hangup = true
+                u.writable = false
+                if e != 0 { u.failedErrno = e }
+                u.outBuffer.clear()
+                if x.state.responseBody.isAwaitingHead && u.inBuffer.isEmpty {
+                    perform(c, x, step(c, x, .upstreamLost(reused: u.reused, connected: u.connected)))
+                    return true
+                }
+            }
+        }
+        if u.requestSentAt == 0, u.outBuffer.isEmpty, x.state.requestBody.isDone {
+            u.requestSentAt = now
+        }
+
+        // Read from upstream: a long Content-Length body is spliced once nothing is buffered for it.
+        if u.pipe != nil || startSplice(c, x, u) {
+            if spliceBody(c, x, u, budget: &budget) { progressed = true }
+            if c.conn.phase != .exchange { return true }
+        } else if readUpstream(u, budget: &budget) {
+            progressed = true
+        }
+
+        // Response: upstream buffer -> client buffer.
+        if pumpResponse(c, x, u) { progressed = true }
+        if c.conn.phase != .exchange { return true }
+
+        // Both directions complete: end the exchange.
+        if x.state.responseBody.isDone {
+            if x.state.requestBody.isDone {
+                perform(c, x, step(c, x, .bodiesComplete))
+                return true
+            }
+            if c.conn.closeAfterResponse {
+                // The upstream answered before the body was fully sent: close both when flushed.
+                perform(c, x, step(c, x, .responseCompleteFirst))
+                return true
+            }
+        }
+        return progressed
+    }
+}

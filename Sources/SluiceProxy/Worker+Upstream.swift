@@ -1,0 +1,170 @@
+import SluiceCore
+
+/// Upstream connections: the per-endpoint keep-alive pools, connecting, reuse, closing.
+extension Worker {
+    /// Matches the endpoint pools to the current table: pools of endpoints that remain are kept,
+    /// the others retired (idle connections closed; in-flight ones finish).
+    func rebuildPools() {
+        var used = Set<SocketAddress>()
+        pools = table.upstreams.map { group in
+            group.endpoints.map { ep in
+                used.insert(ep.address)
+                if let p = poolsByAddress[ep.address] {
+                    p.retired = false
+                    p.maxIdle = settings.limits.upstreamMaxIdle
+                    return p
+                }
+                let p = EndpointPool(address: ep.address, maxIdle: settings.limits.upstreamMaxIdle)
+                poolsByAddress[ep.address] = p
+                return p
+            }
+        }
+        for (addr, p) in poolsByAddress where !used.contains(addr) {
+            p.retired = true
+            for u in p.idle { closeUpstream(u) }
+            p.idle.removeAll()
+            if p.open == 0 { poolsByAddress[addr] = nil }
+        }
+    }
+
+    /// Gives the exchange an upstream connection: an idle pooled one, or a new connect.
+    func attachUpstream(_ c: ClientConnection, _ x: Exchange, pool: EndpointPool, allowPooled: Bool) {
+        var conn: UpstreamConnection?
+        if allowPooled {
+            while let u = pool.idle.popLast() {
+                if u.hangup || u.readEOF || u.readable {
+                    // Closed (or spoke) while idle: never reuse.
+                    closeUpstream(u)
+                    continue
+                }
+                conn = u
+                u.reused = true
+                break
+            }
+        }
+        if conn == nil {
+            conn = connectUpstream(pool, metricsID: x.record.upstreamMetricsID)
+            if conn == nil {
+                perform(c, x, step(c, x, .upstreamFailed(.connectRefused)))
+                return
+            }
+        }
+        let u = conn!
+        u.client = c
+        u.inBuffer.clear()
+        u.outBuffer.clear()
+        u.requestSentAt = 0
+        u.lastProgress = now
+        u.deadline = 0
+        x.upstream = u
+        _ = u.outBuffer.append(x.upstreamHead)
+    }
+
+    private func connectUpstream(_ pool: EndpointPool, metricsID: Int32) -> UpstreamConnection? {
+        let fd: Int32
+        do {
+            fd = try Sys.tcpSocket(for: pool.address)
+        } catch {
+            return nil
+        }
+        Sys.setNoDelay(fd)
+        let gen = registrations.nextGeneration(fd)
+        let u = UpstreamConnection(fd: fd, generation: gen, pool: pool, capacity: bufferCapacity, buffers: buffers)
+        u.connectStart = now
+        switch Sys.connect(fd, to: pool.address) {
+        case .connected:
+            u.connected = true
+            u.writable = true
+        case .inProgress:
+            break
+        case .failed(let e):
+            u.failedErrno = e
+        }
+        do {
+            try register(fd, .upstream(u), events: EpollMask.input | EpollMask.output | EpollMask.readHangup | EpollMask.edge)
+        } catch {
+            Sys.close(fd)
+            unregister(fd)
+            return nil
+        }
+        pool.open += 1
+        u.metricsUpstream = metricsID
+        if recordMetrics { metrics.upstreamConnectionOpened(upstream: metricsID) }
+        if u.failedErrno != 0 {
+            u.hangup = true
+        }
+        return u
+    }
+
+    /// The exchange is over: pools its upstream connection when the response allowed reuse and
+    /// the socket is clean, closes it otherwise.
+    func releaseUpstream(_ x: Exchange, protocolAllowsReuse: Bool) {
+        guard let u = x.upstream else { return }
+        x.upstream = nil
+        u.client = nil
+        u.requestsServed += 1
+        var reusable = protocolAllowsReuse && !u.readEOF && u.failedErrno == 0 && !u.hangup
+            && u.inBuffer.isEmpty && u.outBuffer.isEmpty && !u.pool.retired && u.pool.idle.count < u.pool.maxIdle
+        if reusable && u.readable {
+            // The last read filled the buffer exactly, so the kernel may or may not hold more:
+            // ask it (once) instead of discarding a healthy connection or pooling a dirty one.
+            if Sys.hasPendingInput(u.fd) { reusable = false } else { u.readable = false }
+        }
+        if reusable {
+            u.idleSince = now
+            u.reused = false
+            u.inBuffer.release()
+            u.outBuffer.release()
+            u.pool.idle.append(u)
+            setUpstreamDeadline(u, now &+ settings.timeouts.upstreamIdle)
+        } else {
+            closeUpstream(u)
+        }
+    }
+
+    func closeUpstream(_ u: UpstreamConnection) {
+        if case .upstream(let reg) = registrations[u.fd], reg === u {
+            unregister(u.fd)
+            Sys.close(u.fd)
+            if recordMetrics { metrics.upstreamConnectionClosed(upstream: u.metricsUpstream) }
+            u.pool.open -= 1
+            if let i = u.pool.idle.firstIndex(where: { $0 === u }) { u.pool.idle.remove(at: i) }
+            if u.pool.retired && u.pool.open == 0 && poolsByAddress[u.pool.address] === u.pool {
+                poolsByAddress[u.pool.address] = nil
+            }
+        }
+        u.client = nil
+        u.deadline = 0
+        u.inBuffer.release()
+        u.outBuffer.release()
+        if let p = u.pipe {
+            u.pipe = nil
+            pipes.give(p)  // closed if bytes are left in it
+        }
+    }
+
+    /// Drops the exchange's upstream connection, closing it (its state is unknown).
+    func abortUpstream(_ x: Exchange) {
+        guard let u = x.upstream else { return }
+        x.upstream = nil
+        u.client = nil
+        closeUpstream(u)
+    }
+
+    /// Counts an upstream failure for the exchange's route and cohort.
+    func noteUpstreamError(_ x: Exchange, _ reason: UpstreamErrorReason) {
+        guard recordMetrics else { return }
+        metrics.recordUpstreamError(series: x.record.series, reason: reason)
+    }
+
+    /// Per-worker entropy for routing (xorshift64*: no shared state).
+    @inline(__always)
+    func nextEntropy() -> UInt64 {
+        var x = entropyState
+        x ^= x >> 12
+        x ^= x << 25
+        x ^= x >> 27
+        entropyState = x
+        return x &* 0x2545_F491_4F6C_DD1D
+    }
+}
