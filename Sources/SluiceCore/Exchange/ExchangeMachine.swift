@@ -125,6 +125,12 @@ public struct ForwardPlan: Sendable, Equatable {
     public var upstreamFraming: BodyFraming
     /// Queue `HTTP/1.1 100 Continue` for the client now (Expect is not forwarded, as nginx does).
     public var sendContinue: Bool
+
+    /// Creates a plan.
+    public init(upstreamFraming: BodyFraming, sendContinue: Bool) {
+        self.upstreamFraming = upstreamFraming
+        self.sendContinue = sendContinue
+    }
 }
 
 /// How the client response is written.
@@ -137,6 +143,14 @@ public struct ResponsePlan: Sendable, Equatable {
     public var http10KeepAlive: Bool
     /// Keep the upstream's Content-Length (HEAD replies and 304: it describes the representation).
     public var keepContentLength: Bool
+
+    /// Creates a plan.
+    public init(framing: BodyFraming, closing: Bool, http10KeepAlive: Bool, keepContentLength: Bool) {
+        self.framing = framing
+        self.closing = closing
+        self.http10KeepAlive = http10KeepAlive
+        self.keepContentLength = keepContentLength
+    }
 }
 
 /// A response Sluice makes up itself, and why.
@@ -163,6 +177,15 @@ public struct GeneratedResponse: Sendable, Equatable {
     public var http10KeepAlive: Bool
     /// HEAD request: no body bytes.
     public var headOnly: Bool
+
+    /// Creates a response.
+    public init(status: Int, body: Body, closing: Bool, http10KeepAlive: Bool, headOnly: Bool) {
+        self.status = status
+        self.body = body
+        self.closing = closing
+        self.http10KeepAlive = http10KeepAlive
+        self.headOnly = headOnly
+    }
 }
 
 /// A `StaticString` that compares by its text (for tests of generated responses).
