@@ -1,0 +1,114 @@
+import Foundation
+@preconcurrency import Glibc
+import Testing
+import SluiceCore
+
+/// The data-plane fixes of the exchange-machine redesign, seen from a client: the one close
+/// rule on generated responses, and a slowly arriving head costing CPU linear in its size.
+@Suite(.serialized)
+struct ExchangeDriverTests {
+    @Test("the last request a connection may serve, answered by respond: or by a 404, carries Connection: close")
+    func lastAllowedRequestCloses() throws {
+        let upstream = try TestUpstream { _ in .ok("proxied") }
+        defer { upstream.stop() }
+        let proxy = try ProxyHarness(yaml: """
+            listeners:
+              - name: public
+                address: 127.0.0.1:0
+            limits: { max_requests_per_connection: 3 }
+            upstreams:
+              app: { endpoints: ["127.0.0.1:\(upstream.port)"] }
+            routes:
+              - name: direct
+                match: { path_prefix: "/direct" }
+                respond: { status: 200, body: "direct" }
+              - name: web
+                match: { path_prefix: "/app" }
+                upstream: app
+                sticky: none
+            """)
+        defer { proxy.stop() }
+        for last in ["/direct", "/nothing", "/app"] {
+            let fd = try proxy.connect()
+            defer { close(fd) }
+            let reader = TestReader(fd: fd)
+            // Two proxied requests, then the third (the last allowed) to the path under test.
+            for (i, path) in ["/app", "/app", last].enumerated() {
+                try TestSocket.send(fd, "GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
+                let m = try #require(try reader.readMessage(isResponse: true))
+                let expected = path == "/direct" ? 200 : path == "/nothing" ? 404 : 200
+                #expect(m.status == expected, "request \(i + 1) to \(path)")
+                if i < 2 {
+                    #expect(m.header("Connection") == nil, "request \(i + 1) of 3 keeps the connection")
+                } else {
+                    #expect(m.header("Connection") == "close", "the last allowed request to \(path) says so")
+                }
+            }
+            // And the proxy does close it.
+            #expect(try reader.readMessage(isResponse: true) == nil)
+            #expect(reader.eof)
+        }
+    }
+
+    @Test("a 60 KiB head in 100-byte reads: late reads cost at most 2x the CPU of early ones")
+    func slowHeadIsLinear() throws {
+        let upstream = try TestUpstream { _ in .ok("ok") }
+        defer { upstream.stop() }
+        let proxy = try SluiceProcess { port in """
+            listeners:
+              - name: public
+                address: 127.0.0.1:\(port)
+            limits: { max_header_bytes: 65536, max_header_count: 200 }
+            timeouts: { client_header: 60s }
+            upstreams:
+              app: { endpoints: ["127.0.0.1:\(upstream.port)"] }
+            routes:
+              - name: web
+                match: { path_prefix: "/" }
+                upstream: app
+                sticky: none
+            """ }
+        defer { _ = proxy.stop() }
+
+        // 60 KiB: 100 field lines of about 600 bytes (each spans several reads).
+        var head = "GET / HTTP/1.1\r\nHost: x\r\n"
+        var i = 0
+        while head.utf8.count < 60 * 1024 - 700 {
+            head += "X-Pad-\(i): " + String(repeating: "v", count: 590) + "\r\n"
+            i += 1
+        }
+        head += "\r\n"
+        let bytes = Array(head.utf8)
+        let pieces = stride(from: 0, to: bytes.count, by: 100).map { Array(bytes[$0..<min($0 + 100, bytes.count)]) }
+        #expect(pieces.count >= 600)
+
+        let fd = try TestSocket.connect(port: proxy.port)
+        defer { close(fd) }
+        var marks: [Int: UInt64] = [:]
+        for (n, piece) in pieces.enumerated() {
+            if n == 0 || n == 100 || n == 500 || n == 600 { marks[n] = processCPUNanos(proxy.process.processIdentifier) }
+            try TestSocket.send(fd, piece)
+            usleep(1000)  // each piece is its own read
+        }
+        let early = marks[100]! &- marks[0]!, late = marks[600]! &- marks[500]!
+        let m = try #require(try TestReader(fd: fd).readMessage(isResponse: true))
+        #expect(m.status == 200)
+        print("slow 60 KiB head: CPU of reads 1-100 (0-10 KiB buffered) \(early / 1000) us, reads 501-600 (50-60 KiB) \(late / 1000) us, ratio \(String(format: "%.2f", Double(late) / Double(max(early, 1))))")
+        #expect(early > 0)
+        #expect(Double(late) <= 2 * Double(early), "late reads \(late) ns vs early \(early) ns")
+    }
+}
+
+/// CPU time (user + system, nanoseconds) of every thread of process `pid`, from
+/// /proc/PID/task/*/schedstat (nanosecond resolution, unlike the clock ticks of /proc/PID/stat).
+func processCPUNanos(_ pid: Int32) -> UInt64 {
+    let dir = "/proc/\(pid)/task"
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return 0 }
+    var total: UInt64 = 0
+    for t in tasks {
+        guard let text = try? String(contentsOfFile: "\(dir)/\(t)/schedstat", encoding: .utf8),
+              let first = text.split(separator: " ").first, let ns = UInt64(first) else { continue }
+        total &+= ns
+    }
+    return total
+}
