@@ -15,7 +15,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
     ],
     targets: [
-        // Thin C shims for what Glibc does not export to Swift (epoll, accept4, eventfd, timerfd).
+        // Thin C shims for what Glibc does not export to Swift (epoll/eventfd constants, accept4, splice, pipe2, signals).
         .target(
             name: "CSluiceSys",
             cSettings: [.define("_GNU_SOURCE")]

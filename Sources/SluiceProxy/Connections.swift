@@ -95,10 +95,6 @@ final class UpstreamConnection {
     var idleSince: UInt64 = 0
     /// When the whole request was handed to the kernel (0 while still sending).
     var requestSentAt: UInt64 = 0
-    /// When the first byte of the response head arrived (0 before); the response-header
-    /// deadline counts from the request, not from the last byte, so a trickling head cannot
-    /// hold the exchange.
-    var responseStartedAt: UInt64 = 0
 
     init(fd: Int32, generation: UInt32, pool: EndpointPool, capacity: Int, buffers: BufferPool) {
         self.fd = fd

@@ -163,7 +163,13 @@ extension Worker {
     /// left unread, and make the exchange ready for the next head on this connection.
     func requestFinished(_ c: ClientConnection, _ x: Exchange) {
         endRequest(c, x)
-        if !c.inBuffer.isEmpty && c.conn.phase == .closing { ExchangeMachine.noteUnreadInput(&c.conn) }
+        if c.conn.phase == .awaitingHead {
+            // Waiting for the next head: its header (or idle) deadline counts from now.
+            c.phaseStart = now
+            c.deadline = 0
+        } else if !c.inBuffer.isEmpty {
+            ExchangeMachine.noteUnreadInput(&c.conn)
+        }
         x.reset()
     }
 

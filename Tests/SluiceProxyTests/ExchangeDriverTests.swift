@@ -50,6 +50,39 @@ struct ExchangeDriverTests {
         }
     }
 
+    @Test("after a response the idle timeout counts from the end of the request, not from its head")
+    func idleTimeoutCountsFromResponse() throws {
+        let upstream = try TestUpstream { _ in .delayed(1.2, .ok("slow")) }
+        defer { upstream.stop() }
+        let proxy = try ProxyHarness(yaml: """
+            listeners:
+              - name: public
+                address: 127.0.0.1:0
+            timeouts: { client_header: 1s, client_idle: 3s }
+            upstreams:
+              app: { endpoints: ["127.0.0.1:\(upstream.port)"] }
+            routes:
+              - name: web
+                match: { path_prefix: "/app" }
+                upstream: app
+                sticky: none
+            """)
+        defer { proxy.stop() }
+        let fd = try proxy.connect()
+        defer { close(fd) }
+        let reader = TestReader(fd: fd)
+        // A 404 (generated) and a proxied answer that takes longer than client_header: after each,
+        // the connection stays usable for more than client_header while idle.
+        for path in ["/nothing", "/app"] {
+            try TestSocket.send(fd, "GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let m = try #require(try reader.readMessage(isResponse: true))
+            #expect(m.status == (path == "/app" ? 200 : 404))
+            usleep(1_500_000)
+        }
+        try TestSocket.send(fd, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try reader.readMessage(isResponse: true)?.status == 404)
+    }
+
     @Test("a 60 KiB head in 100-byte reads: late reads cost at most 2x the CPU of early ones")
     func slowHeadIsLinear() throws {
         let upstream = try TestUpstream { _ in .ok("ok") }

@@ -12,7 +12,7 @@ import re
 import statistics
 import sys
 
-SYSTEMS = ["direct", "sluice", "nginx", "haproxy"]
+SYSTEMS = ["direct", "sluice", "sluice-base", "nginx", "haproxy"]
 SCENARIO_TITLES = {
     "128b": "128 B, 64 conns",
     "4k": "4 KiB, 64 conns",
@@ -138,7 +138,7 @@ def main():
         if not s:
             continue
         ratios[sc] = {}
-        for other in ("nginx", "haproxy", "direct"):
+        for other in ("sluice-base", "nginx", "haproxy", "direct"):
             o = by_sys.get(other)
             if not o:
                 continue

@@ -8,7 +8,8 @@ public struct Timeouts: Sendable, Equatable {
     public var clientSend: UInt64 = 60_000_000_000
     /// Upstream TCP connect.
     public var upstreamConnect: UInt64 = 5_000_000_000
-    /// From the end of sending the request head until the response head is in.
+    /// From when the whole request was sent until the final response head is in: a deadline for
+    /// the whole head (a trickling head or interim 1xx responses do not extend it).
     public var upstreamResponseHeader: UInt64 = 60_000_000_000
     /// How long an idle pooled upstream connection is kept.
     public var upstreamIdle: UInt64 = 60_000_000_000
