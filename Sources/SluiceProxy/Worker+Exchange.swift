@@ -116,15 +116,12 @@ extension Worker {
         x.upstreamHead.removeAll(keepingCapacity: true)
         x.peerText.withUnsafeBytes { peerBytes in
             pool.hostBytes.withUnsafeBytes { host in
-                HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: "http",
-                                              fallbackHost: host, trustForwarded: c.trusted, policy: x.policy,
-                                              to: &x.upstreamHead)
+                x.requestID.withUnsafeBytes { id in
+                    HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: "http",
+                                                  fallbackHost: host, trustForwarded: c.trusted, policy: x.policy,
+                                                  requestID: id, to: &x.upstreamHead)
+                }
             }
-        }
-        if x.record.requestIDGenerated {
-            HeadWriter.appendStatic("X-Request-Id: ", to: &x.upstreamHead)
-            x.upstreamHead.append(contentsOf: x.requestID)
-            HeadWriter.appendStatic("\r\n", to: &x.upstreamHead)
         }
         HeadWriter.appendFraming(plan.upstreamFraming, closeConnection: false, http10KeepAlive: false, to: &x.upstreamHead)
         c.inBuffer.consume(x.head.headLength)

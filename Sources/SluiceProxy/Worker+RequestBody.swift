@@ -71,7 +71,7 @@ extension Worker {
                     scratch.removeAll(keepingCapacity: true)
                     HeadWriter.appendLastChunk(
                         trailer: UnsafeRawBufferPointer(rebasing: input[trailerOffset..<trailerOffset + trailerCount]),
-                        to: &scratch)
+                        droppedField: x.policy?.droppedRequestField ?? [], to: &scratch)
                     if scratch.count > u.outBuffer.freeSpace { return progressed }
                     u.outBuffer.append(scratch)
                     c.inBuffer.consume(consumed)

@@ -160,7 +160,7 @@ extension Worker {
                         scratch.removeAll(keepingCapacity: true)
                         HeadWriter.appendLastChunk(
                             trailer: UnsafeRawBufferPointer(rebasing: input[trailerOffset..<trailerOffset + trailerCount]),
-                            to: &scratch)
+                            droppedField: x.policy?.droppedRequestField ?? [], to: &scratch)
                         if scratch.count > c.outBuffer.freeSpace { return progressed }
                         c.outBuffer.append(scratch)
                         x.record.bytesOut &+= UInt64(scratch.count)

@@ -83,6 +83,54 @@ struct ExchangeDriverTests {
         #expect(try reader.readMessage(isResponse: true)?.status == 404)
     }
 
+    @Test("response trailers: forbidden fields dropped, the rest relayed")
+    func responseTrailersFiltered() throws {
+        let body = "3\r\nabc\r\n0\r\nContent-Length: 5\r\nTransfer-Encoding: identity\r\nSet-Cookie: s=1\r\nX_U: 1\r\nX-Good: 1\r\n\r\n"
+        let upstream = try TestUpstream { _ in .raw(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\(body)".utf8)) }
+        defer { upstream.stop() }
+        let proxy = try ProxyHarness(upstreamPorts: [upstream.port])
+        defer { proxy.stop() }
+        let m = try proxy.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let raw = String(decoding: m.raw, as: UTF8.self)
+        #expect(m.status == 200)
+        #expect(m.bodyText == "abc")
+        #expect(raw.hasSuffix("3\r\nabc\r\n0\r\nX-Good: 1\r\n\r\n"), "\(raw.debugDescription)")
+    }
+
+    @Test("pipelined requests to a respond: route read slowly: every response arrives, no reset")
+    func directResponsesRespectBackpressure() throws {
+        let proxy = try ProxyHarness(yaml: """
+            listeners:
+              - name: public
+                address: 127.0.0.1:0
+            routes:
+              - name: direct
+                match: { path_prefix: "/" }
+                respond: { status: 200, body: "\(String(repeating: "d", count: 4000))" }
+            """)
+        defer { proxy.stop() }
+        let fd = try proxy.connect()
+        defer { close(fd) }
+        let count = 9000
+        let request = Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        // The writer blocks while the proxy applies backpressure, so it runs on its own thread.
+        let writer = Thread {
+            var all: [UInt8] = []
+            for _ in 0..<count { all += request }
+            try? TestSocket.send(fd, all)
+        }
+        writer.start()
+        let reader = TestReader(fd: fd)
+        var received = 0
+        while received < count {
+            guard let m = try reader.readMessage(isResponse: true) else { break }
+            #expect(m.status == 200)
+            received += 1
+            if received % 500 == 0 { usleep(20_000) }  // a slow reader
+        }
+        #expect(received == count)
+    }
+
     @Test("a 60 KiB head in 100-byte reads: late reads cost at most 2x the CPU of early ones")
     func slowHeadIsLinear() throws {
         let upstream = try TestUpstream { _ in .ok("ok") }

@@ -67,6 +67,11 @@ public struct FieldFlags: OptionSet, Equatable, Sendable {
     public static let cookie = FieldFlags(rawValue: 1 << 6)
     /// The name contains `_` (request fields so named are not forwarded, as nginx does).
     public static let underscoreName = FieldFlags(rawValue: 1 << 7)
+    /// Forwarded or X-Real-IP: what a client says about the path it came by (kept only from a
+    /// trusted proxy, like X-Forwarded-For).
+    public static let clientForwarding = FieldFlags(rawValue: 1 << 8)
+    /// X-Request-Id.
+    public static let requestID = FieldFlags(rawValue: 1 << 9)
 }
 
 /// HTTP version of a message. Only 1.0 and 1.1 are accepted.

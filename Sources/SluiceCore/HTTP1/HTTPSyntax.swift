@@ -369,9 +369,14 @@ enum HTTPSyntax {
         case 7:
             if equalsLowercase(base, start, end, "trailer")
                 || equalsLowercase(base, start, end, "upgrade") { return (.hopByHop, .other) }
+        case 9:
+            if equalsLowercase(base, start, end, "forwarded") { return (.clientForwarding, .other) }
+            if equalsLowercase(base, start, end, "x-real-ip") { return (.clientForwarding, .other) }
         case 10:
             if equalsLowercase(base, start, end, "connection") { return (.hopByHop, .connection) }
             if equalsLowercase(base, start, end, "keep-alive") { return (.hopByHop, .other) }
+        case 12:
+            if equalsLowercase(base, start, end, "x-request-id") { return (.requestID, .other) }
         case 14:
             if equalsLowercase(base, start, end, "content-length") {
                 return (.contentLength, .contentLength)

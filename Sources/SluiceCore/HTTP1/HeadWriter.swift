@@ -14,16 +14,23 @@ public enum HeadWriter {
     /// Host is set from the authority. `fallbackHost` is sent as Host when an HTTP/1.0 request has none.
     ///
     /// `policy` is the routing decision's: a client copy of its cohort header is dropped and the
-    /// route's own fields are appended last.
+    /// route's own fields are appended last. With `requestID`, every X-Request-Id the client sent is
+    /// dropped and this one is sent. Forwarded and X-Real-IP are kept only from a trusted peer.
     public static func appendRequestStart(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, clientAddress: UnsafeRawBufferPointer,
         forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool = false,
-        policy: RoutePolicy? = nil, to out: inout [UInt8]
+        policy: RoutePolicy? = nil, requestID: UnsafeRawBufferPointer? = nil, to out: inout [UInt8]
     ) {
         appendRequestFields(head, bytes: bytes, clientAddress: clientAddress, forwardedProto: forwardedProto,
                             fallbackHost: fallbackHost, trustForwarded: trustForwarded,
-                            dropped: policy?.droppedRequestField ?? [], to: &out)
+                            dropped: policy?.droppedRequestField ?? [], dropRequestID: requestID != nil, to: &out)
         policy?.appendRequestFields(to: &out)
+        if let requestID {
+            // One id, always: the client's copies were dropped above.
+            appendStatic("X-Request-Id: ", to: &out)
+            out.append(contentsOf: requestID)
+            appendStatic("\r\n", to: &out)
+        }
     }
 
     /// The request line, the client's end-to-end fields (less `dropped`, a lowercased name), Host
@@ -31,7 +38,7 @@ public enum HeadWriter {
     private static func appendRequestFields(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, clientAddress: UnsafeRawBufferPointer,
         forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool,
-        dropped: [UInt8], to out: inout [UInt8]
+        dropped: [UInt8], dropRequestID: Bool, to out: inout [UInt8]
     ) {
         append(bytes, head.methodSpan, to: &out)
         out.append(0x20)
@@ -47,8 +54,9 @@ public enum HeadWriter {
         }
         appendStatic(" HTTP/1.1\r\n", to: &out)
 
-        let skip: FieldFlags = trustForwarded ? [.hopByHop, .contentLength, .expect, .xForwardedFor]
-            : [.hopByHop, .contentLength, .expect, .xForwardedFor, .xForwardedOther]
+        var skip: FieldFlags = trustForwarded ? [.hopByHop, .contentLength, .expect, .xForwardedFor]
+            : [.hopByHop, .contentLength, .expect, .xForwardedFor, .xForwardedOther, .clientForwarding]
+        if dropRequestID { skip.insert(.requestID) }
         var sawXFF = false
         var keptOther = false
         for field in head.fields {
@@ -176,12 +184,12 @@ public enum HeadWriter {
         out.append(0x0A)
     }
 
-    /// Appends the last chunk, the trailer fields (`trailer`: complete field lines, possibly
-    /// empty) and the final CRLF.
-    @inlinable
-    public static func appendLastChunk(trailer: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+    /// Appends the last chunk, the trailer fields of `trailer` (complete field lines, possibly
+    /// none) that `TrailerFilter` lets through (also dropping `droppedField`, a lowercased name),
+    /// and the final CRLF.
+    public static func appendLastChunk(trailer: UnsafeRawBufferPointer, droppedField: [UInt8] = [], to out: inout [UInt8]) {
         appendStatic("0\r\n", to: &out)
-        out.append(contentsOf: trailer)
+        if !trailer.isEmpty { TrailerFilter.appendAllowed(trailer, extra: droppedField, to: &out) }
         appendStatic("\r\n", to: &out)
     }
 
