@@ -63,13 +63,15 @@ extension Worker {
                 case .complete:
                     let status = u.responseHead.status
                     if status < 200 {
-                        if status == 101 {
-                            // We never ask for an upgrade, so a switch is a protocol violation.
+                        switch ExchangeMachine.interim(status, exchange: x.state) {
+                        case .fail:
                             perform(c, x, step(c, x, .upstreamFailed(.badResponse)))
                             return true
+                        case .relay:
+                            if !relayInterim(c, x, u) { return progressed }
+                        case .drop:
+                            u.inBuffer.consume(u.responseHead.headLength)
                         }
-                        // Interim response (100 Continue, 103 Early Hints): dropped, never final.
-                        u.inBuffer.consume(u.responseHead.headLength)
                         progressed = true
                         continue
                     }
@@ -194,6 +196,20 @@ extension Worker {
             x.record.bytesOut &+= UInt64(n)
         }
         u.inBuffer.consume(n)
+        return true
+    }
+
+    /// Queues an interim response (102, 103 Early Hints with its Link fields, ...) for the client
+    /// ahead of the final one: end-to-end fields only, no framing. False if there is no room yet.
+    private func relayInterim(_ c: ClientConnection, _ x: Exchange, _ u: UpstreamConnection) -> Bool {
+        let rh = u.responseHead
+        scratch.removeAll(keepingCapacity: true)
+        HeadWriter.appendResponseStart(rh, bytes: u.inBuffer.readable, keepContentLength: false, to: &scratch)
+        HeadWriter.appendStatic("\r\n", to: &scratch)
+        if scratch.count > c.outBuffer.freeSpace { return false }
+        c.outBuffer.append(scratch)
+        x.record.bytesOut &+= UInt64(scratch.count)
+        u.inBuffer.consume(rh.headLength)
         return true
     }
 

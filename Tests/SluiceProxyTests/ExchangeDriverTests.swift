@@ -131,6 +131,42 @@ struct ExchangeDriverTests {
         #expect(received == count)
     }
 
+    @Test("103 Early Hints reach an HTTP/1.1 client before the 200, not an HTTP/1.0 one; the next pipelined response is intact")
+    func earlyHints() throws {
+        let upstream = try TestUpstream { r in
+            if r.startLine.contains("/plain") { return .ok("plain") }
+            return .raw(Array(("HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n"
+                + "Connection: X-Hop\r\nX-Hop: 1\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody").utf8))
+        }
+        defer { upstream.stop() }
+        let proxy = try ProxyHarness(upstreamPorts: [upstream.port])
+        defer { proxy.stop() }
+
+        let fd = try proxy.connect()
+        defer { close(fd) }
+        let reader = TestReader(fd: fd)
+        try TestSocket.send(fd, "GET /hints HTTP/1.1\r\nHost: h\r\n\r\nGET /plain HTTP/1.1\r\nHost: h\r\n\r\n")
+        let processing = try #require(try reader.readMessage(isResponse: true))
+        #expect(processing.status == 102)
+        let hints = try #require(try reader.readMessage(isResponse: true))
+        #expect(hints.status == 103)
+        #expect(hints.header("Link") == "</s.css>; rel=preload")
+        #expect(hints.header("X-Hop") == nil && hints.header("Connection") == nil, "hop-by-hop fields are not relayed")
+        let final = try #require(try reader.readMessage(isResponse: true))
+        #expect(final.status == 200, "the upstream's 100 is not relayed: Sluice answers Expect itself")
+        #expect(final.bodyText == "body")
+        let next = try #require(try reader.readMessage(isResponse: true))
+        #expect(next.status == 200)
+        #expect(next.bodyText == "plain")
+
+        let fd10 = try proxy.connect()
+        defer { close(fd10) }
+        try TestSocket.send(fd10, "GET /hints HTTP/1.0\r\nHost: h\r\n\r\n")
+        let only = try #require(try TestReader(fd: fd10).readMessage(isResponse: true))
+        #expect(only.status == 200, "an HTTP/1.0 client gets no interim response")
+        #expect(only.bodyText == "body")
+    }
+
     @Test("a 60 KiB head in 100-byte reads: late reads cost at most 2x the CPU of early ones")
     func slowHeadIsLinear() throws {
         let upstream = try TestUpstream { _ in .ok("ok") }

@@ -221,6 +221,8 @@ struct ProxyForwardingTests {
         try TestSocket.send(fd, "GET /304 HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(try reader.readMessage(isResponse: true)?.status == 304)
         try TestSocket.send(fd, "GET /hints HTTP/1.1\r\nHost: h\r\n\r\n")
+        let hints = try #require(try reader.readMessage(isResponse: true))
+        #expect(hints.status == 103, "the interim response is relayed first (RFC 9110 15.2)")
         let m = try #require(try reader.readMessage(isResponse: true))
         #expect(m.status == 200, "a 103 interim response must not be taken as the final response")
         #expect(m.bodyText == "body")

@@ -419,6 +419,28 @@ public enum ExchangeMachine {
         responsePlan(c, x, r, limits)
     }
 
+    /// What to do with an interim (1xx) response from the upstream.
+    public enum Interim: Sendable, Equatable {
+        /// Relay it to the client before the final response.
+        case relay
+        /// Drop it.
+        case drop
+        /// A protocol violation: the exchange fails as a bad response.
+        case fail
+    }
+
+    /// RFC 9110 15.2: a proxy forwards 1xx responses, but not to an HTTP/1.0 client (which cannot
+    /// know them). 100 Continue is dropped: Sluice answers the client's Expect itself and never
+    /// forwards it, so the upstream's 100 is not the client's. 101 is a protocol switch Sluice never
+    /// asked for.
+    public static func interim(_ status: Int, exchange x: ExchangeState) -> Interim {
+        switch status {
+        case 101: return .fail
+        case 100: return .drop
+        default: return x.request.version == .http11 ? .relay : .drop
+        }
+    }
+
     /// Whether the connection closes after the response being started now: the one rule.
     /// Closes when the client or the response framing asks for it, when the worker drains or an
     /// earlier decision said so, when the request body is not fully read (the next request's
