@@ -163,6 +163,7 @@ struct ConfigCompiler {
         var t = Timeouts()
         let keys: [(String, WritableKeyPath<Timeouts, UInt64>)] = [
             ("client_header", \.clientHeader), ("client_idle", \.clientIdle), ("client_send", \.clientSend),
+            ("tunnel_idle", \.tunnelIdle),
             ("upstream_connect", \.upstreamConnect), ("upstream_response_header", \.upstreamResponseHeader),
             ("upstream_idle", \.upstreamIdle), ("drain", \.drain),
         ]

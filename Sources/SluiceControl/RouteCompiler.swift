@@ -10,7 +10,7 @@ struct RouteCompiler {
 
     /// Keys of a route.
     static let routeKeys = ["name", "match", "upstream", "split", "cohorts", "baseline", "sticky", "rules", "respond",
-                            "cohort_header", "cohort_response_header", "rollout"]
+                            "cohort_header", "cohort_response_header", "rollout", "upgrade"]
     /// Keys of a `match`.
     static let matchKeys = ["host", "path_prefix", "path", "method", "header", "cookie", "query", "source"]
     /// Keys of a header, cookie or query test.
@@ -183,10 +183,34 @@ struct RouteCompiler {
         if let h = m["cohort_response_header"] {
             if let b = reader.bool(h, m.path("cohort_response_header")) { cohortResponseHeader = b } else { ok = false }
         }
+        var upgrade = ["websocket"]
+        if let u = m["upgrade"] {
+            if let items = reader.list(u, m.path("upgrade"), example: "upgrade: [websocket]") {
+                upgrade = []
+                for (i, item) in items.enumerated() {
+                    guard let t = reader.string(item, m.path("upgrade") + "[\(i)]") else { ok = false; continue }
+                    if !ConfigValues.isToken(t) {
+                        reader.report(item, m.path("upgrade") + "[\(i)]", "`\(t)` is not a protocol token",
+                                      hint: "list Upgrade protocols such as `websocket`")
+                        ok = false
+                    } else if t.lowercased() == "h2c" {
+                        reader.report(item, m.path("upgrade") + "[\(i)]", "h2c upgrades are not tunnelled",
+                                      hint: "Sluice serves an h2c upgrade request as HTTP/1.1; remove `h2c`")
+                        ok = false
+                    } else {
+                        upgrade.append(t.lowercased())
+                    }
+                }
+            } else {
+                ok = false
+            }
+        }
         guard ok else { return nil }
-        return RouteSpec(name: name, match: match, cohorts: cohorts, baseline: cohorts.isEmpty ? -1 : baseline,
-                         sticky: sticky, rules: rules, cohortHeader: cohortHeader,
-                         cohortResponseHeader: cohortResponseHeader, rollout: rollout)
+        var spec = RouteSpec(name: name, match: match, cohorts: cohorts, baseline: cohorts.isEmpty ? -1 : baseline,
+                             sticky: sticky, rules: rules, cohortHeader: cohortHeader,
+                             cohortResponseHeader: cohortResponseHeader, rollout: rollout)
+        spec.upgrade = upgrade
+        return spec
     }
 
     private func reportUnknownUpstream(_ node: Node, _ path: String, _ name: String, reader: inout ConfigReader) {

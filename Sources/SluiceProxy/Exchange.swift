@@ -27,6 +27,10 @@ final class Exchange {
     var pool: EndpointPool?
     /// The request head as sent to the upstream, kept for one retry on a stale pooled connection.
     var upstreamHead: [UInt8] = []
+    /// The client's Upgrade value when the request is forwarded with it (a tunnel may follow).
+    var upgradeValue: [UInt8] = []
+    /// When a tunnel whose route, cohort or endpoint a reload removed is closed (0: not retired).
+    var retireAt: UInt64 = 0
     /// The request's X-Request-Id (received or generated).
     var requestID: [UInt8] = []
     /// Copies of the request's method, path and traceparent for the access log (only when it is on).
@@ -69,6 +73,7 @@ final class Exchange {
         decision = .notFound
         upstream = nil
         pool = nil
+        retireAt = 0
     }
 }
 

@@ -48,8 +48,15 @@ extension Worker {
     }
 
     /// Records a finished (or abandoned) request once: metrics and the access log line.
-    func endRequest(_ c: ClientConnection, _ x: Exchange) {
-        guard x.record.active else { return }
+    func endRequest(_ c: ClientConnection, _ x: Exchange, logNow: Bool = true) {
+        guard x.record.active || x.record.logPending else { return }
+        if !x.record.active {
+            // A tunnel's end: its lifetime into the tunnel metrics, and the delayed log line.
+            x.record.logPending = false
+            if recordMetrics { metrics.tunnelClosed(series: x.record.series, durationNanos: now &- x.record.tunnelStart) }
+            writeLogLine(x)
+            return
+        }
         x.record.active = false
         let record = x.record
         let status = record.recordedStatus
@@ -63,7 +70,20 @@ extension Worker {
             metrics.recordRequest(series: record.series, status: status, durationNanos: duration, bytesIn: bytesIn,
                                   bytesOut: record.bytesOut)
         }
+        if !logNow {
+            x.record.logPending = true
+            return
+        }
+        writeLogLine(x)
+    }
+
+    /// Appends the request's access-log line (for a tunnel: its whole life, bytes each way).
+    private func writeLogLine(_ x: Exchange) {
         guard accessLog.enabled else { return }
+        let record = x.record
+        let status = record.recordedStatus
+        let duration = now &- record.start
+        let bytesIn = record.headBytes &+ x.state.requestBodyBytes
         var line = AccessLogRecord(unixSeconds: record.wallSeconds, milliseconds: record.wallMillis, status: status,
                                    durationNanos: duration, bytesIn: bytesIn, bytesOut: record.bytesOut)
         let policy = x.policy

@@ -22,6 +22,8 @@ extension Worker {
                 }
             case .lingering:
                 progressed = discardInput(c, budget: &budget)
+            case .tunnel:
+                if let x = c.exchange { progressed = advanceTunnel(c, x, budget: &budget) }
             case .closed:
                 return
             }
@@ -157,7 +159,7 @@ extension Worker {
     func closeClient(_ c: ClientConnection) {
         guard c.conn.phase != .closed else { return }
         if let x = c.exchange {
-            if x.record.active { endRequest(c, x) }
+            if x.record.active || x.record.logPending { endRequest(c, x) }
             abortUpstream(x)
             detachExchange(c)
         }

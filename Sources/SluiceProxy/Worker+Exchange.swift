@@ -30,6 +30,8 @@ extension Worker {
         case .startResponse:
             // Written by `startResponse`, which asked for it (it holds the response head's bytes).
             return
+        case .startTunnel:
+            startTunnel(c, x)
         case .retry:
             abortUpstream(x)
             if let pool = x.pool { attachUpstream(c, x, pool: pool, allowPooled: false) }
@@ -101,9 +103,13 @@ extension Worker {
         case .respond:
             outcome = .respond(configured: decision.response, status: table.responses[Int(decision.response)].status)
         case .forward:
-            outcome = .forward
+            let head = x.head
+            let bytes = c.inBuffer.readable
+            let upgrade = head.upgrade.count > 0
+                && table.policy(for: decision).allowsUpgrade(UnsafeRawBufferPointer(rebasing: bytes[head.upgrade.range]))
+            outcome = .forward(upgrade: upgrade)
         }
-        if outcome != .forward { c.inBuffer.consume(x.head.headLength) }
+        if case .forward = outcome {} else { c.inBuffer.consume(x.head.headLength) }
         perform(c, x, step(c, x, .routed(outcome)))
     }
 
@@ -122,6 +128,14 @@ extension Worker {
                                                   requestID: id, to: &x.upstreamHead)
                 }
             }
+        }
+        if plan.upgrade {
+            // The protocol switch the route allows: Upgrade and Connection go to the upstream.
+            x.upgradeValue.removeAll(keepingCapacity: true)
+            x.upgradeValue.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[x.head.upgrade.range]))
+            HeadWriter.appendStatic("Connection: upgrade\r\nUpgrade: ", to: &x.upstreamHead)
+            x.upstreamHead.append(contentsOf: x.upgradeValue)
+            HeadWriter.appendStatic("\r\n", to: &x.upstreamHead)
         }
         HeadWriter.appendFraming(plan.upstreamFraming, closeConnection: false, http10KeepAlive: false, to: &x.upstreamHead)
         c.inBuffer.consume(x.head.headLength)

@@ -62,6 +62,10 @@ extension Worker {
                     return true
                 case .complete:
                     let status = u.responseHead.status
+                    if status == 101 && x.state.upgrade {
+                        perform(c, x, step(c, x, .switchingProtocols))
+                        return true
+                    }
                     if status < 200 {
                         switch ExchangeMachine.interim(status, exchange: x.state) {
                         case .fail:

@@ -83,7 +83,8 @@ extension Worker {
             phase: c.conn.phase, hasDeadline: c.deadline != 0, inputBuffered: !c.inBuffer.isEmpty,
             outputBlocked: (!c.outBuffer.isEmpty || pipeBytes > 0) && !c.writable,
             requestBodyDone: x?.state.requestBody.isDone ?? true, requestsServed: c.conn.requestsServed,
-            phaseStart: c.phaseStart, lastReadProgress: c.lastReadProgress, lastWriteProgress: c.lastWriteProgress)
+            phaseStart: c.phaseStart, lastReadProgress: c.lastReadProgress, lastWriteProgress: c.lastWriteProgress,
+            retireAt: x?.retireAt ?? 0)
         switch ExchangeMachine.clientDeadline(facts, settings.timeouts) {
         case .keep: break
         case .clear: c.deadline = 0
@@ -96,6 +97,10 @@ extension Worker {
     /// of 1xx responses does not extend it), then inactivity while the body is relayed.
     func updateUpstreamTimer(_ u: UpstreamConnection, _ x: Exchange) {
         let t = settings.timeouts
+        if u.client?.conn.phase == .tunnel {
+            if u.deadline != 0 { u.deadline = 0 }  // the client's tunnel deadline covers both sides
+            return
+        }
         if !u.connected {
             if u.deadline == 0 { setUpstreamDeadline(u, u.connectStart &+ t.upstreamConnect) }
             return

@@ -246,6 +246,7 @@ final class Worker: @unchecked Sendable {
             series = map
             balancer = BalancerState(table: t)
             rebuildPools()
+            retireOrphanedTunnels()
         case .drain:
             beginDrain()
         case .stop:

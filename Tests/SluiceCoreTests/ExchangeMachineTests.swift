@@ -35,7 +35,7 @@ private struct Script {
     mutating func proxiedGET(responseKeepAlive: Bool = true) -> (ResponsePlan?, ExchangeAction) {
         nextExchange()
         _ = on(.headParsed(facts()))
-        _ = on(.routed(.forward))
+        _ = on(.routed(.forward(upgrade: false)))
         guard case .startResponse(let plan) = on(.responseHead(ResponseFacts(status: 200, framing: .contentLength(5),
                                                                              keepAlive: responseKeepAlive))) else {
             return (nil, .none)
@@ -57,22 +57,22 @@ struct ExchangeMachineTests {
         var s = Script()
         #expect(s.on(.headParsed(facts())) == .route)
         #expect(s.conn.phase == .awaitingHead)
-        #expect(s.on(.routed(.forward)) == .forward(ForwardPlan(upstreamFraming: .none, sendContinue: false)))
+        #expect(s.on(.routed(.forward(upgrade: false))) == .forward(ForwardPlan(upstreamFraming: .none, sendContinue: false)))
         #expect(s.conn.phase == .exchange)
         #expect(s.x.attempts == 1)
 
         var p = Script()
         _ = p.on(.headParsed(facts(.post)))
-        #expect(p.on(.routed(.forward)) == .forward(ForwardPlan(upstreamFraming: .contentLength(0), sendContinue: false)))
+        #expect(p.on(.routed(.forward(upgrade: false))) == .forward(ForwardPlan(upstreamFraming: .contentLength(0), sendContinue: false)))
 
         var q = Script()
         _ = q.on(.headParsed(facts(.put, framing: .chunked, expect: true)))
-        #expect(q.on(.routed(.forward)) == .forward(ForwardPlan(upstreamFraming: .chunked, sendContinue: true)))
+        #expect(q.on(.routed(.forward(upgrade: false))) == .forward(ForwardPlan(upstreamFraming: .chunked, sendContinue: true)))
         if case .chunked = q.x.requestBody {} else { Issue.record("chunked body state expected") }
 
         var r = Script()
         _ = r.on(.headParsed(facts(.post, framing: .contentLength(10), expect: true)))
-        #expect(r.on(.routed(.forward)) == .forward(ForwardPlan(upstreamFraming: .contentLength(10), sendContinue: true)))
+        #expect(r.on(.routed(.forward(upgrade: false))) == .forward(ForwardPlan(upstreamFraming: .contentLength(10), sendContinue: true)))
         if case .length(let n) = r.x.requestBody { #expect(n == 10) } else { Issue.record("length state expected") }
     }
 
@@ -167,7 +167,7 @@ struct ExchangeMachineTests {
         // A head reported during an exchange is ignored (it waits until the exchange ends).
         s.nextExchange()
         _ = s.on(.headParsed(facts()))
-        _ = s.on(.routed(.forward))
+        _ = s.on(.routed(.forward(upgrade: false)))
         #expect(s.on(.headParsed(facts(.post))) == .none)
         #expect(s.x.request.method == .get)
     }
@@ -177,7 +177,7 @@ struct ExchangeMachineTests {
         func plan(_ request: RequestFacts, _ response: ResponseFacts) -> ResponsePlan? {
             var s = Script()
             _ = s.on(.headParsed(request))
-            _ = s.on(.routed(.forward))
+            _ = s.on(.routed(.forward(upgrade: false)))
             if case .startResponse(let p) = s.on(.responseHead(response)) { return p }
             return nil
         }
@@ -193,7 +193,7 @@ struct ExchangeMachineTests {
         // The response body state follows the upstream framing.
         var s = Script()
         _ = s.on(.headParsed(facts()))
-        _ = s.on(.routed(.forward))
+        _ = s.on(.routed(.forward(upgrade: false)))
         _ = s.on(.responseHead(ResponseFacts(status: 200, framing: .contentLength(0), keepAlive: true)))
         #expect(s.x.responseBody.isDone)
         #expect(s.x.responseStarted)
@@ -205,7 +205,7 @@ struct ExchangeMachineTests {
         #expect(s.proxiedGET(responseKeepAlive: false).1 == .complete(upstreamReusable: false))
         var drained = Script()
         _ = drained.on(.headParsed(facts()))
-        _ = drained.on(.routed(.forward))
+        _ = drained.on(.routed(.forward(upgrade: false)))
         #expect(drained.on(.drain(idle: false)) == .none)
         guard case .startResponse(let plan) = drained.on(.responseHead(ResponseFacts(status: 200, framing: .none, keepAlive: true))) else {
             Issue.record("startResponse expected")
@@ -221,7 +221,7 @@ struct ExchangeMachineTests {
     func staleRetry() {
         var s = Script()
         _ = s.on(.headParsed(facts()))
-        _ = s.on(.routed(.forward))
+        _ = s.on(.routed(.forward(upgrade: false)))
         #expect(s.on(.upstreamLost(reused: true, connected: true)) == .retry)
         #expect(s.x.attempts == 2)
         let a = s.on(.upstreamLost(reused: true, connected: true))
@@ -230,7 +230,7 @@ struct ExchangeMachineTests {
 
         var fresh = Script()
         _ = fresh.on(.headParsed(facts()))
-        _ = fresh.on(.routed(.forward))
+        _ = fresh.on(.routed(.forward(upgrade: false)))
         let b = fresh.on(.upstreamLost(reused: false, connected: false))
         if case .respond(let r, let reason) = b {
             #expect(r.status == 502)
@@ -239,7 +239,7 @@ struct ExchangeMachineTests {
 
         var withBody = Script()
         _ = withBody.on(.headParsed(facts(.post, framing: .contentLength(4))))
-        _ = withBody.on(.routed(.forward))
+        _ = withBody.on(.routed(.forward(upgrade: false)))
         withBody.x.requestBody = .done
         withBody.x.requestBodyBytes = 4
         #expect(generated(withBody.on(.upstreamLost(reused: true, connected: true)))?.status == 502)
@@ -249,7 +249,7 @@ struct ExchangeMachineTests {
     func upstreamFailures(reason: UpstreamErrorReason) {
         var s = Script()
         _ = s.on(.headParsed(facts()))
-        _ = s.on(.routed(.forward))
+        _ = s.on(.routed(.forward(upgrade: false)))
         let a = s.on(.upstreamFailed(reason))
         #expect(generated(a)?.status == reason.status)
         #expect(generated(a)?.body == .upstream(reason))
@@ -258,7 +258,7 @@ struct ExchangeMachineTests {
 
         var started = Script()
         _ = started.on(.headParsed(facts()))
-        _ = started.on(.routed(.forward))
+        _ = started.on(.routed(.forward(upgrade: false)))
         _ = started.on(.responseHead(ResponseFacts(status: 200, framing: .contentLength(10), keepAlive: true)))
         #expect(started.on(.upstreamFailed(reason)) == .cut(reason))
         #expect(started.conn.phase == .closing)
@@ -268,24 +268,24 @@ struct ExchangeMachineTests {
     func requestBodyErrors() {
         var s = Script()
         _ = s.on(.headParsed(facts(.post, framing: .chunked)))
-        _ = s.on(.routed(.forward))
+        _ = s.on(.routed(.forward(upgrade: false)))
         let a = s.on(.requestBodyInvalid(.badChunkSize))
         #expect(generated(a)?.status == 400)
         #expect(generated(a)?.closing == true)
 
         var big = Script()
         _ = big.on(.headParsed(facts(.post, framing: .chunked)))
-        _ = big.on(.routed(.forward))
+        _ = big.on(.routed(.forward(upgrade: false)))
         #expect(generated(big.on(.requestBodyTooLarge))?.status == 413)
 
         var late = Script()
         _ = late.on(.headParsed(facts(.post, framing: .chunked)))
-        _ = late.on(.routed(.forward))
+        _ = late.on(.routed(.forward(upgrade: false)))
         _ = late.on(.responseHead(ResponseFacts(status: 200, framing: .chunked, keepAlive: true)))
         #expect(late.on(.requestBodyInvalid(.badChunkSize)) == .close)
         var lateBig = Script()
         _ = lateBig.on(.headParsed(facts(.post, framing: .chunked)))
-        _ = lateBig.on(.routed(.forward))
+        _ = lateBig.on(.routed(.forward(upgrade: false)))
         _ = lateBig.on(.responseHead(ResponseFacts(status: 200, framing: .chunked, keepAlive: true)))
         #expect(lateBig.on(.requestBodyTooLarge) == .close)
     }
@@ -294,7 +294,7 @@ struct ExchangeMachineTests {
     func responseBeforeBody() {
         var s = Script()
         _ = s.on(.headParsed(facts(.post, framing: .contentLength(1000))))
-        _ = s.on(.routed(.forward))
+        _ = s.on(.routed(.forward(upgrade: false)))
         guard case .startResponse(let plan) = s.on(.responseHead(ResponseFacts(status: 413, framing: .none, keepAlive: true))) else {
             Issue.record("startResponse expected")
             return
@@ -318,14 +318,14 @@ struct ExchangeMachineTests {
 
         var body = Script()
         _ = body.on(.headParsed(facts(.post, framing: .contentLength(10))))
-        _ = body.on(.routed(.forward))
+        _ = body.on(.routed(.forward(upgrade: false)))
         let b = body.on(.clientTimedOut(inputBuffered: false, outputQueued: false))
         #expect(generated(b)?.status == 408)
         #expect(generated(b)?.body == .text(StaticStringBox("request body not received in time\n")))
 
         var reader = Script()
         _ = reader.on(.headParsed(facts()))
-        _ = reader.on(.routed(.forward))
+        _ = reader.on(.routed(.forward(upgrade: false)))
         _ = reader.on(.responseHead(ResponseFacts(status: 200, framing: .contentLength(10), keepAlive: true)))
         #expect(reader.on(.clientTimedOut(inputBuffered: false, outputQueued: true)) == .close)
 
@@ -355,7 +355,7 @@ struct ExchangeMachineTests {
         #expect(a.on(.clientGone) == .close)
         var b = Script()
         _ = b.on(.headParsed(facts()))
-        _ = b.on(.routed(.forward))
+        _ = b.on(.routed(.forward(upgrade: false)))
         #expect(b.on(.clientGone) == .close)
         var c = Script()
         _ = c.on(.headInvalid(.badRequestLine))
@@ -377,6 +377,55 @@ struct ExchangeMachineTests {
         #expect(closed.on(.headParsed(facts())) == .none)
         #expect(closed.on(.clientGone) == .none)
         #expect(closed.conn.phase == .closed)
+    }
+
+    @Test("an allowed upgrade: 101 opens a tunnel; its end flushes then closes; other answers are responses")
+    func tunnels() {
+        var s = Script()
+        _ = s.on(.headParsed(facts()))
+        #expect(s.on(.routed(.forward(upgrade: true))) == .forward(ForwardPlan(upstreamFraming: .none, sendContinue: false, upgrade: true)))
+        #expect(s.on(.switchingProtocols) == .startTunnel)
+        #expect(s.conn.phase == .tunnel)
+        #expect(s.on(.headParsed(facts())) == .none)
+        #expect(s.on(.drain(idle: false)) == .none)
+        #expect(s.conn.phase == .tunnel)
+        #expect(s.on(.tunnelEnded) == .cut(nil))
+        #expect(s.conn.phase == .closing)
+
+        var gone = Script()
+        _ = gone.on(.headParsed(facts()))
+        _ = gone.on(.routed(.forward(upgrade: true)))
+        _ = gone.on(.switchingProtocols)
+        #expect(gone.on(.clientTimedOut(inputBuffered: false, outputQueued: false)) == .close)
+
+        // A 101 nobody asked for is a bad response; an upgrade answered 400 is a normal response.
+        var unasked = Script()
+        _ = unasked.on(.headParsed(facts()))
+        _ = unasked.on(.routed(.forward(upgrade: false)))
+        #expect(generated(unasked.on(.switchingProtocols))?.status == 502)
+        var refused = Script()
+        _ = refused.on(.headParsed(facts()))
+        _ = refused.on(.routed(.forward(upgrade: true)))
+        if case .startResponse = refused.on(.responseHead(ResponseFacts(status: 400, framing: .contentLength(3), keepAlive: true))) {} else {
+            Issue.record("a refused upgrade is relayed as a response")
+        }
+        // HTTP/1.0 cannot upgrade.
+        var old = Script()
+        _ = old.on(.headParsed(facts(.get, .http10)))
+        #expect(old.on(.routed(.forward(upgrade: true))) == .forward(ForwardPlan(upstreamFraming: .none, sendContinue: false, upgrade: false)))
+    }
+
+    @Test("1xx: relayed to HTTP/1.1 clients, dropped for HTTP/1.0, 100 dropped, 101 unasked fails")
+    func interimResponses() {
+        var s11 = Script(), s10 = Script()
+        _ = s11.on(.headParsed(facts()))
+        _ = s10.on(.headParsed(facts(.get, .http10)))
+        let x11 = s11.x, x10 = s10.x
+        #expect(ExchangeMachine.interim(103, exchange: x11) == .relay)
+        #expect(ExchangeMachine.interim(102, exchange: x11) == .relay)
+        #expect(ExchangeMachine.interim(103, exchange: x10) == .drop)
+        #expect(ExchangeMachine.interim(100, exchange: x11) == .drop)
+        #expect(ExchangeMachine.interim(101, exchange: x11) == .fail)
     }
 
     @Test("client deadlines follow the phase and what is buffered")
@@ -401,6 +450,11 @@ struct ExchangeMachineTests {
         #expect(ExchangeMachine.clientDeadline(facts(.exchange, input: true, bodyDone: false), t) == .clear)
         #expect(ExchangeMachine.clientDeadline(facts(.closing), t) == .at(1009))
         #expect(ExchangeMachine.clientDeadline(facts(.lingering), t) == .keep)
+        t.tunnelIdle = 50
+        #expect(ExchangeMachine.clientDeadline(facts(.tunnel), t) == .at(59))
+        var retired = facts(.tunnel)
+        retired.retireAt = 20
+        #expect(ExchangeMachine.clientDeadline(retired, t) == .at(20))
     }
 
     @Test("generated responses share one serializer: status, type, Server, framing, close")

@@ -11,6 +11,9 @@ enum UpstreamReply: Sendable {
     case close
     /// Wait, then act.
     indirect case delayed(TimeInterval, UpstreamReply)
+    /// Completes a WebSocket handshake (101) and echoes every frame back unmasked until a close
+    /// frame or EOF (see WebSocketTests.swift).
+    case websocketEcho
     /// Send a head then `count` bytes of body in pieces (for large downloads), keep the connection.
     case stream(head: String, count: Int)
     /// Send each piece after its pause (a slow upstream), keep the connection.
@@ -135,7 +138,12 @@ final class TestUpstream: @unchecked Sendable {
                 request = r
             }
             lock.withLock { _requests.append(request) }
-            if !act(handler(request), fd: fd) { return }
+            let reply = handler(request)
+            if case .websocketEcho = reply {
+                WebSocketEcho.serve(fd: fd, request: request, pending: reader.buffer)
+                return
+            }
+            if !act(reply, fd: fd) { return }
         }
     }
 
@@ -179,7 +187,7 @@ final class TestUpstream: @unchecked Sendable {
         case .rawThenClose(let b):
             try? TestSocket.send(fd, b)
             return false
-        case .close:
+        case .close, .websocketEcho:
             return false
         case .delayed(let t, let r):
             Thread.sleep(forTimeInterval: t)

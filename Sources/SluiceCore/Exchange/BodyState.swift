@@ -53,6 +53,8 @@ public enum ConnectionPhase: UInt8, Sendable {
     case closing
     /// Response sent and our side shut down; reading and discarding until the client closes.
     case lingering
+    /// A protocol switch (101) happened: bytes are relayed both ways until either side closes.
+    case tunnel
     /// Closed and removed from the loop.
     case closed
 }

@@ -114,6 +114,8 @@ public struct ExchangeState: Sendable {
     public internal(set) var upstreamKeepAlive = false
     /// Upstream connections tried for this request.
     public internal(set) var attempts = 0
+    /// The request asks for a protocol switch its route allows (Upgrade and Connection forwarded).
+    public internal(set) var upgrade = false
 
     /// No request yet.
     public init() {}
@@ -125,11 +127,14 @@ public struct ForwardPlan: Sendable, Equatable {
     public var upstreamFraming: BodyFraming
     /// Queue `HTTP/1.1 100 Continue` for the client now (Expect is not forwarded, as nginx does).
     public var sendContinue: Bool
+    /// Forward the client's Upgrade field with `Connection: upgrade` (a tunnel may follow).
+    public var upgrade: Bool
 
     /// Creates a plan.
-    public init(upstreamFraming: BodyFraming, sendContinue: Bool) {
+    public init(upstreamFraming: BodyFraming, sendContinue: Bool, upgrade: Bool = false) {
         self.upstreamFraming = upstreamFraming
         self.sendContinue = sendContinue
+        self.upgrade = upgrade
     }
 }
 
@@ -202,8 +207,8 @@ public enum RouteOutcome: Sendable, Equatable {
     case notFound
     /// Answer with the table's configured response at this index.
     case respond(configured: Int32, status: Int)
-    /// Send it upstream.
-    case forward
+    /// Send it upstream; `upgrade`: with its protocol-switch request (the route allows it).
+    case forward(upgrade: Bool)
 }
 
 /// Something that happened to a client connection or its exchange.
@@ -216,6 +221,10 @@ public enum ExchangeEvent: Sendable, Equatable {
     case routed(RouteOutcome)
     /// The upstream's final response head arrived (interim 1xx are not reported).
     case responseHead(ResponseFacts)
+    /// The upstream answered an upgrade request with 101 Switching Protocols.
+    case switchingProtocols
+    /// A tunnel ended: either side closed or failed, or it was retired by a reload.
+    case tunnelEnded
     /// The request body is malformed.
     case requestBodyInvalid(HTTPParseError)
     /// The request body grew past `maxBodyBytes`.
@@ -249,6 +258,8 @@ public enum ExchangeAction: Sendable, Equatable {
     case forward(ForwardPlan)
     /// Write the client response head as planned and relay the body.
     case startResponse(ResponsePlan)
+    /// Relay the 101 head, record the handshake, and relay bytes both ways from now on.
+    case startTunnel
     /// Drop the upstream connection and try a fresh one to the same endpoint.
     case retry
     /// Drop the upstream connection; the client connection closes once what is queued is flushed.
@@ -289,11 +300,13 @@ public enum ExchangeMachine {
                                forceClose: false, limits)
             case .respond(let index, let status):
                 return respond(&c, &x, status: status, .configured(index), forceClose: false, limits)
-            case .forward:
+            case .forward(let upgrade):
                 c.phase = .exchange
                 x.attempts = 1
+                x.upgrade = upgrade && x.request.version == .http11
                 return .forward(ForwardPlan(upstreamFraming: upstreamFraming(x.request),
-                                            sendContinue: x.request.expectContinue && !x.request.bodyless))
+                                            sendContinue: x.request.expectContinue && !x.request.bodyless,
+                                            upgrade: x.upgrade))
             }
         case (.awaitingHead, .clientTimedOut(let inputBuffered, _)):
             if !inputBuffered { return closeNow(&c) }  // an idle keep-alive connection closes quietly, as nginx does
@@ -308,7 +321,8 @@ public enum ExchangeMachine {
             if idle { return closeNow(&c) }
             c.closeAfterResponse = true
             return .none
-        case (.awaitingHead, .responseHead), (.awaitingHead, .requestBodyInvalid), (.awaitingHead, .requestBodyTooLarge),
+        case (.awaitingHead, .responseHead), (.awaitingHead, .switchingProtocols), (.awaitingHead, .tunnelEnded),
+             (.awaitingHead, .requestBodyInvalid), (.awaitingHead, .requestBodyTooLarge),
              (.awaitingHead, .upstreamLost), (.awaitingHead, .upstreamFailed), (.awaitingHead, .bodiesComplete),
              (.awaitingHead, .responseCompleteFirst):
             return .none  // no exchange in progress
@@ -327,6 +341,18 @@ public enum ExchangeMachine {
             x.upstreamKeepAlive = r.keepAlive && r.framing != .untilClose
             if plan.closing { c.closeAfterResponse = true }
             return .startResponse(plan)
+        case (.exchange, .switchingProtocols):
+            guard x.upgrade && !x.responseStarted else {
+                // A switch the request did not ask for is a protocol violation.
+                return upstreamFailed(&c, &x, .badResponse, limits)
+            }
+            x.responseStarted = true
+            x.responseBody = .done
+            c.closeAfterResponse = true  // after a tunnel nothing of HTTP is left on the connection
+            c.phase = .tunnel
+            return .startTunnel
+        case (.exchange, .tunnelEnded):
+            return .none
         case (.exchange, .requestBodyInvalid(let error)):
             if x.responseStarted { return closeNow(&c) }
             return respond(&c, &x, status: error.status, .parseError(error), forceClose: true, limits)
@@ -368,6 +394,22 @@ public enum ExchangeMachine {
             return .none
         case (.exchange, .headParsed), (.exchange, .headInvalid), (.exchange, .routed):
             return .none  // a pipelined head waits until this exchange ends
+
+        // MARK: tunnel
+        case (.tunnel, .tunnelEnded):
+            // What the upstream sent last still reaches the client, then the connection closes.
+            c.closeAfterResponse = true
+            c.phase = .closing
+            return .cut(nil)
+        case (.tunnel, .clientGone), (.tunnel, .clientTimedOut), (.tunnel, .upstreamFailed), (.tunnel, .upstreamLost):
+            return closeNow(&c)
+        case (.tunnel, .drain):
+            c.draining = true
+            return .none  // a tunnel is closed when its cohort or endpoint goes, or at shutdown
+        case (.tunnel, .headParsed), (.tunnel, .headInvalid), (.tunnel, .routed), (.tunnel, .responseHead),
+             (.tunnel, .switchingProtocols), (.tunnel, .requestBodyInvalid), (.tunnel, .requestBodyTooLarge),
+             (.tunnel, .bodiesComplete), (.tunnel, .responseCompleteFirst):
+            return .none  // the bytes are not HTTP any more
 
         // MARK: closing, lingering, closed
         case (.closing, .clientGone), (.closing, .clientTimedOut), (.lingering, .clientGone), (.lingering, .clientTimedOut):

@@ -25,10 +25,14 @@ public struct ClientTimerFacts: Sendable {
     public var phaseStart: UInt64
     public var lastReadProgress: UInt64
     public var lastWriteProgress: UInt64
+    /// When a tunnel whose cohort or endpoint was removed closes (0: never).
+    public var retireAt: UInt64
 
     /// Creates the facts.
     public init(phase: ConnectionPhase, hasDeadline: Bool, inputBuffered: Bool, outputBlocked: Bool, requestBodyDone: Bool,
-                requestsServed: Int, phaseStart: UInt64, lastReadProgress: UInt64, lastWriteProgress: UInt64) {
+                requestsServed: Int, phaseStart: UInt64, lastReadProgress: UInt64, lastWriteProgress: UInt64,
+                retireAt: UInt64 = 0) {
+        self.retireAt = retireAt
         self.phase = phase
         self.hasDeadline = hasDeadline
         self.inputBuffered = inputBuffered
@@ -58,6 +62,10 @@ extension ExchangeMachine {
             return .clear
         case .closing:
             return .at(f.lastWriteProgress &+ t.clientSend)
+        case .tunnel:
+            // Idle both ways for tunnel_idle; a tunnel retired by a reload closes at its time.
+            let idle = max(f.lastReadProgress, f.lastWriteProgress) &+ t.tunnelIdle
+            return .at(f.retireAt != 0 ? min(idle, f.retireAt) : idle)
         case .lingering, .closed:
             return .keep
         }

@@ -121,6 +121,9 @@ public struct RequestHead: Sendable {
     public var hostIndex: Int32 = -1
     /// Span of the host name to route on (Host value, or the authority of an absolute-form target).
     public var host: ByteSpan = .empty
+    /// The Upgrade field's value when an HTTP/1.1 request asks for a protocol switch (`Connection:
+    /// upgrade` and an Upgrade field); empty otherwise.
+    public var upgrade: ByteSpan = .empty
 
     /// An empty head, ready to be filled by the parser.
     public init() {}

@@ -66,6 +66,8 @@ struct FieldSectionSummary {
     var connectionFields = 0
     /// An Expect field equal to `100-continue` was seen.
     var expectContinue = false
+    /// Index in `fields` of the first Upgrade field, -1 when none.
+    var upgradeIndex = -1
 
     /// Nothing seen yet.
     init() {}
@@ -92,6 +94,8 @@ struct ConnectionOptions {
     var close = false
     /// A `keep-alive` token was listed.
     var keepAlive = false
+    /// An `upgrade` token was listed.
+    var upgrade = false
     /// No options seen yet.
     init() {}
 }
@@ -352,6 +356,8 @@ enum HTTPSyntax {
         case host
         /// Expect (`100-continue` noted).
         case expect
+        /// Upgrade (the first one's index noted).
+        case upgrade
     }
 
     /// Flags and kind of a field from its name (case-insensitive).
@@ -367,8 +373,8 @@ enum HTTPSyntax {
             if equalsLowercase(base, start, end, "cookie") { return (.cookie, .other) }
             if equalsLowercase(base, start, end, "expect") { return (.expect, .expect) }
         case 7:
-            if equalsLowercase(base, start, end, "trailer")
-                || equalsLowercase(base, start, end, "upgrade") { return (.hopByHop, .other) }
+            if equalsLowercase(base, start, end, "trailer") { return (.hopByHop, .other) }
+            if equalsLowercase(base, start, end, "upgrade") { return (.hopByHop, .upgrade) }
         case 9:
             if equalsLowercase(base, start, end, "forwarded") { return (.clientForwarding, .other) }
             if equalsLowercase(base, start, end, "x-real-ip") { return (.clientForwarding, .other) }
@@ -464,6 +470,8 @@ enum HTTPSyntax {
                     summary.hostCount += 1
                 case .connection:
                     summary.connectionFields += 1
+                case .upgrade:
+                    if summary.upgradeIndex < 0 { summary.upgradeIndex = fields.count }
                 case .expect:
                     if equalsLowercase(base, line.valueStart, line.valueEnd, "100-continue") {
                         summary.expectContinue = true
@@ -548,6 +556,8 @@ enum HTTPSyntax {
                     options.close = true
                 } else if equalsLowercase(base, s, e, "keep-alive") {
                     options.keepAlive = true
+                } else if equalsLowercase(base, s, e, "upgrade") {
+                    options.upgrade = true
                 }
                 var j = 0
                 while j < count {

@@ -304,6 +304,9 @@ public enum RequestParser {
         }
 
         head.keepAlive = version == .http11 ? !options.close : (options.keepAlive && !options.close)
+        if options.upgrade && version == .http11 && summary.upgradeIndex >= 0 {
+            head.upgrade = head.fields[summary.upgradeIndex].value
+        }
         // A 100-continue expectation in an HTTP/1.0 request is ignored (RFC 9110 10.1.1).
         head.expectContinue = summary.expectContinue && version == .http11
         head.headLength = headEnd
@@ -326,6 +329,7 @@ public enum RequestParser {
         head.expectContinue = false
         head.hostIndex = -1
         head.host = .empty
+        head.upgrade = .empty
     }
 
     /// The method named by the token `base[start..<end]` (methods are case-sensitive).

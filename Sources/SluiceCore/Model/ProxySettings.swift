@@ -13,8 +13,11 @@ public struct Timeouts: Sendable, Equatable {
     public var upstreamResponseHeader: UInt64 = 60_000_000_000
     /// How long an idle pooled upstream connection is kept.
     public var upstreamIdle: UInt64 = 60_000_000_000
-    /// On SIGTERM, how long in-flight requests may take before the process exits anyway.
+    /// On SIGTERM, how long in-flight requests may take before the process exits anyway; also how
+    /// long a tunnel whose cohort or endpoint was removed by a reload stays open.
     public var drain: UInt64 = 30_000_000_000
+    /// How long an Upgrade tunnel (WebSocket) may carry no byte either way before it is closed.
+    public var tunnelIdle: UInt64 = 3_600_000_000_000
 
     /// Defaults.
     public init() {}

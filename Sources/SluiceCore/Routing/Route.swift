@@ -18,6 +18,9 @@ public struct Route: Sendable {
     /// itself is changed only through the routing controller; this is the plan it follows.
     public let rollout: RolloutSpec?
 
+    /// Protocols a client may switch to (`Upgrade:` tokens, lowercased); empty: no tunnels.
+    public internal(set) var upgradeProtocols: [[UInt8]] = [Array("websocket".utf8)]
+
     /// `<cohortHeader>: <cohort name>\r\n` for each cohort.
     let cohortHeaderLines: [[UInt8]]
     /// `Set-Cookie: <name>=` for sluice-assigned cookies.
@@ -27,7 +30,7 @@ public struct Route: Sendable {
 
     /// Creates a route (the routing table builder precomputes the header bytes).
     init(name: String, cohorts: [Cohort], baseline: Int32, sticky: StickyPolicy, cohortHeader: String,
-         cohortResponseHeader: Bool, rollout: RolloutSpec? = nil) {
+         cohortResponseHeader: Bool, rollout: RolloutSpec? = nil, upgrade: [String]? = nil) {
         self.name = name
         self.cohorts = cohorts
         self.baseline = baseline
@@ -35,6 +38,7 @@ public struct Route: Sendable {
         self.cohortHeader = cohortHeader
         self.cohortResponseHeader = cohortResponseHeader
         self.rollout = rollout
+        if let upgrade { self.upgradeProtocols = upgrade.map { Array($0.lowercased().utf8) } }
         self.cohortHeaderLowercased = Array(cohortHeader.lowercased().utf8)
         self.cohortHeaderLines = cohorts.map { Array("\(cohortHeader): \($0.name)\r\n".utf8) }
         let cookieName: String

@@ -47,6 +47,26 @@ public struct RoutePolicy: Sendable {
         if route.cohortResponseHeader && hasCohort { route.appendCohortHeader(cohort: decision.cohort, to: &out) }
     }
 
+    /// True when the route lets a client switch to the protocol its Upgrade field names first
+    /// (`upgrade:`, websocket by default); h2c never.
+    public func allowsUpgrade(_ value: UnsafeRawBufferPointer) -> Bool {
+        guard hasRoute, !value.isEmpty else { return false }
+        // The first protocol of the list, without its `/version`.
+        var end = 0
+        while end < value.count && value[end] != UInt8(ascii: ",") && value[end] != UInt8(ascii: "/")
+            && value[end] != 0x20 && value[end] != 0x09 { end += 1 }
+        for p in table.routes[Int(decision.route)].upgradeProtocols where p.count == end {
+            var same = true
+            for i in 0..<end {
+                var c = value[i]
+                if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+                if c != p[i] { same = false; break }
+            }
+            if same { return true }
+        }
+        return false
+    }
+
     /// The route's name for the access log ("" when no route matched).
     public var routeName: String { hasRoute ? table.routes[Int(decision.route)].name : "" }
 
@@ -55,6 +75,11 @@ public struct RoutePolicy: Sendable {
 }
 
 extension RoutingTable {
+    /// True when the table has a route `route` with a cohort `cohort` (by name).
+    public func hasCohort(route: String, cohort: String) -> Bool {
+        routes.contains { $0.name == route && $0.cohorts.contains { $0.name == cohort } }
+    }
+
     /// The header edits and log names of `decision`, made on this table.
     @inlinable
     public func policy(for decision: RouteDecision) -> RoutePolicy {

@@ -20,6 +20,8 @@ package struct RouteSpec: Sendable {
     package var cohortResponseHeader: Bool
     /// The automated canary rollout (`rollout:`), if configured.
     package var rollout: RolloutSpec?
+    /// Protocols a client may switch to through this route (`upgrade:`, lowercased; default websocket).
+    package var upgrade: [String] = ["websocket"]
 
     /// Creates a route spec.
     package init(name: String, match: [MatchCondition] = [], cohorts: [CohortSpec], baseline: Int = 0,

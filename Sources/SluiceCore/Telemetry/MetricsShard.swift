@@ -96,6 +96,21 @@ public final class MetricsShard: @unchecked Sendable {
         csluice_add_relaxed(self.series(series) + SeriesLayout.inFlight, UInt64(bitPattern: delta))
     }
 
+    /// An Upgrade tunnel of `series` opened. Worker thread only.
+    @inlinable
+    public func tunnelOpened(series: Int32) {
+        csluice_add_relaxed(self.series(series) + SeriesLayout.tunnelsOpen, 1)
+    }
+
+    /// An Upgrade tunnel of `series` closed after `durationNanos`. Worker thread only.
+    @inlinable
+    public func tunnelClosed(series: Int32, durationNanos: UInt64) {
+        let base = self.series(series)
+        csluice_add_relaxed(base + SeriesLayout.tunnelsOpen, UInt64(bitPattern: -1))
+        csluice_add_relaxed(base + SeriesLayout.tunnelsClosed, 1)
+        csluice_add_relaxed(base + SeriesLayout.tunnelSumNanos, durationNanos)
+    }
+
     /// Counts a connection accepted on listener `listener` (index in the config's listeners)
     /// and raises its active gauge. Worker thread only.
     @inlinable

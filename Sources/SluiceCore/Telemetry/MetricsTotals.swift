@@ -48,6 +48,12 @@ public struct MetricsTotals: Sendable {
     public func bytesOut(series: Int) -> UInt64 { word(series, SeriesLayout.bytesOut) }
     /// Requests of `series` in flight to an upstream.
     public func inFlight(series: Int) -> Int64 { Int64(bitPattern: word(series, SeriesLayout.inFlight)) }
+    /// Upgrade tunnels of `series` open now.
+    public func tunnelsOpen(series: Int) -> Int64 { Int64(bitPattern: word(series, SeriesLayout.tunnelsOpen)) }
+    /// Upgrade tunnels of `series` closed.
+    public func tunnelsClosed(series: Int) -> UInt64 { word(series, SeriesLayout.tunnelsClosed) }
+    /// Sum of the lifetimes of `series`' closed tunnels, in nanoseconds.
+    public func tunnelSumNanos(series: Int) -> UInt64 { word(series, SeriesLayout.tunnelSumNanos) }
     /// Upstream failures of `series` for `reason`.
     public func upstreamErrors(series: Int, reason: UpstreamErrorReason) -> UInt64 {
         word(series, SeriesLayout.upstreamErrors + reason.rawValue)

@@ -61,6 +61,18 @@ public enum PrometheusExposition {
             sample(&out, "sluice_requests_in_flight", labels(s), totals.inFlight(series: s))
         }
 
+        family(&out, "sluice_tunnels_open", "gauge",
+               "Upgrade (WebSocket) tunnels open, by route and the cohort their handshake was routed to.")
+        for s in shown where !names.series[s].cohort.isEmpty {
+            sample(&out, "sluice_tunnels_open", labels(s), totals.tunnelsOpen(series: s))
+        }
+        family(&out, "sluice_tunnel_duration_seconds", "summary",
+               "Lifetime of closed Upgrade tunnels, by route and cohort.")
+        for s in shown where !names.series[s].cohort.isEmpty {
+            sample(&out, "sluice_tunnel_duration_seconds_sum", labels(s), number(Double(totals.tunnelSumNanos(series: s)) / 1e9))
+            sample(&out, "sluice_tunnel_duration_seconds_count", labels(s), totals.tunnelsClosed(series: s))
+        }
+
         family(&out, "sluice_cohort_weight", "gauge",
                "Share of a route's split each cohort gets in the serving table, in percent.")
         for route in table.routes {

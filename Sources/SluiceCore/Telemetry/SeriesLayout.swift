@@ -20,6 +20,12 @@ enum SeriesLayout {
     @usableFromInline static let upstreamErrors = 6
     /// Prometheus duration buckets (non-cumulative), `DurationBuckets.count` words, last is +Inf.
     @usableFromInline static let durationBuckets = 11
+    /// Upgrade tunnels open (a two's-complement gauge).
+    @usableFromInline static let tunnelsOpen = 25
+    /// Upgrade tunnels closed.
+    @usableFromInline static let tunnelsClosed = 26
+    /// Sum of the closed tunnels' lifetimes in nanoseconds.
+    @usableFromInline static let tunnelSumNanos = 27
     /// Status code counts: word 0 for codes outside 100...599, then one word per code 100...599.
     @usableFromInline static let codes = 32
     /// Number of status code words.
