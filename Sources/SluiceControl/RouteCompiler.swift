@@ -10,7 +10,7 @@ struct RouteCompiler {
 
     /// Keys of a route.
     static let routeKeys = ["name", "match", "upstream", "split", "cohorts", "baseline", "sticky", "rules", "respond",
-                            "cohort_header", "cohort_response_header", "rollout", "upgrade"]
+                            "cohort_header", "cohort_response_header", "rollout", "upgrade", "compression"]
     /// Keys of a `match`.
     static let matchKeys = ["host", "path_prefix", "path", "method", "header", "cookie", "query", "source"]
     /// Keys of a header, cookie or query test.
@@ -205,11 +205,19 @@ struct RouteCompiler {
                 ok = false
             }
         }
+        var compression: CompressionSpec?
+        if let node = m["compression"] {
+            switch compileCompression(node, m.path("compression"), reader: &reader) {
+            case .some(let c): compression = c
+            case .none: ok = false
+            }
+        }
         guard ok else { return nil }
         var spec = RouteSpec(name: name, match: match, cohorts: cohorts, baseline: cohorts.isEmpty ? -1 : baseline,
                              sticky: sticky, rules: rules, cohortHeader: cohortHeader,
                              cohortResponseHeader: cohortResponseHeader, rollout: rollout)
         spec.upgrade = upgrade
+        spec.compression = compression ?? nil
         return spec
     }
 
@@ -612,5 +620,43 @@ struct RouteCompiler {
         case "cookie": return .cookie(name: name, test: test)
         default: return .query(name: name, test: test)
         }
+    }
+}
+
+extension RouteCompiler {
+    /// `compression: { gzip, level, min_bytes, types }`: `.some(nil)` when gzip is off, nil on error.
+    func compileCompression(_ node: Node, _ path: String, reader: inout ConfigReader) -> CompressionSpec?? {
+        guard let m = reader.map(node, path, known: ["gzip", "level", "min_bytes", "types"],
+                                 example: "{ gzip: true, level: 5, min_bytes: 1024, types: [text/*, application/json] }")
+        else { return nil }
+        var ok = true
+        var gzip = true
+        if let g = m["gzip"] { if let b = reader.bool(g, m.path("gzip")) { gzip = b } else { ok = false } }
+        var spec = CompressionSpec()
+        if let l = m["level"] {
+            if let n = reader.int(l, m.path("level"), in: 1...9) { spec = CompressionSpec(level: n, minBytes: spec.minBytes, types: spec.types) } else { ok = false }
+        }
+        if let b = m["min_bytes"] {
+            if let n = reader.size(b, m.path("min_bytes")) { spec = CompressionSpec(level: spec.level, minBytes: n, types: spec.types) } else { ok = false }
+        }
+        if let t = m["types"], let items = reader.list(t, m.path("types"), example: "types: [text/*, application/json]") {
+            var types: [String] = []
+            for (i, item) in items.enumerated() {
+                guard let s = reader.string(item, m.path("types") + "[\(i)]") else { ok = false; continue }
+                let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+                if parts.count == 2 && ConfigValues.isToken(String(parts[0])) && (parts[1] == "*" || ConfigValues.isToken(String(parts[1]))) {
+                    types.append(s.lowercased())
+                } else {
+                    reader.report(item, m.path("types") + "[\(i)]", "`\(s)` is not a media type",
+                                  hint: "write `type/subtype` or `type/*`, e.g. `application/json`, `text/*`")
+                    ok = false
+                }
+            }
+            spec = CompressionSpec(level: spec.level, minBytes: spec.minBytes, types: types)
+        } else if m["types"] != nil {
+            ok = false
+        }
+        guard ok else { return nil }
+        return .some(gzip ? spec : nil)
     }
 }

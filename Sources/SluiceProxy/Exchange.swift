@@ -29,6 +29,10 @@ final class Exchange {
     var upstreamHead: [UInt8] = []
     /// The client's Upgrade value when the request is forwarded with it (a tunnel may follow).
     var upgradeValue: [UInt8] = []
+    /// The client accepts gzip (only looked up when the route compresses).
+    var acceptsGzip = false
+    /// The deflate stream of a compressed response (from the worker's pool).
+    var compressor: Compressor?
     /// When a tunnel whose route, cohort or endpoint a reload removed is closed (0: not retired).
     var retireAt: UInt64 = 0
     /// The request's X-Request-Id (received or generated).
@@ -74,6 +78,8 @@ final class Exchange {
         upstream = nil
         pool = nil
         retireAt = 0
+        acceptsGzip = false
+        compressor = nil
     }
 }
 

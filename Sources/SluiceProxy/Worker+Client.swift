@@ -160,6 +160,7 @@ extension Worker {
         guard c.conn.phase != .closed else { return }
         if let x = c.exchange {
             if x.record.active || x.record.logPending { endRequest(c, x) }
+            releaseCompressor(x)
             abortUpstream(x)
             detachExchange(c)
         }

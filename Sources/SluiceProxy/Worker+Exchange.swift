@@ -96,6 +96,13 @@ extension Worker {
         x.decision = decision
         x.table = table
         x.record.series = series.series(for: decision)
+        if decision.action == .forward, table.policy(for: decision).compression != nil {
+            let bytes = c.inBuffer.readable
+            let head = x.head
+            if let value = Worker.acceptEncodingName.withUnsafeBytes({ head.fieldValue(named: $0, in: bytes) }) {
+                x.acceptsGzip = CompressionPolicy.acceptsGzip(UnsafeRawBufferPointer(rebasing: bytes[value.range]))
+            }
+        }
         let outcome: RouteOutcome
         switch decision.action {
         case .notFound:
@@ -174,6 +181,7 @@ extension Worker {
     /// left unread, and make the exchange ready for the next head on this connection.
     func requestFinished(_ c: ClientConnection, _ x: Exchange) {
         endRequest(c, x)
+        releaseCompressor(x)
         if c.conn.phase == .awaitingHead {
             // Waiting for the next head: its header (or idle) deadline counts from now.
             c.phaseStart = now
@@ -183,6 +191,16 @@ extension Worker {
         }
         x.reset()
     }
+
+    /// Gives an unfinished response's deflate stream back (a finished one was given back already).
+    func releaseCompressor(_ x: Exchange) {
+        if let z = x.compressor {
+            x.compressor = nil
+            compressors.give(z)
+        }
+    }
+
+    static let acceptEncodingName: [UInt8] = Array("accept-encoding".utf8)
 
     // MARK: - Proxying
 

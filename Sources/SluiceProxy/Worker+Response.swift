@@ -83,6 +83,28 @@ extension Worker {
                     progressed = true
                 }
             case .length(let remaining):
+                if x.compressor != nil {
+                    // Compressed: the body's bytes go through the deflate stream, framed anew.
+                    if remaining == 0 {
+                        if !finishCompressed(c, x, trailer: UnsafeRawBufferPointer(start: nil, count: 0)) { return progressed }
+                        x.state.responseBody = .done
+                        return true
+                    }
+                    if u.inBuffer.isEmpty {
+                        if u.readEOF || u.failedErrno != 0 {
+                            perform(c, x, step(c, x, .upstreamFailed(.reset)))
+                            return true
+                        }
+                        return progressed
+                    }
+                    let n = min(Int(min(remaining, UInt64(Int.max))), u.inBuffer.count, compressibleInput(c, x))
+                    if n <= 0 { return progressed }
+                    compressInto(c, x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
+                    u.inBuffer.consume(n)
+                    x.state.responseBody = .length(remaining: remaining - UInt64(n))
+                    progressed = true
+                    continue
+                }
                 if u.inBuffer.isEmpty {
                     if u.readEOF || u.failedErrno != 0 {
                         perform(c, x, step(c, x, .upstreamFailed(.reset)))  // cut short: the client cannot be told
@@ -113,6 +135,11 @@ extension Worker {
                     continue
                 }
                 if u.readEOF {
+                    if x.compressor != nil {
+                        if !finishCompressed(c, x, trailer: UnsafeRawBufferPointer(start: nil, count: 0)) { return progressed }
+                        x.state.responseBody = .done
+                        return true
+                    }
                     if x.state.responseOutFraming == .chunked {
                         if c.outBuffer.freeSpace < 5 { return progressed }
                         scratch.removeAll(keepingCapacity: true)
@@ -133,13 +160,15 @@ extension Worker {
                     return progressed
                 }
                 let chunkedOut = x.state.responseOutFraming == .chunked
-                let room = c.outBuffer.freeSpace - (chunkedOut ? 32 : 0)
+                let room = x.compressor != nil ? compressibleInput(c, x) : c.outBuffer.freeSpace - (chunkedOut ? 32 : 0)
                 if room <= 0 { return progressed }
                 let input = UnsafeRawBufferPointer(rebasing: u.inBuffer.readable.prefix(room))
                 switch decoder.decode(input) {
                 case .data(let offset, let count, let consumed):
                     let data = UnsafeRawBufferPointer(rebasing: input[offset..<offset + count])
-                    if chunkedOut {
+                    if x.compressor != nil {
+                        compressInto(c, x, data)
+                    } else if chunkedOut {
                         scratch.removeAll(keepingCapacity: true)
                         HeadWriter.appendChunk(data, to: &scratch)
                         c.outBuffer.append(scratch)
@@ -162,7 +191,10 @@ extension Worker {
                     }
                     return progressed
                 case .done(let consumed, let trailerOffset, let trailerCount):
-                    if chunkedOut {
+                    if x.compressor != nil {
+                        let trailer = UnsafeRawBufferPointer(rebasing: input[trailerOffset..<trailerOffset + trailerCount])
+                        if !finishCompressed(c, x, trailer: trailer) { return progressed }
+                    } else if chunkedOut {
                         scratch.removeAll(keepingCapacity: true)
                         HeadWriter.appendLastChunk(
                             trailer: UnsafeRawBufferPointer(rebasing: input[trailerOffset..<trailerOffset + trailerCount]),
@@ -185,6 +217,13 @@ extension Worker {
 
     /// Copies close-delimited body bytes to the client, as chunks for HTTP/1.1 clients.
     private func relayUntilClose(_ c: ClientConnection, _ x: Exchange, _ u: UpstreamConnection) -> Bool {
+        if x.compressor != nil {
+            let n = min(u.inBuffer.count, compressibleInput(c, x))
+            if n <= 0 { return false }
+            compressInto(c, x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
+            u.inBuffer.consume(n)
+            return true
+        }
         let chunkedOut = x.state.responseOutFraming == .chunked
         let room = c.outBuffer.freeSpace - (chunkedOut ? 32 : 0)
         let n = min(room, u.inBuffer.count)
@@ -221,19 +260,88 @@ extension Worker {
     /// False if the output buffer has no room for the head yet (nothing changes then).
     private func startResponse(_ c: ClientConnection, _ x: Exchange, _ u: UpstreamConnection) -> Bool {
         let rh = u.responseHead
-        let facts = ResponseFacts(status: rh.status, framing: rh.framing, keepAlive: rh.keepAlive)
+        var gzip: CompressionSpec? = nil
+        if x.acceptsGzip, let spec = x.policy?.compression,
+           CompressionPolicy.compresses(spec, acceptsGzip: true, method: x.state.request.method, head: rh,
+                                        bytes: u.inBuffer.readable) {
+            gzip = spec
+        }
+        let facts = ResponseFacts(status: rh.status, framing: rh.framing, keepAlive: rh.keepAlive, compress: gzip != nil)
         let plan = ExchangeMachine.responsePlan(for: facts, connection: c.conn, exchange: x.state, limits: exchangeLimits)
         scratch.removeAll(keepingCapacity: true)
         HeadWriter.appendResponseStart(rh, bytes: u.inBuffer.readable, keepContentLength: plan.keepContentLength,
-                                       policy: x.policy, to: &scratch)
+                                       policy: x.policy, gzip: gzip != nil, to: &scratch)
         HeadWriter.appendFraming(plan.framing, closeConnection: plan.closing, http10KeepAlive: plan.http10KeepAlive,
                                  to: &scratch)
         if scratch.count > c.outBuffer.freeSpace { return false }
+        if let gzip {
+            guard let compressor = compressors.take(level: gzip.level) else {
+                perform(c, x, step(c, x, .upstreamFailed(.badResponse)))  // zlib could not allocate
+                return true
+            }
+            x.compressor = compressor
+        }
         _ = step(c, x, .responseHead(facts))
         c.outBuffer.append(scratch)
         x.record.status = rh.status
         x.record.bytesOut &+= UInt64(scratch.count)
         u.inBuffer.consume(rh.headLength)
         return true
+    }
+
+    // MARK: - gzip
+
+    /// How many body bytes can be compressed now without overflowing the client's output buffer.
+    func compressibleInput(_ c: ClientConnection, _ x: Exchange) -> Int {
+        guard let z = x.compressor else { return 0 }
+        let chunked = x.state.responseOutFraming == .chunked
+        return z.inputFitting(room: c.outBuffer.freeSpace - (chunked ? 32 : 0))
+    }
+
+    /// Compresses `data` (sized by `compressibleInput`) and queues the output for the client,
+    /// chunk-framed for an HTTP/1.1 client.
+    func compressInto(_ c: ClientConnection, _ x: Exchange, _ data: UnsafeRawBufferPointer) {
+        guard let z = x.compressor else { return }
+        let produced = z.compress(data)
+        queueCompressed(c, x, UnsafeRawBufferPointer(start: z.output, count: produced))
+        if recordMetrics { metrics.recordCompression(series: x.record.series, bytesIn: UInt64(data.count), bytesOut: UInt64(produced)) }
+    }
+
+    /// Ends the deflate stream and the body (last chunk with the filtered trailer for HTTP/1.1).
+    /// False when the client's buffer has no room yet.
+    func finishCompressed(_ c: ClientConnection, _ x: Exchange, trailer: UnsafeRawBufferPointer) -> Bool {
+        guard let z = x.compressor else { return true }
+        let chunked = x.state.responseOutFraming == .chunked
+        while true {
+            let room = c.outBuffer.freeSpace - (chunked ? 32 + 8192 + trailer.count : 0)
+            if room < 64 { return false }
+            let (count, done) = z.finish(room: room)
+            queueCompressed(c, x, UnsafeRawBufferPointer(start: z.output, count: count))
+            if recordMetrics { metrics.recordCompression(series: x.record.series, bytesIn: 0, bytesOut: UInt64(count)) }
+            if done { break }
+            if count == 0 { return false }
+        }
+        if chunked {
+            scratch.removeAll(keepingCapacity: true)
+            HeadWriter.appendLastChunk(trailer: trailer, droppedField: x.policy?.droppedRequestField ?? [], to: &scratch)
+            c.outBuffer.append(scratch)
+            x.record.bytesOut &+= UInt64(scratch.count)
+        }
+        compressors.give(z)
+        x.compressor = nil
+        return true
+    }
+
+    private func queueCompressed(_ c: ClientConnection, _ x: Exchange, _ bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return }
+        if x.state.responseOutFraming == .chunked {
+            scratch.removeAll(keepingCapacity: true)
+            HeadWriter.appendChunk(bytes, to: &scratch)
+            c.outBuffer.append(scratch)
+            x.record.bytesOut &+= UInt64(scratch.count)
+        } else {
+            c.outBuffer.append(bytes)
+            x.record.bytesOut &+= UInt64(bytes.count)
+        }
     }
 }

@@ -67,6 +67,8 @@ final class Worker: @unchecked Sendable {
     let exchanges = ExchangePool(maxFree: 4096)
     /// Reused scratch for serializing heads and chunks.
     var scratch: [UInt8] = []
+    /// Idle gzip streams.
+    let compressors = CompressorPool()
     /// Empty pipes for splicing response bodies.
     var pipes = PipePool()
     /// Clients that stopped processing because their per-wakeup read budget ran out.

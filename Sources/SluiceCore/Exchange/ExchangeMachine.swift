@@ -48,13 +48,16 @@ public struct ResponseFacts: Sendable, Equatable {
     public var framing: BodyFraming
     /// The upstream allows its connection to be reused.
     public var keepAlive: Bool
+    /// The body is gzip-compressed on its way (`CompressionPolicy.compresses`): its length changes.
+    public var compress: Bool
 
     /// Creates the facts.
     @inlinable
-    public init(status: Int, framing: BodyFraming, keepAlive: Bool) {
+    public init(status: Int, framing: BodyFraming, keepAlive: Bool, compress: Bool = false) {
         self.status = status
         self.framing = framing
         self.keepAlive = keepAlive
+        self.compress = compress
     }
 }
 
@@ -116,6 +119,8 @@ public struct ExchangeState: Sendable {
     public internal(set) var attempts = 0
     /// The request asks for a protocol switch its route allows (Upgrade and Connection forwarded).
     public internal(set) var upgrade = false
+    /// The response body is gzip-compressed on its way to the client.
+    public internal(set) var compressing = false
 
     /// No request yet.
     public init() {}
@@ -332,6 +337,7 @@ public enum ExchangeMachine {
             let plan = responsePlan(c, x, r, limits)
             x.responseOutFraming = plan.framing
             x.responseStarted = true
+            x.compressing = r.compress
             switch r.framing {
             case .none: x.responseBody = .done
             case .contentLength(let n): x.responseBody = n == 0 ? .done : .length(remaining: n)
@@ -553,11 +559,11 @@ public enum ExchangeMachine {
         let out: BodyFraming
         switch r.framing {
         case .none: out = .none
-        case .contentLength(let n): out = .contentLength(n)
+        case .contentLength(let n): out = r.compress ? (http11Client ? .chunked : .untilClose) : .contentLength(n)
         case .chunked, .untilClose: out = http11Client ? .chunked : .untilClose
         }
         let closing = closesAfterResponse(c, x, forced: out == .untilClose, limits: limits)
         return ResponsePlan(framing: out, closing: closing, http10KeepAlive: !http11Client && !closing,
-                            keepContentLength: x.request.method == .head || r.status == 304)
+                            keepContentLength: !r.compress && (x.request.method == .head || r.status == 304))
     }
 }

@@ -104,7 +104,7 @@ public enum HeadWriter {
     /// `policy` appends the routing decision's response fields (sticky Set-Cookie, cohort header).
     public static func appendResponseStart(
         _ head: ResponseHead, bytes: UnsafeRawBufferPointer, keepContentLength: Bool, policy: RoutePolicy? = nil,
-        to out: inout [UInt8]
+        gzip: Bool = false, to out: inout [UInt8]
     ) {
         defer { policy?.appendResponseFields(to: &out) }
         appendStatic("HTTP/1.1 ", to: &out)
@@ -114,10 +114,21 @@ public enum HeadWriter {
         appendStatic("\r\n", to: &out)
         for field in head.fields {
             if field.flags.contains(.hopByHop) { continue }
-            if field.flags.contains(.contentLength) && !keepContentLength { continue }
+            if field.flags.contains(.contentLength) && (!keepContentLength || gzip) { continue }
+            if gzip && field.name.count == 4 && nameEquals(bytes, field.name, etagName)
+                && field.value.count > 0 && bytes[Int(field.value.start)] == UInt8(ascii: "\"") {
+                // The compressed bytes are a different representation: a strong validator becomes weak.
+                appendStatic("ETag: W/", to: &out)
+                append(bytes, field.value, to: &out)
+                appendStatic("\r\n", to: &out)
+                continue
+            }
             appendField(bytes, field, to: &out)
         }
+        if gzip { appendStatic("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n", to: &out) }
     }
+
+    private static let etagName: [UInt8] = Array("etag".utf8)
 
     /// Appends the framing field for a body, a Connection field when needed, and the empty line.
     /// `closeConnection` adds `Connection: close`; `http10KeepAlive` adds `Connection: keep-alive`.

@@ -18,6 +18,8 @@ public struct Route: Sendable {
     /// itself is changed only through the routing controller; this is the plan it follows.
     public let rollout: RolloutSpec?
 
+    /// Response compression (`compression:`), nil when off.
+    public internal(set) var compression: CompressionSpec?
     /// Protocols a client may switch to (`Upgrade:` tokens, lowercased); empty: no tunnels.
     public internal(set) var upgradeProtocols: [[UInt8]] = [Array("websocket".utf8)]
 
@@ -30,7 +32,9 @@ public struct Route: Sendable {
 
     /// Creates a route (the routing table builder precomputes the header bytes).
     init(name: String, cohorts: [Cohort], baseline: Int32, sticky: StickyPolicy, cohortHeader: String,
-         cohortResponseHeader: Bool, rollout: RolloutSpec? = nil, upgrade: [String]? = nil) {
+         cohortResponseHeader: Bool, rollout: RolloutSpec? = nil, upgrade: [String]? = nil,
+         compression: CompressionSpec? = nil) {
+        self.compression = compression
         self.name = name
         self.cohorts = cohorts
         self.baseline = baseline

@@ -67,6 +67,9 @@ public struct RoutePolicy: Sendable {
         return false
     }
 
+    /// The route's response compression, nil when off (or no route).
+    public var compression: CompressionSpec? { hasRoute ? table.routes[Int(decision.route)].compression : nil }
+
     /// The route's name for the access log ("" when no route matched).
     public var routeName: String { hasRoute ? table.routes[Int(decision.route)].name : "" }
 

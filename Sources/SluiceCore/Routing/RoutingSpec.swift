@@ -22,6 +22,8 @@ package struct RouteSpec: Sendable {
     package var rollout: RolloutSpec?
     /// Protocols a client may switch to through this route (`upgrade:`, lowercased; default websocket).
     package var upgrade: [String] = ["websocket"]
+    /// Response compression (`compression:`), nil when off.
+    package var compression: CompressionSpec?
 
     /// Creates a route spec.
     package init(name: String, match: [MatchCondition] = [], cohorts: [CohortSpec], baseline: Int = 0,

@@ -167,7 +167,8 @@ extension RoutingTable {
                 },
                 baseline: route.baseline, sticky: route.sticky, cohortHeader: route.cohortHeader,
                 cohortResponseHeader: route.cohortResponseHeader, rollout: route.rollout,
-                upgrade: route.upgradeProtocols.map { String(decoding: $0, as: UTF8.self) })
+                upgrade: route.upgradeProtocols.map { String(decoding: $0, as: UTF8.self) },
+                compression: route.compression)
         }
         // Split ranges are concatenated per route: rebuild the array, re-laying changed routes.
         var newPlans = plans

@@ -101,7 +101,7 @@ public final class RoutingTable: Sendable {
                 cohorts: spec.cohorts.map { Cohort(name: $0.name, upstream: Int32($0.upstream), weight: $0.weight, inSplit: $0.inSplit) },
                 baseline: spec.cohorts.isEmpty ? -1 : Int32(spec.baseline),
                 sticky: spec.sticky, cohortHeader: spec.cohortHeader, cohortResponseHeader: spec.cohortResponseHeader,
-                rollout: spec.rollout, upgrade: spec.upgrade))
+                rollout: spec.rollout, upgrade: spec.upgrade, compression: spec.compression))
         }
         var weights: [Int] = []
         var starts: [Int32] = []

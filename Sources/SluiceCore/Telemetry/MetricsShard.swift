@@ -96,6 +96,14 @@ public final class MetricsShard: @unchecked Sendable {
         csluice_add_relaxed(self.series(series) + SeriesLayout.inFlight, UInt64(bitPattern: delta))
     }
 
+    /// Bytes into and out of the gzip compressor for `series`. Worker thread only.
+    @inlinable
+    public func recordCompression(series: Int32, bytesIn: UInt64, bytesOut: UInt64) {
+        let base = self.series(series)
+        csluice_add_relaxed(base + SeriesLayout.compressedIn, bytesIn)
+        csluice_add_relaxed(base + SeriesLayout.compressedOut, bytesOut)
+    }
+
     /// An Upgrade tunnel of `series` opened. Worker thread only.
     @inlinable
     public func tunnelOpened(series: Int32) {

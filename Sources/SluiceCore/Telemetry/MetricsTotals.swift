@@ -48,6 +48,10 @@ public struct MetricsTotals: Sendable {
     public func bytesOut(series: Int) -> UInt64 { word(series, SeriesLayout.bytesOut) }
     /// Requests of `series` in flight to an upstream.
     public func inFlight(series: Int) -> Int64 { Int64(bitPattern: word(series, SeriesLayout.inFlight)) }
+    /// Body bytes of `series` fed to the gzip compressor.
+    public func compressedIn(series: Int) -> UInt64 { word(series, SeriesLayout.compressedIn) }
+    /// Bytes the gzip compressor produced for `series`.
+    public func compressedOut(series: Int) -> UInt64 { word(series, SeriesLayout.compressedOut) }
     /// Upgrade tunnels of `series` open now.
     public func tunnelsOpen(series: Int) -> Int64 { Int64(bitPattern: word(series, SeriesLayout.tunnelsOpen)) }
     /// Upgrade tunnels of `series` closed.

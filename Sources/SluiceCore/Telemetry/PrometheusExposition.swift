@@ -73,6 +73,23 @@ public enum PrometheusExposition {
             sample(&out, "sluice_tunnel_duration_seconds_count", labels(s), totals.tunnelsClosed(series: s))
         }
 
+        family(&out, "sluice_compression_bytes_total", "counter",
+               "Response body bytes into (direction=in) and out of (direction=out) the gzip compressor, by route.")
+        var compressed: [String: (UInt64, UInt64)] = [:]
+        var routeOrder: [String] = []
+        for s in shown where !names.series[s].cohort.isEmpty {
+            let route = names.series[s].route
+            if compressed[route] == nil { routeOrder.append(route) }
+            let prior = compressed[route] ?? (0, 0)
+            compressed[route] = (prior.0 &+ totals.compressedIn(series: s), prior.1 &+ totals.compressedOut(series: s))
+        }
+        for route in routeOrder {
+            let (bytesIn, bytesOut) = compressed[route]!
+            let label = "route=\"\(escapeLabel(route))\""
+            sample(&out, "sluice_compression_bytes_total", "\(label),direction=\"in\"", bytesIn)
+            sample(&out, "sluice_compression_bytes_total", "\(label),direction=\"out\"", bytesOut)
+        }
+
         family(&out, "sluice_cohort_weight", "gauge",
                "Share of a route's split each cohort gets in the serving table, in percent.")
         for route in table.routes {

@@ -26,6 +26,9 @@ enum SeriesLayout {
     @usableFromInline static let tunnelsClosed = 26
     /// Sum of the closed tunnels' lifetimes in nanoseconds.
     @usableFromInline static let tunnelSumNanos = 27
+    /// Body bytes fed to the gzip compressor, and bytes it produced.
+    @usableFromInline static let compressedIn = 28
+    @usableFromInline static let compressedOut = 29
     /// Status code counts: word 0 for codes outside 100...599, then one word per code 100...599.
     @usableFromInline static let codes = 32
     /// Number of status code words.
