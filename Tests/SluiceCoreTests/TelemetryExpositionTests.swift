@@ -129,6 +129,20 @@ struct TelemetryExpositionTests {
             # TYPE sluice_requests_in_flight gauge
             sluice_requests_in_flight{route="web",cohort="stable"} 1
             sluice_requests_in_flight{route="web",cohort="canary"} 0
+            # HELP sluice_tunnels_open Upgrade (WebSocket) tunnels open, by route and the cohort their handshake was routed to.
+            # TYPE sluice_tunnels_open gauge
+            sluice_tunnels_open{route="web",cohort="stable"} 0
+            sluice_tunnels_open{route="web",cohort="canary"} 0
+            # HELP sluice_tunnel_duration_seconds Lifetime of closed Upgrade tunnels, by route and cohort.
+            # TYPE sluice_tunnel_duration_seconds summary
+            sluice_tunnel_duration_seconds_sum{route="web",cohort="stable"} 0
+            sluice_tunnel_duration_seconds_count{route="web",cohort="stable"} 0
+            sluice_tunnel_duration_seconds_sum{route="web",cohort="canary"} 0
+            sluice_tunnel_duration_seconds_count{route="web",cohort="canary"} 0
+            # HELP sluice_compression_bytes_total Response body bytes into (direction=in) and out of (direction=out) the gzip compressor, by route.
+            # TYPE sluice_compression_bytes_total counter
+            sluice_compression_bytes_total{route="web",direction="in"} 0
+            sluice_compression_bytes_total{route="web",direction="out"} 0
             # HELP sluice_cohort_weight Share of a route's split each cohort gets in the serving table, in percent.
             # TYPE sluice_cohort_weight gauge
             sluice_cohort_weight{route="web",cohort="stable"} 87.5

@@ -289,9 +289,11 @@ struct HostileInputTests {
         request("h2c upgrade is not forwarded",
                 "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
                 ok, .exactly(forwarded("GET / HTTP/1.1"), closed: false)),
-        request("websocket upgrade is not forwarded",
+        // A WebSocket upgrade is forwarded with Connection and Upgrade (issue 14); answered 200, it is a normal response.
+        request("websocket upgrade is forwarded",
                 "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                ok, .exactly(forwarded("GET /ws HTTP/1.1", ["Host: h", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"]), closed: false)),
+                ok, .exactly(forwarded("GET /ws HTTP/1.1", ["Host: h", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"],
+                                       framing: "Connection: upgrade\r\nUpgrade: websocket"), closed: false)),
         // A smuggling attempt by a second request hidden in a GET body: with CL the proxy reads the
         // body as a body; the upstream sees one request with a CL body.
         request("GET with a CL body that looks like a request",
