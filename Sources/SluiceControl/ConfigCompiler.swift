@@ -168,7 +168,7 @@ struct ConfigCompiler {
         ]
         guard let m = reader.map(node, "timeouts", known: keys.map(\.0), example: "{ upstream_connect: 5s }") else { return t }
         for (key, path) in keys {
-            guard let v = m[key], let ns = reader.duration(v, m.path(key)) else { continue }
+            guard let v = m[key], let ns = reader.duration(v, m.path(key), max: ConfigValues.maxTimeout) else { continue }
             if ns == 0 && key != "drain" {
                 reader.report(v, m.path(key), "must be longer than 0", hint: "e.g. `\(key): 10s`")
                 continue
@@ -194,12 +194,12 @@ struct ConfigCompiler {
         }
         if let n = sizeIn("max_request_line", 64...(1 << 20)) { l.parser.maxRequestLine = Int(n) }
         if let n = sizeIn("max_header_bytes", 256...(64 << 20)) { l.parser.maxHeadBytes = Int(n) }
-        if let n = sizeIn("max_body_bytes", 0...UInt64.max) { l.maxBodyBytes = n }
-        if let n = sizeIn("splice_min_body", 0...UInt64.max) { l.spliceMinBody = n }
+        if let n = sizeIn("max_body_bytes", 0...ConfigValues.maxSize) { l.maxBodyBytes = n }
+        if let n = sizeIn("splice_min_body", 0...ConfigValues.maxSize) { l.spliceMinBody = n }
         if let v = m["max_header_count"], let n = reader.int(v, m.path("max_header_count"), in: 1...100_000) {
             l.parser.maxFields = n
         }
-        if let v = m["max_requests_per_connection"], let n = reader.int(v, m.path("max_requests_per_connection"), in: 0...Int.max) {
+        if let v = m["max_requests_per_connection"], let n = reader.int(v, m.path("max_requests_per_connection"), in: 0...1_000_000_000) {
             l.maxRequestsPerConnection = n
         }
         if let v = m["max_connections_per_worker"], let n = reader.int(v, m.path("max_connections_per_worker"), in: 1...10_000_000) {

@@ -173,10 +173,17 @@ struct RouteCompiler {
 
         var cohortHeader = "X-Sluice-Cohort"
         if let h = m["cohort_header"], let s = reader.string(h, m.path("cohort_header")) {
-            if ConfigValues.isToken(s) { cohortHeader = s } else {
-                reader.report(h, m.path("cohort_header"), "`\(s)` is not a valid header name",
+            if !ConfigValues.isToken(s) {
+                reader.report(h, m.path("cohort_header"), "`\(ConfigReader.abbreviated(s))` is not a valid header name",
                               hint: "header names use letters, digits and `-`, e.g. `X-Sluice-Cohort`")
                 ok = false
+            } else if let why = ConfigValues.reservedHeaderReason(s) {
+                reader.report(h, m.path("cohort_header"), "`\(s)` cannot be the cohort header: it is \(why)",
+                              hint: "the cohort header is added to every request (and with `cohort_response_header`, to responses); "
+                                  + "use a name of your own, e.g. `X-Sluice-Cohort` or `X-Cohort`")
+                ok = false
+            } else {
+                cohortHeader = s
             }
         }
         var cohortResponseHeader = false
@@ -321,7 +328,7 @@ struct RouteCompiler {
         }
         var maxAge: UInt64?
         if let a = m["max_age"] {
-            guard let ns = reader.duration(a, m.path("max_age")) else { return nil }
+            guard let ns = reader.duration(a, m.path("max_age"), max: ConfigValues.maxCookieAge) else { return nil }
             if modes.first == "cookie" || modes.first == "header" {
                 reader.report(m.keyNode("max_age"), m.path("max_age"), "`max_age` applies only to the cookie sluice assigns",
                               hint: "use `sticky: { assign_cookie: NAME, max_age: 30d }`, or remove `max_age`")
@@ -421,12 +428,26 @@ struct RouteCompiler {
         var status = 200
         if let s = m["status"] {
             guard let n = reader.int(s, m.path("status"), in: 100...599) else { return nil }
+            // An interim response (100 Continue, 101 Switching Protocols, 103 Early Hints) is not an
+            // answer: the client (or a proxy in front) waits for a final one after it and pairs
+            // the next response with the wrong request.
+            guard n >= 200 else {
+                reader.report(s, m.path("status"), "status \(n) is an interim (1xx) response; `respond` sends the final response",
+                              hint: "use a final status from 200 to 599, e.g. `status: 200`")
+                return nil
+            }
             status = n
         }
         var body = ""
         if let b = m["body"] {
             guard let s = reader.string(b, m.path("body"), allowEmpty: true) else { return nil }
             body = ConfigReader.isNull(b) ? "" : s
+            // 204 and 304 end at the head (RFC 9112 6.3): body bytes would be read as the next response.
+            if (status == 204 || status == 304) && !body.isEmpty {
+                reader.report(b, m.path("body"), "a \(status) response has no body",
+                              hint: "remove `body`, or use another status, e.g. `status: 200`")
+                return nil
+            }
         }
         var contentType = "text/plain"
         if let c = m["content_type"] {
@@ -575,7 +596,7 @@ struct RouteCompiler {
             do {
                 test = .regex(try ByteRegex.compile(s))
             } catch {
-                reader.report(v, m.path(key), "invalid regex `\(s)`: \(error.message) (at offset \(error.offset))",
+                reader.report(v, m.path(key), "invalid regex `\(ConfigReader.abbreviated(s))`: \(error.message) (at offset \(error.offset))",
                               hint: "the supported subset: literals, `.`, classes like `[a-z0-9]`, `\\d \\w \\s`, `^ $`, `* + ?`, `|`, `( )` (see the README's configuration reference)")
                 return nil
             }
