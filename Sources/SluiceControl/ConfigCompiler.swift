@@ -17,7 +17,7 @@ struct ConfigCompiler {
 
     /// Top-level keys.
     static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies",
-                          "state_file"]
+                          "state_file", "path_normalization", "forward_normalized_path"]
 
     /// A compiler reporting against `file` and resolving names with `resolver`.
     init(file: String, resolver: HostResolver) {
@@ -40,7 +40,16 @@ struct ConfigCompiler {
         let trustedProxies = top["trusted_proxies"].map { compileTrustedProxies($0) } ?? []
         let stateFile = top["state_file"].map { compileStateFile($0) } ?? .default
         let upstreams = top["upstreams"].map { compileUpstreams($0) } ?? []
-        let routeCompiler = RouteCompiler(upstreams: upstreams)
+        var routeCompiler = RouteCompiler(upstreams: upstreams)
+        if let n = top["path_normalization"], let b = reader.bool(n, "path_normalization") { routeCompiler.defaultPathNormalization = b }
+        if let f = top["forward_normalized_path"], let b = reader.bool(f, "forward_normalized_path") {
+            routeCompiler.defaultForwardNormalizedPath = b
+        }
+        if routeCompiler.defaultForwardNormalizedPath && !routeCompiler.defaultPathNormalization {
+            reader.report(top.keyNode("forward_normalized_path"), "forward_normalized_path",
+                          "`forward_normalized_path: true` needs `path_normalization` on",
+                          hint: "paths matched raw are forwarded raw; remove one of the two")
+        }
         let routes = top["routes"].map { routeCompiler.compileRoutes($0, reader: &reader) } ?? []
 
         guard reader.isClean else { return nil }

@@ -10,7 +10,7 @@ struct RouteCompiler {
 
     /// Keys of a route.
     static let routeKeys = ["name", "match", "upstream", "split", "cohorts", "baseline", "sticky", "rules", "respond",
-                            "cohort_header", "cohort_response_header", "rollout"]
+                            "cohort_header", "cohort_response_header", "rollout", "path_normalization", "forward_normalized_path"]
     /// Keys of a `match`.
     static let matchKeys = ["host", "path_prefix", "path", "method", "header", "cookie", "query", "source"]
     /// Keys of a header, cookie or query test.
@@ -19,6 +19,11 @@ struct RouteCompiler {
     static let respondKeys = ["status", "body", "content_type"]
     /// Keys of a `sticky` mapping.
     static let stickyKeys = ["cookie", "header", "assign_cookie", "max_age"]
+
+    /// `path_normalization` of routes that do not set it (the top-level key; on by default).
+    var defaultPathNormalization = true
+    /// `forward_normalized_path` of routes that do not set it (the top-level key; off by default).
+    var defaultForwardNormalizedPath = false
 
     /// A compiler resolving names against `upstreams`.
     init(upstreams: [UpstreamGroup]) {
@@ -67,9 +72,29 @@ struct RouteCompiler {
         } else {
             ok = false
         }
+        var normalizing = defaultPathNormalization
+        if let n = m["path_normalization"] {
+            if let b = reader.bool(n, m.path("path_normalization")) { normalizing = b } else { ok = false }
+        }
+        var forwardNormalized = defaultForwardNormalizedPath
+        if let f = m["forward_normalized_path"] {
+            if let b = reader.bool(f, m.path("forward_normalized_path")) { forwardNormalized = b } else { ok = false }
+        }
+        // (Both from the top level: reported there once.)
+        if forwardNormalized && !normalizing && (m.has("forward_normalized_path") || m.has("path_normalization")) {
+            reader.report(m.keyNode("forward_normalized_path") ?? m.keyNode("path_normalization") ?? node,
+                          m.has("forward_normalized_path") ? m.path("forward_normalized_path") : m.path("path_normalization"),
+                          "`forward_normalized_path: true` needs `path_normalization` on",
+                          hint: "a route that matches raw paths forwards them raw; remove one of the two")
+            ok = false
+        }
         var match: [MatchCondition] = []
         if let mm = m["match"] {
-            if let compiled = compileMatch(mm, m.path("match"), reader: &reader) { match = compiled } else { ok = false }
+            if let compiled = compileMatch(mm, m.path("match"), normalizing: normalizing, reader: &reader) {
+                match = compiled
+            } else {
+                ok = false
+            }
         }
 
         // Declared cohorts: name -> upstream.
@@ -144,7 +169,8 @@ struct RouteCompiler {
         // Rules (may add weight-0 cohorts that only rules send traffic to).
         var rules: [RuleSpec] = []
         if let r = m["rules"] {
-            if let compiled = compileRules(r, m.path("rules"), cohorts: &cohorts, declared: declared, reader: &reader) {
+            if let compiled = compileRules(r, m.path("rules"), cohorts: &cohorts, declared: declared, normalizing: normalizing,
+                                           reader: &reader) {
                 rules = compiled
             } else {
                 ok = false
@@ -193,7 +219,8 @@ struct RouteCompiler {
         guard ok else { return nil }
         return RouteSpec(name: name, match: match, cohorts: cohorts, baseline: cohorts.isEmpty ? -1 : baseline,
                          sticky: sticky, rules: rules, cohortHeader: cohortHeader,
-                         cohortResponseHeader: cohortResponseHeader, rollout: rollout)
+                         cohortResponseHeader: cohortResponseHeader, rollout: rollout,
+                         pathNormalization: normalizing, forwardNormalizedPath: forwardNormalized)
     }
 
     private func reportUnknownUpstream(_ node: Node, _ path: String, _ name: String, reader: inout ConfigReader) {
@@ -369,7 +396,7 @@ struct RouteCompiler {
     }
 
     private func compileRules(_ node: Node, _ path: String, cohorts: inout [CohortSpec],
-                              declared: [(name: String, upstream: Int, node: Node)],
+                              declared: [(name: String, upstream: Int, node: Node)], normalizing: Bool,
                               reader: inout ConfigReader) -> [RuleSpec]? {
         guard let items = reader.list(node, path, example: "- { match: { header: { name: X-Canary, value: always } }, cohort: canary }") else {
             return nil
@@ -385,7 +412,11 @@ struct RouteCompiler {
             }
             var match: [MatchCondition] = []
             if let mm = m["match"] {
-                if let compiled = compileMatch(mm, m.path("match"), reader: &reader) { match = compiled } else { ok = false }
+                if let compiled = compileMatch(mm, m.path("match"), normalizing: normalizing, reader: &reader) {
+                    match = compiled
+                } else {
+                    ok = false
+                }
             }
             switch (m["cohort"], m["respond"]) {
             case (nil, nil):
@@ -463,8 +494,10 @@ struct RouteCompiler {
 
     // MARK: Matches
 
-    /// Compiles a `match:` mapping into conditions; nil after reporting a problem.
-    func compileMatch(_ node: Node, _ path: String, reader: inout ConfigReader) -> [MatchCondition]? {
+    /// Compiles a `match:` mapping into conditions; nil after reporting a problem. With
+    /// `normalizing` (the route's `path_normalization`), a `path` or `path_prefix` must be written
+    /// in normalized form, since the request's path is compared normalized and could never equal it otherwise.
+    func compileMatch(_ node: Node, _ path: String, normalizing: Bool = true, reader: inout ConfigReader) -> [MatchCondition]? {
         if ConfigReader.isNull(node) { return [] }
         guard let m = reader.map(node, path, known: Self.matchKeys, example: "{ path_prefix: /api }") else { return nil }
         var ok = true
@@ -482,6 +515,16 @@ struct RouteCompiler {
                     reader.report(v, epath, "`\(p)` does not start with `/`", hint: "paths are matched from the first `/`, e.g. `/\(p)`")
                     ok = false
                     continue
+                }
+                if normalizing {
+                    let normal = PathNormalizer.normalized(p)
+                    guard normal == p else {
+                        reader.report(v, epath, "`\(ConfigReader.abbreviated(p))` is not a normalized path, so it would never match: "
+                                      + "request paths are compared after normalization (`\(ConfigReader.abbreviated(normal))`)",
+                                      hint: "write `\(ConfigReader.abbreviated(normal))`, or set `path_normalization: off` on this route to match raw bytes")
+                        ok = false
+                        continue
+                    }
                 }
                 out.append(entry.key == "path" ? .path(p) : .pathPrefix(p))
             case "method":

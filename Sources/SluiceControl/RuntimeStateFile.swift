@@ -148,6 +148,10 @@ public struct RuntimeStateFile: Sendable, Equatable, Codable {
         case .typeMismatch(let type, let c): return "\(path(c.codingPath)): expected \(type) (\(c.debugDescription))"
         case .valueNotFound(let type, let c): return "\(path(c.codingPath)): expected \(type), found null"
         case .keyNotFound(let key, let c): return "\(path(c.codingPath + [key])) is missing"
+        case .dataCorrupted(let c) where c.codingPath.isEmpty:
+            // What Foundation's decoder says for a syntax error, NaN, and a number its field
+            // cannot hold (a negative count, 1e400) alike.
+            return "not valid JSON, or a number that does not fit its field (negative, fractional or too large)"
         case .dataCorrupted(let c):
             let underlying = c.underlyingError.map { " (\($0))" } ?? ""
             return "\(path(c.codingPath)): \(c.debugDescription)\(underlying)"

@@ -12,15 +12,23 @@ public enum HeadWriter {
     /// are kept; from anyone else they are replaced (X-Forwarded-For is just `clientAddress`,
     /// Proto and Host are set here). For an absolute-form target the path is sent in origin-form and
     /// Host is set from the authority. `fallbackHost` is sent as Host when an HTTP/1.0 request has none.
+    /// `normalizingPath` (the route's `forwardNormalizedPath`) sends `PathNormalizer`'s form of the path.
     public static func appendRequestStart(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, clientAddress: UnsafeRawBufferPointer,
         forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool = false,
-        to out: inout [UInt8]
+        normalizingPath: Bool = false, to out: inout [UInt8]
     ) {
         append(bytes, head.methodSpan, to: &out)
         out.append(0x20)
         let absoluteForm = head.path.start != head.target.start || head.target.count == 0
-        if absoluteForm && head.target.count > 0 && bytes[Int(head.target.start)] != UInt8(ascii: "*") {
+        if normalizingPath && head.path.count > 0
+            && PathNormalizer.needsNormalization(UnsafeRawBufferPointer(rebasing: bytes[head.path.range])) {
+            PathNormalizer.append(normalizing: UnsafeRawBufferPointer(rebasing: bytes[head.path.range]), to: &out)
+            if head.query.count > 0 {
+                out.append(UInt8(ascii: "?"))
+                append(bytes, head.query, to: &out)
+            }
+        } else if absoluteForm && head.target.count > 0 && bytes[Int(head.target.start)] != UInt8(ascii: "*") {
             if head.path.count == 0 { out.append(UInt8(ascii: "/")) } else { append(bytes, head.path, to: &out) }
             if head.query.count > 0 {
                 out.append(UInt8(ascii: "?"))

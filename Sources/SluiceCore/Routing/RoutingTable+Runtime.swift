@@ -166,7 +166,8 @@ extension RoutingTable {
                     Cohort(name: names[c], upstream: route.cohorts[c].upstream, weight: weights[c], inSplit: inSplit[c])
                 },
                 baseline: route.baseline, sticky: route.sticky, cohortHeader: route.cohortHeader,
-                cohortResponseHeader: route.cohortResponseHeader, rollout: route.rollout)
+                cohortResponseHeader: route.cohortResponseHeader, rollout: route.rollout,
+                normalizesPath: route.normalizesPath, forwardNormalizedPath: route.forwardNormalizedPath)
         }
         // Split ranges are concatenated per route: rebuild the array, re-laying changed routes.
         var newPlans = plans
