@@ -5,14 +5,15 @@
 /// - percent-escapes of unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded (`%61` → `a`,
 ///   `%2e` → `.`, so `%2e%2e` is a `..` segment); other escapes are kept with uppercase hex digits
 ///   (`%2f` → `%2F`: an encoded `/` stays data, never a separator); a `%` not followed by two hex
-///   digits is kept as it is;
+///   digits is data too and is written `%25` (so `/%%361` becomes `/%2561`, not `/%61`, and
+///   normalizing twice gives the same path: no double decoding between two normalizing proxies);
 /// - empty segments are merged (`//` → `/`), a trailing `/` is kept;
 /// - dot segments are removed (5.2.4): `.` is dropped, `..` drops the segment before it and never
 ///   climbs above the root (`/../a` → `/a`); a path ending in `/.` or `/..` keeps a trailing `/`;
 /// - case is kept (`/ADMIN` stays `/ADMIN`: paths are case-sensitive, RFC 3986 6.2.2.1).
 ///
 /// A path that does not start with `/` (`*`, or an empty absolute-form path) is left as it is.
-/// The normalized path is never longer than the input plus one byte; nothing here allocates.
+/// The normalized path is at most `capacity(for:)` bytes; nothing here allocates.
 public enum PathNormalizer {
     /// True when normalizing `path` may change it: it contains `%`, `//` or `/.`. Most paths do
     /// not, and are matched as they are without copying (`/style.css` has no `/.`).
@@ -27,10 +28,16 @@ public enum PathNormalizer {
         return false
     }
 
-    /// Writes the normalized form of `path` to `out`, which must hold at least `path.count + 1`
-    /// bytes, and returns its length. A path not starting with `/` is copied unchanged.
+    /// Bytes `normalize` may need for a path of `count` bytes: a bare `%` becomes `%25`, and a
+    /// last segment gets its closing `/` before it is judged.
+    @inlinable
+    public static func capacity(for count: Int) -> Int { 3 * count + 1 }
+
+    /// Writes the normalized form of `path` to `out`, which must hold at least
+    /// `capacity(for: path.count)` bytes, and returns its length. A path not starting with `/` is
+    /// copied unchanged.
     public static func normalize(_ path: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> Int {
-        precondition(out.count >= path.count + 1, "the output needs path.count + 1 bytes")
+        precondition(out.count >= capacity(for: path.count), "the output needs capacity(for: path.count) bytes")
         let count = path.count
         guard count > 0, path[0] == UInt8(ascii: "/") else {
             if count > 0 { out.baseAddress!.copyMemory(from: path.baseAddress!, byteCount: count) }
@@ -64,6 +71,14 @@ public enum PathNormalizer {
                         other = true
                         continue
                     }
+                } else if b == UInt8(ascii: "%") {
+                    out[n] = UInt8(ascii: "%")
+                    out[n + 1] = UInt8(ascii: "2")
+                    out[n + 2] = UInt8(ascii: "5")
+                    n += 3
+                    i += 1
+                    other = true
+                    continue
                 } else {
                     i += 1
                 }
@@ -100,9 +115,10 @@ public enum PathNormalizer {
     /// Appends the normalized form of `path` to `out`. Allocates only if `out` must grow.
     public static func append(normalizing path: UnsafeRawBufferPointer, to out: inout [UInt8]) {
         let start = out.count
-        out.append(contentsOf: repeatElement(0, count: path.count + 1))
+        let room = capacity(for: path.count)
+        out.append(contentsOf: repeatElement(0, count: room))
         let n = out.withUnsafeMutableBytes { normalize(path, into: UnsafeMutableRawBufferPointer(rebasing: $0[start...])) }
-        out.removeLast(path.count + 1 - n)
+        out.removeLast(room - n)
     }
 
     /// The normalized form of `path` (control plane and tests).

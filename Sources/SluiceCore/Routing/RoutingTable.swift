@@ -176,7 +176,7 @@ public final class RoutingTable: Sendable {
     ///
     /// Path conditions of a route that normalizes paths see `PathNormalizer`'s form of the path.
     /// It is computed only when some route needs it and the path has `%`, `//` or `/.` in it, into
-    /// a temporary buffer (on the stack for paths up to about 1 KiB); otherwise the raw bytes are matched.
+    /// a temporary buffer (on the stack for paths up to about 340 bytes); otherwise the raw bytes are matched.
     public func decide(head: RequestHead, bytes: UnsafeRawBufferPointer, client: SocketAddress, entropy: UInt64,
                        balancer: inout BalancerState) -> RouteDecision {
         if !balancer.isBuilt(for: self) { balancer = BalancerState(table: self) }
@@ -185,7 +185,7 @@ public final class RoutingTable: Sendable {
             return decide(head: head, bytes: bytes, client: client, entropy: entropy, balancer: &balancer,
                           rawPath: rawPath, normalizedPath: rawPath)
         }
-        return withUnsafeTemporaryAllocation(byteCount: rawPath.count + 1, alignment: 1) { scratch in
+        return withUnsafeTemporaryAllocation(byteCount: PathNormalizer.capacity(for: rawPath.count), alignment: 1) { scratch in
             let n = PathNormalizer.normalize(rawPath, into: scratch)
             return decide(head: head, bytes: bytes, client: client, entropy: entropy, balancer: &balancer,
                           rawPath: rawPath, normalizedPath: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
