@@ -161,15 +161,18 @@ public struct RuntimeStateFile: Sendable, Equatable, Codable {
 
     /// Writes the state to `path` atomically (temp file, fsync, rename, fsync of the directory).
     public func write(path: String) throws(AdminError) {
+        try AtomicFile.replace(path, with: Array(try Self.encodedText(self).utf8))
+    }
+
+    /// The file's text for `state`: pretty-printed JSON with sorted keys and a final newline.
+    package static func encodedText(_ state: RuntimeStateFile) throws(AdminError) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let bytes: [UInt8]
         do {
-            bytes = Array(try encoder.encode(self)) + [0x0A]
+            return String(decoding: try encoder.encode(state), as: UTF8.self) + "\n"
         } catch {
             throw AdminError("cannot encode the state: \(error)")
         }
-        try AtomicFile.replace(path, with: bytes)
     }
 }
 
