@@ -1,7 +1,7 @@
 // Checks run on every input of FuzzConfigLoader besides the config load (issue 17): the input as
 // a header regex, as a duration and a size, as a state file, and as a request path.
 import FuzzSupport
-import SluiceCore
+@testable import SluiceCore  // `package` API (ByteRegex) from another package: a testable debug build
 @testable import SluiceControl
 
 enum HostileValueChecks {
