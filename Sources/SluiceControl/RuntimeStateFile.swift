@@ -67,7 +67,7 @@ public struct RuntimeStateFile: Sendable, Equatable, Codable {
 
     /// Reads `path`; nil when it does not exist. Throws when it exists but cannot be read, is
     /// not a regular file, is larger than `ConfigLoader.maxFileBytes`, is not a state file this
-    /// version understands, or holds a value out of range (`validate`).
+    /// version understands, or holds a value out of range (`problem()`).
     public static func read(path: String) throws(AdminError) -> RuntimeStateFile? {
         if access(path, F_OK) != 0 && errno == ENOENT { return nil }
         let text: String
