@@ -191,6 +191,11 @@ struct HostileFilesCLITests {
             #expect(try get("/")?.bodyText == "stable")
             let rollouts = try runSluiceCLI(["rollout", "status", "--config", s.configPath, "web"])
             #expect(rollouts.status == 0 && rollouts.out.contains("web"), "\(rollouts)")
+            let fd = try TestSocket.connect(port: s.adminPort)
+            defer { close(fd) }
+            try TestSocket.send(fd, "GET /admin/rollouts HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            let all = try TestReader(fd: fd).readMessage(isResponse: true)
+            #expect(all?.status == 200 && all?.bodyText.contains("\"step_duration\"") == true, "\(String(describing: all?.bodyText))")
         }
     }
 
