@@ -76,6 +76,19 @@ import Testing
         }
     }
 
+    @Test func deeplyNestedYAMLAndAliasBombsAreRefusedNotACrash() {
+        // libyaml's nesting limit answers before the composer could recurse 100,000 levels.
+        let deep = "listeners: " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "\n"
+        #expect(only(deep).hasPrefix("sluice.yaml:1:13: YAML syntax error: Maximum nesting level reached"), "\(only(deep).prefix(200))")
+        // Nine levels of nine aliases (387 million leaves if expanded): nodes are shared, not copied.
+        var bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+        for i in 1...8 { bomb += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 9).joined(separator: ", ") + "]\n" }
+        bomb += "listeners: *a8\nroutes: *a8\n"
+        let found = diagnostics(bomb)
+        #expect(found.count == 27, "\(found.count)")
+        #expect(found.first?.message == "unknown key `a0`")
+    }
+
     // MARK: Durations and sizes
 
     @Test func rolloutStepDurationHasAnUpperBound() {
