@@ -119,6 +119,13 @@ struct HostileFilesCLITests {
         #expect(run.err.contains("cannot read state file /dev/zero: not a regular file"), "\(run.err)")
     }
 
+    @Test func runRefusesAWorkerCountBeyondTheConfigBound() throws {
+        let path = try file("workers.yaml", Self.base + "routes: [{ name: web, upstream: stable }]\n")
+        let r = try runSluiceBounded(["run", "--config", path, "--workers", "100000000"])
+        #expect(r.reason == .exit && r.status == 2, "\(r)")
+        #expect(r.err == "sluice: --workers must be 1...1024 (as `workers` in the config)\n")
+    }
+
     @Test(arguments: [
         ("{\"format\": 1, \"version\": 18446744073709551615, \"overrides\": {}}",
          "`version` 18446744073709551615 is out of range (at most 9007199254740991)"),
