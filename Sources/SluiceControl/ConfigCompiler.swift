@@ -17,7 +17,7 @@ struct ConfigCompiler {
 
     /// Top-level keys.
     static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies",
-                          "state_file"]
+                          "state_file", "path_normalization", "forward_normalized_path"]
 
     /// A compiler reporting against `file` and resolving names with `resolver`.
     init(file: String, resolver: HostResolver) {
@@ -40,7 +40,16 @@ struct ConfigCompiler {
         let trustedProxies = top["trusted_proxies"].map { compileTrustedProxies($0) } ?? []
         let stateFile = top["state_file"].map { compileStateFile($0) } ?? .default
         let upstreams = top["upstreams"].map { compileUpstreams($0) } ?? []
-        let routeCompiler = RouteCompiler(upstreams: upstreams)
+        var routeCompiler = RouteCompiler(upstreams: upstreams)
+        if let n = top["path_normalization"], let b = reader.bool(n, "path_normalization") { routeCompiler.defaultPathNormalization = b }
+        if let f = top["forward_normalized_path"], let b = reader.bool(f, "forward_normalized_path") {
+            routeCompiler.defaultForwardNormalizedPath = b
+        }
+        if routeCompiler.defaultForwardNormalizedPath && !routeCompiler.defaultPathNormalization {
+            reader.report(top.keyNode("forward_normalized_path"), "forward_normalized_path",
+                          "`forward_normalized_path: true` needs `path_normalization` on",
+                          hint: "paths matched raw are forwarded raw; remove one of the two")
+        }
         let routes = top["routes"].map { routeCompiler.compileRoutes($0, reader: &reader) } ?? []
 
         guard reader.isClean else { return nil }
@@ -169,7 +178,7 @@ struct ConfigCompiler {
         ]
         guard let m = reader.map(node, "timeouts", known: keys.map(\.0), example: "{ upstream_connect: 5s }") else { return t }
         for (key, path) in keys {
-            guard let v = m[key], let ns = reader.duration(v, m.path(key)) else { continue }
+            guard let v = m[key], let ns = reader.duration(v, m.path(key), max: ConfigValues.maxTimeout) else { continue }
             if ns == 0 && key != "drain" {
                 reader.report(v, m.path(key), "must be longer than 0", hint: "e.g. `\(key): 10s`")
                 continue
@@ -195,12 +204,12 @@ struct ConfigCompiler {
         }
         if let n = sizeIn("max_request_line", 64...(1 << 20)) { l.parser.maxRequestLine = Int(n) }
         if let n = sizeIn("max_header_bytes", 256...(64 << 20)) { l.parser.maxHeadBytes = Int(n) }
-        if let n = sizeIn("max_body_bytes", 0...UInt64.max) { l.maxBodyBytes = n }
-        if let n = sizeIn("splice_min_body", 0...UInt64.max) { l.spliceMinBody = n }
+        if let n = sizeIn("max_body_bytes", 0...ConfigValues.maxSize) { l.maxBodyBytes = n }
+        if let n = sizeIn("splice_min_body", 0...ConfigValues.maxSize) { l.spliceMinBody = n }
         if let v = m["max_header_count"], let n = reader.int(v, m.path("max_header_count"), in: 1...100_000) {
             l.parser.maxFields = n
         }
-        if let v = m["max_requests_per_connection"], let n = reader.int(v, m.path("max_requests_per_connection"), in: 0...Int.max) {
+        if let v = m["max_requests_per_connection"], let n = reader.int(v, m.path("max_requests_per_connection"), in: 0...1_000_000_000) {
             l.maxRequestsPerConnection = n
         }
         if let v = m["max_connections_per_worker"], let n = reader.int(v, m.path("max_connections_per_worker"), in: 1...10_000_000) {

@@ -131,16 +131,30 @@ public enum ConfigLoader {
     }
 
     /// Why a file could not be read (the OS error text).
-    struct ReadFailure: Error {
+    package struct ReadFailure: Error {
         /// `path: strerror text`.
-        var message: String
+        package var message: String
     }
 
-    /// Reads a whole file as UTF-8, or returns the OS error text.
-    static func readFile(_ path: String) -> Result<String, ReadFailure> {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// The most Sluice reads from any one file (config, state file, token file): 16 MiB. A path
+    /// naming `/dev/zero` or a huge file gets an error instead of exhausting memory.
+    package static let maxFileBytes = 16 << 20
+
+    /// Reads a whole file as UTF-8 (at most `limit` bytes), or returns the OS error text.
+    /// `regularOnly` refuses anything but a regular file (opened non-blocking, so a FIFO cannot stall
+    /// the caller); without it pipes and devices are read too (`sluice check <(...)`), bounded.
+    package static func readFile(_ path: String, limit: Int = maxFileBytes,
+                                 regularOnly: Bool = false) -> Result<String, ReadFailure> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | (regularOnly ? O_NONBLOCK : 0))
         guard fd >= 0 else { return .failure(ReadFailure(message: "\(path): \(String(cString: strerror(errno)))")) }
         defer { close(fd) }
+        if regularOnly {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { return .failure(ReadFailure(message: "\(path): \(String(cString: strerror(errno)))")) }
+            guard st.st_mode & S_IFMT == S_IFREG else {
+                return .failure(ReadFailure(message: "\(path): not a regular file"))
+            }
+        }
         var data: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
@@ -150,6 +164,10 @@ public enum ConfigLoader {
                 return .failure(ReadFailure(message: "\(path): \(String(cString: strerror(errno)))"))
             }
             if n == 0 { break }
+            guard data.count + n <= limit else {
+                return .failure(ReadFailure(message: "\(path): larger than \(ConfigValues.formatSize(UInt64(limit))), "
+                                            + "the most sluice reads from one file"))
+            }
             data += chunk[0..<n]
         }
         return .success(String(decoding: data, as: UTF8.self))

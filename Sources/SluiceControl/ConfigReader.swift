@@ -155,28 +155,43 @@ struct ConfigReader {
         return nil
     }
 
-    /// Reads a duration (`250ms`, `10s`, `5m`, `1h`, `30d`, bare integer = seconds) in nanoseconds.
-    mutating func duration(_ node: Node, _ path: String) -> UInt64? {
+    /// Reads a duration (`250ms`, `10s`, `5m`, `1h`, `30d`, bare integer = seconds) in nanoseconds,
+    /// at most `max` (every duration has a bound, so no deadline or sum computed from one can
+    /// overflow: the largest, 400 days, is about 2^55 ns).
+    mutating func duration(_ node: Node, _ path: String, max: UInt64 = ConfigValues.maxDuration) -> UInt64? {
         guard case .scalar(let scalar) = node else {
             report(node, path, "expected a duration, found \(Self.describe(node))")
             return nil
         }
         switch ConfigValues.parseDuration(scalar.string) {
-        case .success(let ns): return ns
+        case .success(let ns):
+            guard ns <= max else {
+                let key = path.split(separator: ".").last.map(String.init) ?? path
+                report(node, path, "duration `\(Self.abbreviated(scalar.string))` is too long: \(key) is at most \(ConfigValues.formatDuration(max))",
+                       hint: "e.g. `\(key): \(ConfigValues.formatDuration(Swift.min(max, 10_000_000_000)))`")
+                return nil
+            }
+            return ns
         case .failure(let problem):
             report(node, path, problem.message, hint: problem.hint)
             return nil
         }
     }
 
-    /// Reads a byte size (bare integer bytes, `8KiB`/`8k`, `1MiB`/`1m`, `1GiB`/`1g`).
-    mutating func size(_ node: Node, _ path: String) -> UInt64? {
+    /// Reads a byte size (bare integer bytes, `8KiB`/`8k`, `1MiB`/`1m`, `1GiB`/`1g`), at most `max`.
+    mutating func size(_ node: Node, _ path: String, max: UInt64 = ConfigValues.maxSize) -> UInt64? {
         guard case .scalar(let scalar) = node else {
             report(node, path, "expected a size, found \(Self.describe(node))")
             return nil
         }
         switch ConfigValues.parseSize(scalar.string) {
-        case .success(let bytes): return bytes
+        case .success(let bytes):
+            guard bytes <= max else {
+                let key = path.split(separator: ".").last.map(String.init) ?? path
+                report(node, path, "size `\(Self.abbreviated(scalar.string))` is too large: \(key) is at most \(ConfigValues.formatSize(max))")
+                return nil
+            }
+            return bytes
         case .failure(let problem):
             report(node, path, problem.message, hint: problem.hint)
             return nil
@@ -184,6 +199,13 @@ struct ConfigReader {
     }
 
     // MARK: Helpers
+
+    /// `text` as quoted in a message: at most 60 characters, longer text cut with `...` and its
+    /// length (a 100 KB value must not make a 100 KB diagnostic).
+    static func abbreviated(_ text: String) -> String {
+        guard text.count > 60 else { return text }
+        return String(text.prefix(40)) + "... (\(text.utf8.count) bytes)"
+    }
 
     /// True for an empty value, `~` or `null` written plainly.
     static func isNull(_ node: Node) -> Bool {

@@ -11,6 +11,33 @@ enum ConfigValues {
         var hint: String?
     }
 
+    /// The default upper bound of a duration in the config: 30 days.
+    static let maxDuration: UInt64 = 30 * 86_400 * 1_000_000_000
+    /// The upper bound of every `timeouts:` value: 24 hours.
+    static let maxTimeout: UInt64 = 86_400 * 1_000_000_000
+    /// The upper bound of a sticky cookie's `max_age`: 400 days (browsers cap Max-Age there, RFC 6265bis).
+    static let maxCookieAge: UInt64 = 400 * 86_400 * 1_000_000_000
+    /// The upper bound of a rollout's `interval` and of a p99 gate's `max`: 1 hour.
+    static let maxRolloutInterval: UInt64 = 3_600 * 1_000_000_000
+    /// The default upper bound of a size in the config: 1 TiB.
+    static let maxSize: UInt64 = 1 << 40
+
+    /// `ns` in the largest config unit that writes it exactly: `30d`, `24h`, `90m`, `10s`, `250ms`
+    /// (`1500000ns`-style values, never produced by the bounds above, fall back to `ms` with decimals).
+    static func formatDuration(_ ns: UInt64) -> String {
+        let units: [(UInt64, String)] = [(86_400_000_000_000, "d"), (3_600_000_000_000, "h"), (60_000_000_000, "m"),
+                                         (1_000_000_000, "s"), (1_000_000, "ms")]
+        for (size, name) in units where ns >= size && ns % size == 0 { return "\(ns / size)\(name)" }
+        return RolloutFormat.duration(nanos: ns)
+    }
+
+    /// `bytes` in the largest binary unit that writes it exactly: `1TiB`, `64MiB`, `1500` (bytes).
+    static func formatSize(_ bytes: UInt64) -> String {
+        let units: [(UInt64, String)] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+        for (size, name) in units where bytes >= size && bytes % size == 0 { return "\(bytes / size)\(name)" }
+        return "\(bytes)"
+    }
+
     /// Parses `250ms`, `10s`, `5m`, `1h`, `30d` or a bare integer (seconds) into nanoseconds.
     static func parseDuration(_ raw: String) -> Result<UInt64, Problem> {
         let text = raw.trimmingSpaces().replacingUnderscores()
@@ -51,6 +78,7 @@ enum ConfigValues {
         case "k", "kb", "kib": shift = 10
         case "m", "mb", "mib": shift = 20
         case "g", "gb", "gib": shift = 30
+        case "t", "tb", "tib": shift = 40
         default:
             return .failure(Problem(message: "invalid size `\(raw)`: unknown unit `\(unit)`", hint: hint))
         }
@@ -176,6 +204,34 @@ enum ConfigValues {
             }
         }
         return true
+    }
+
+    /// Why a header name cannot be one Sluice adds to requests or responses (`cohort_header`),
+    /// or nil when it can. ASCII case-insensitive. Refused: framing and body description
+    /// (`Content-*`, `Transfer-Encoding`), hop-by-hop fields (`Connection`, `Keep-Alive`, `TE`,
+    /// `Trailer`, `Upgrade`, `Proxy-*`), routing (`Host`), forwarding (`Forwarded`, `X-Forwarded-*`,
+    /// `X-Real-IP`, `Via`), Sluice's own `X-Request-Id`, authentication and cookies
+    /// (`Authorization`, `WWW-Authenticate`, `Cookie`, `Set-Cookie`), and `Expect`, `Date`, `Server`,
+    /// `Location`: a second copy of any of them changes how a peer frames, routes, trusts or
+    /// answers the message (two Content-Lengths smuggle a request).
+    static func reservedHeaderReason(_ name: String) -> String? {
+        let n = name.lowercased()
+        switch n {
+        case "content-length", "transfer-encoding": return "a framing field (a second copy smuggles requests)"
+        case "connection", "keep-alive", "te", "trailer", "upgrade":
+            return "a hop-by-hop field (it describes the connection, not the request)"
+        case "host": return "the routing field Host"
+        case "forwarded", "x-real-ip", "via": return "a forwarding field (upstreams trust it to name the client or the path)"
+        case "x-request-id": return "Sluice's own request id field"
+        case "authorization", "www-authenticate", "cookie", "set-cookie":
+            return "an authentication or cookie field"
+        case "expect", "date", "server", "location": return "a field with a protocol meaning of its own"
+        default: break
+        }
+        if n.hasPrefix("content-") { return "a `Content-*` field (it describes the body)" }
+        if n.hasPrefix("proxy-") { return "a hop-by-hop `Proxy-*` field" }
+        if n.hasPrefix("x-forwarded-") { return "a forwarding field (upstreams trust it to name the client or the path)" }
+        return nil
     }
 
     /// True for an HTTP token (RFC 9110 `tchar`s), as header and cookie names and methods must be.

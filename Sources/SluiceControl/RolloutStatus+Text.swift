@@ -28,7 +28,7 @@ extension RolloutStatus {
         }
         out += "  failures: \(consecutiveFailures) of \(failureLimit) (on_failure: \(onFailure))\n"
         if let e = lastEvaluation {
-            let window = e.windowSeconds.map { ", window " + RolloutFormat.duration(nanos: UInt64(max(0, $0)) * 1_000_000_000) } ?? ""
+            let window = e.windowSeconds.map { ", window " + RolloutFormat.duration(seconds: Double($0)) } ?? ""
             out += "  last evaluation at \(clock(e.unixMillis))\(window): "
                 + "\(canary) \(Self.figuresText(e.canary)); \(baseline) \(Self.figuresText(e.baseline))\n"
         } else {
@@ -81,7 +81,7 @@ extension RolloutStatus {
         guard let f else { return "no data" }
         var text = "\(f.requests) requests, \(f.errors) errors"
         if f.requests > 0 { text += " (\(RolloutFormat.percent(f.errorRate)))" }
-        if let p99 = f.p99Seconds { text += ", p99 \(RolloutFormat.duration(nanos: UInt64(max(0, p99) * 1e9)))" }
+        if let p99 = f.p99Seconds { text += ", p99 \(RolloutFormat.duration(seconds: p99))" }
         return text
     }
 

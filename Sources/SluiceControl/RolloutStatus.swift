@@ -212,7 +212,7 @@ public struct RolloutStatus: Sendable, Codable, Equatable {
     static func valueText(_ value: Double, gate: RolloutGate) -> String {
         switch gate {
         case .maxErrorRate: return RolloutFormat.percent(value)
-        case .maxP99: return RolloutFormat.duration(nanos: value <= 0 ? 0 : UInt64(min(value * 1e9, 1.8e19)))
+        case .maxP99: return RolloutFormat.duration(seconds: value)
         case .maxErrorRateIncrease: return (value >= 0 ? "+" : "") + RolloutFormat.percent(value)
         case .maxP99Ratio: return RolloutFormat.fixed(value, decimals: 2)
         }

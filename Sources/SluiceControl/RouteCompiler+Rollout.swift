@@ -84,7 +84,9 @@ extension RouteCompiler {
         var interval = RolloutSpec.defaultInterval
         var intervalOK = true
         if let d = m["interval"] {
-            if let ns = positiveDuration(d, m.path("interval"), reader: &reader) { interval = ns } else {
+            if let ns = positiveDuration(d, m.path("interval"), max: ConfigValues.maxRolloutInterval, reader: &reader) {
+                interval = ns
+            } else {
                 ok = false
                 intervalOK = false
             }
@@ -240,7 +242,8 @@ extension RouteCompiler {
                 case .errorRate:
                     gate = percent(v, g.path("max"), reader: &reader).map { RolloutGate.maxErrorRate(millionths: $0) }
                 case .p99Latency:
-                    gate = positiveDuration(v, g.path("max"), reader: &reader).map { RolloutGate.maxP99(nanos: $0) }
+                    gate = positiveDuration(v, g.path("max"), max: ConfigValues.maxRolloutInterval, reader: &reader)
+                        .map { RolloutGate.maxP99(nanos: $0) }
                 }
             case (nil, .some(let r)):
                 gate = compileRelative(r, g.path("relative_to_baseline"), metric: metric, example: relativeExample, reader: &reader)
@@ -300,10 +303,13 @@ extension RouteCompiler {
         return false
     }
 
-    /// A duration longer than 0.
-    private func positiveDuration(_ node: Node, _ path: String, reader: inout ConfigReader) -> UInt64? {
+    /// A duration longer than 0 and at most `max`.
+    private func positiveDuration(_ node: Node, _ path: String, max: UInt64 = ConfigValues.maxDuration,
+                                  reader: inout ConfigReader) -> UInt64? {
         let key = path.split(separator: ".").last.map(String.init) ?? path
-        guard rejectNegative(node, path, what: key, reader: &reader), let ns = reader.duration(node, path) else { return nil }
+        guard rejectNegative(node, path, what: key, reader: &reader), let ns = reader.duration(node, path, max: max) else {
+            return nil
+        }
         guard ns > 0 else {
             reader.report(node, path, "\(key) must be longer than 0", hint: "e.g. `10s`, `400ms`, `10m`")
             return nil

@@ -10,7 +10,8 @@ struct RouteCompiler {
 
     /// Keys of a route.
     static let routeKeys = ["name", "match", "upstream", "split", "cohorts", "baseline", "sticky", "rules", "respond",
-                            "cohort_header", "cohort_response_header", "rollout", "upgrade", "compression"]
+                            "cohort_header", "cohort_response_header", "rollout", "upgrade", "compression",
+                            "path_normalization", "forward_normalized_path"]
     /// Keys of a `match`.
     static let matchKeys = ["host", "path_prefix", "path", "method", "header", "cookie", "query", "source"]
     /// Keys of a header, cookie or query test.
@@ -19,6 +20,11 @@ struct RouteCompiler {
     static let respondKeys = ["status", "body", "content_type"]
     /// Keys of a `sticky` mapping.
     static let stickyKeys = ["cookie", "header", "assign_cookie", "max_age"]
+
+    /// `path_normalization` of routes that do not set it (the top-level key; on by default).
+    var defaultPathNormalization = true
+    /// `forward_normalized_path` of routes that do not set it (the top-level key; off by default).
+    var defaultForwardNormalizedPath = false
 
     /// A compiler resolving names against `upstreams`.
     init(upstreams: [UpstreamGroup]) {
@@ -67,9 +73,29 @@ struct RouteCompiler {
         } else {
             ok = false
         }
+        var normalizing = defaultPathNormalization
+        if let n = m["path_normalization"] {
+            if let b = reader.bool(n, m.path("path_normalization")) { normalizing = b } else { ok = false }
+        }
+        var forwardNormalized = defaultForwardNormalizedPath
+        if let f = m["forward_normalized_path"] {
+            if let b = reader.bool(f, m.path("forward_normalized_path")) { forwardNormalized = b } else { ok = false }
+        }
+        // (Both from the top level: reported there once.)
+        if forwardNormalized && !normalizing && (m.has("forward_normalized_path") || m.has("path_normalization")) {
+            reader.report(m.keyNode("forward_normalized_path") ?? m.keyNode("path_normalization") ?? node,
+                          m.has("forward_normalized_path") ? m.path("forward_normalized_path") : m.path("path_normalization"),
+                          "`forward_normalized_path: true` needs `path_normalization` on",
+                          hint: "a route that matches raw paths forwards them raw; remove one of the two")
+            ok = false
+        }
         var match: [MatchCondition] = []
         if let mm = m["match"] {
-            if let compiled = compileMatch(mm, m.path("match"), reader: &reader) { match = compiled } else { ok = false }
+            if let compiled = compileMatch(mm, m.path("match"), normalizing: normalizing, reader: &reader) {
+                match = compiled
+            } else {
+                ok = false
+            }
         }
 
         // Declared cohorts: name -> upstream.
@@ -144,7 +170,8 @@ struct RouteCompiler {
         // Rules (may add weight-0 cohorts that only rules send traffic to).
         var rules: [RuleSpec] = []
         if let r = m["rules"] {
-            if let compiled = compileRules(r, m.path("rules"), cohorts: &cohorts, declared: declared, reader: &reader) {
+            if let compiled = compileRules(r, m.path("rules"), cohorts: &cohorts, declared: declared, normalizing: normalizing,
+                                           reader: &reader) {
                 rules = compiled
             } else {
                 ok = false
@@ -173,10 +200,17 @@ struct RouteCompiler {
 
         var cohortHeader = "X-Sluice-Cohort"
         if let h = m["cohort_header"], let s = reader.string(h, m.path("cohort_header")) {
-            if ConfigValues.isToken(s) { cohortHeader = s } else {
-                reader.report(h, m.path("cohort_header"), "`\(s)` is not a valid header name",
+            if !ConfigValues.isToken(s) {
+                reader.report(h, m.path("cohort_header"), "`\(ConfigReader.abbreviated(s))` is not a valid header name",
                               hint: "header names use letters, digits and `-`, e.g. `X-Sluice-Cohort`")
                 ok = false
+            } else if let why = ConfigValues.reservedHeaderReason(s) {
+                reader.report(h, m.path("cohort_header"), "`\(s)` cannot be the cohort header: it is \(why)",
+                              hint: "the cohort header is added to every request (and with `cohort_response_header`, to responses); "
+                                  + "use a name of your own, e.g. `X-Sluice-Cohort` or `X-Cohort`")
+                ok = false
+            } else {
+                cohortHeader = s
             }
         }
         var cohortResponseHeader = false
@@ -215,7 +249,8 @@ struct RouteCompiler {
         guard ok else { return nil }
         var spec = RouteSpec(name: name, match: match, cohorts: cohorts, baseline: cohorts.isEmpty ? -1 : baseline,
                              sticky: sticky, rules: rules, cohortHeader: cohortHeader,
-                             cohortResponseHeader: cohortResponseHeader, rollout: rollout)
+                             cohortResponseHeader: cohortResponseHeader, rollout: rollout,
+                             pathNormalization: normalizing, forwardNormalizedPath: forwardNormalized)
         spec.upgrade = upgrade
         spec.compression = compression ?? nil
         return spec
@@ -353,7 +388,7 @@ struct RouteCompiler {
         }
         var maxAge: UInt64?
         if let a = m["max_age"] {
-            guard let ns = reader.duration(a, m.path("max_age")) else { return nil }
+            guard let ns = reader.duration(a, m.path("max_age"), max: ConfigValues.maxCookieAge) else { return nil }
             if modes.first == "cookie" || modes.first == "header" {
                 reader.report(m.keyNode("max_age"), m.path("max_age"), "`max_age` applies only to the cookie sluice assigns",
                               hint: "use `sticky: { assign_cookie: NAME, max_age: 30d }`, or remove `max_age`")
@@ -394,7 +429,7 @@ struct RouteCompiler {
     }
 
     private func compileRules(_ node: Node, _ path: String, cohorts: inout [CohortSpec],
-                              declared: [(name: String, upstream: Int, node: Node)],
+                              declared: [(name: String, upstream: Int, node: Node)], normalizing: Bool,
                               reader: inout ConfigReader) -> [RuleSpec]? {
         guard let items = reader.list(node, path, example: "- { match: { header: { name: X-Canary, value: always } }, cohort: canary }") else {
             return nil
@@ -410,7 +445,11 @@ struct RouteCompiler {
             }
             var match: [MatchCondition] = []
             if let mm = m["match"] {
-                if let compiled = compileMatch(mm, m.path("match"), reader: &reader) { match = compiled } else { ok = false }
+                if let compiled = compileMatch(mm, m.path("match"), normalizing: normalizing, reader: &reader) {
+                    match = compiled
+                } else {
+                    ok = false
+                }
             }
             switch (m["cohort"], m["respond"]) {
             case (nil, nil):
@@ -453,12 +492,26 @@ struct RouteCompiler {
         var status = 200
         if let s = m["status"] {
             guard let n = reader.int(s, m.path("status"), in: 100...599) else { return nil }
+            // An interim response (100 Continue, 101 Switching Protocols, 103 Early Hints) is not an
+            // answer: the client (or a proxy in front) waits for a final one after it and pairs
+            // the next response with the wrong request.
+            guard n >= 200 else {
+                reader.report(s, m.path("status"), "status \(n) is an interim (1xx) response; `respond` sends the final response",
+                              hint: "use a final status from 200 to 599, e.g. `status: 200`")
+                return nil
+            }
             status = n
         }
         var body = ""
         if let b = m["body"] {
             guard let s = reader.string(b, m.path("body"), allowEmpty: true) else { return nil }
             body = ConfigReader.isNull(b) ? "" : s
+            // 204 and 304 end at the head (RFC 9112 6.3): body bytes would be read as the next response.
+            if (status == 204 || status == 304) && !body.isEmpty {
+                reader.report(b, m.path("body"), "a \(status) response has no body",
+                              hint: "remove `body`, or use another status, e.g. `status: 200`")
+                return nil
+            }
         }
         var contentType = "text/plain"
         if let c = m["content_type"] {
@@ -474,8 +527,10 @@ struct RouteCompiler {
 
     // MARK: Matches
 
-    /// Compiles a `match:` mapping into conditions; nil after reporting a problem.
-    func compileMatch(_ node: Node, _ path: String, reader: inout ConfigReader) -> [MatchCondition]? {
+    /// Compiles a `match:` mapping into conditions; nil after reporting a problem. With
+    /// `normalizing` (the route's `path_normalization`), a `path` or `path_prefix` must be written
+    /// in normalized form, since the request's path is compared normalized and could never equal it otherwise.
+    func compileMatch(_ node: Node, _ path: String, normalizing: Bool = true, reader: inout ConfigReader) -> [MatchCondition]? {
         if ConfigReader.isNull(node) { return [] }
         guard let m = reader.map(node, path, known: Self.matchKeys, example: "{ path_prefix: /api }") else { return nil }
         var ok = true
@@ -493,6 +548,16 @@ struct RouteCompiler {
                     reader.report(v, epath, "`\(p)` does not start with `/`", hint: "paths are matched from the first `/`, e.g. `/\(p)`")
                     ok = false
                     continue
+                }
+                if normalizing {
+                    let normal = PathNormalizer.normalized(p)
+                    guard normal == p else {
+                        reader.report(v, epath, "`\(ConfigReader.abbreviated(p))` is not a normalized path, so it would never match: "
+                                      + "request paths are compared after normalization (`\(ConfigReader.abbreviated(normal))`)",
+                                      hint: "write `\(ConfigReader.abbreviated(normal))`, or set `path_normalization: off` on this route to match raw bytes")
+                        ok = false
+                        continue
+                    }
                 }
                 out.append(entry.key == "path" ? .path(p) : .pathPrefix(p))
             case "method":
@@ -607,7 +672,7 @@ struct RouteCompiler {
             do {
                 test = .regex(try ByteRegex.compile(s))
             } catch {
-                reader.report(v, m.path(key), "invalid regex `\(s)`: \(error.message) (at offset \(error.offset))",
+                reader.report(v, m.path(key), "invalid regex `\(ConfigReader.abbreviated(s))`: \(error.message) (at offset \(error.offset))",
                               hint: "the supported subset: literals, `.`, classes like `[a-z0-9]`, `\\d \\w \\s`, `^ $`, `* + ?`, `|`, `( )` (see the README's configuration reference)")
                 return nil
             }

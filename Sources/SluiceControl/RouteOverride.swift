@@ -68,6 +68,16 @@ public struct RouteOverride: Sendable, Equatable, Codable {
     private struct JSONWeight: Codable {
         var cohort: String
         var weight: Double
+        /// JSON keys.
+        enum CodingKeys: String, CodingKey { case cohort, weight }
+    }
+
+    /// A list index in a decoding error's path.
+    private struct IndexKey: CodingKey {
+        var intValue: Int?
+        var stringValue: String { "\(intValue ?? 0)" }
+        init(intValue: Int) { self.intValue = intValue }
+        init?(stringValue: String) { nil }
     }
 
     /// Decodes; weights are a list of `{"cohort": NAME, "weight": PERCENT}` in cohort order.
@@ -75,6 +85,12 @@ public struct RouteOverride: Sendable, Equatable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         kind = try c.decode(Kind.self, forKey: .kind)
         let list = try c.decodeIfPresent([JSONWeight].self, forKey: .weights) ?? []
+        // Checked before the conversion to Int, which traps on 1e300 (a hand-edited or hostile file).
+        for (i, w) in list.enumerated() where !(w.weight >= 0 && w.weight <= 100) {
+            throw DecodingError.dataCorrupted(DecodingError.Context(
+                codingPath: c.codingPath + [CodingKeys.weights, IndexKey(intValue: i), JSONWeight.CodingKeys.weight],
+                debugDescription: "weight \(w.weight) of cohort `\(w.cohort)` is not a percentage from 0 to 100"))
+        }
         weights = list.map { CohortWeight(cohort: $0.cohort, weight: Int(($0.weight * 100).rounded())) }
         cohort = try c.decodeIfPresent(String.self, forKey: .cohort)
         since = try c.decode(String.self, forKey: .since)

@@ -65,39 +65,114 @@ public struct RuntimeStateFile: Sendable, Equatable, Codable {
         rollouts = try c.decodeIfPresent([String: RolloutSnapshot].self, forKey: .rollouts) ?? [:]
     }
 
-    /// Reads `path`; nil when it does not exist. Throws when it exists but cannot be read or
-    /// is not a state file this version understands.
+    /// Reads `path`; nil when it does not exist. Throws when it exists but cannot be read, is
+    /// not a regular file, is larger than `ConfigLoader.maxFileBytes`, is not a state file this
+    /// version understands, or holds a value out of range (`problem()`).
     public static func read(path: String) throws(AdminError) -> RuntimeStateFile? {
         if access(path, F_OK) != 0 && errno == ENOENT { return nil }
         let text: String
-        switch ConfigLoader.readFile(path) {
+        switch ConfigLoader.readFile(path, regularOnly: true) {
         case .success(let t): text = t
         case .failure(let f): throw AdminError("cannot read state file \(f.message)")
         }
+        return try decode(text, path: path)
+    }
+
+    /// Decodes and validates state-file text; `path` names the file in messages.
+    package static func decode(_ text: String, path: String) throws(AdminError) -> RuntimeStateFile {
+        let state: RuntimeStateFile
         do {
-            let state = try JSONDecoder().decode(RuntimeStateFile.self, from: Data(text.utf8))
-            guard state.format == 1 else {
-                throw AdminError("state file \(path) has format \(state.format); this sluice reads format 1")
-            }
-            return state
-        } catch let error as AdminError {
-            throw error
+            state = try JSONDecoder().decode(RuntimeStateFile.self, from: Data(text.utf8))
+        } catch let error as DecodingError {
+            throw AdminError("state file \(path) is not valid: \(Self.describe(error))")
         } catch {
             throw AdminError("state file \(path) is not valid: \(error)")
+        }
+        guard state.format == 1 else {
+            throw AdminError("state file \(path) has format \(state.format); this sluice reads format 1")
+        }
+        if let problem = state.problem() {
+            throw AdminError("state file \(path) is not valid: \(problem)")
+        }
+        return state
+    }
+
+    /// Largest table version a state file may hold: 2^53 - 1, the largest integer every JSON
+    /// reader keeps exactly. Versions grow by one per change, so this is never reached in use,
+    /// and `version + 1` can never overflow.
+    public static let maxVersion: UInt64 = (1 << 53) - 1
+    /// Largest time at a step a snapshot may hold: 10 years, in nanoseconds.
+    public static let maxElapsedAtStep: UInt64 = 3_650 * 86_400 * 1_000_000_000
+    /// Largest failure count a snapshot may hold (`failure_limit` is at most 1000).
+    public static let maxConsecutiveFailures = 1_000
+
+    /// The first field out of range, as `key: what is wrong`, or nil when every field is in range.
+    /// Weights are checked while decoding (`RouteOverride`), before they are converted to integers.
+    func problem() -> String? {
+        guard version <= Self.maxVersion else {
+            return "`version` \(version) is out of range (at most \(Self.maxVersion))"
+        }
+        for (route, o) in overrides.sorted(by: { $0.key < $1.key }) {
+            guard o.version <= Self.maxVersion else {
+                return "`overrides.\(route).version` \(o.version) is out of range (at most \(Self.maxVersion))"
+            }
+        }
+        for (route, r) in rollouts.sorted(by: { $0.key < $1.key }) {
+            let at = "rollouts.\(route)"
+            guard (0...9_999).contains(r.step) else {
+                return "`\(at).step` \(r.step) is out of range (0...9999)"
+            }
+            guard (0...10_000).contains(r.canaryWeight) else {
+                return "`\(at).canary_weight` \(r.canaryWeight) is out of range (0...10000, in 0.01% units)"
+            }
+            guard r.elapsedAtStep <= Self.maxElapsedAtStep else {
+                return "`\(at).elapsed_at_step_ns` \(r.elapsedAtStep) is out of range (at most \(Self.maxElapsedAtStep), 10 years)"
+            }
+            guard (0...Self.maxConsecutiveFailures).contains(r.consecutiveFailures) else {
+                return "`\(at).consecutive_failures` \(r.consecutiveFailures) is out of range (0...\(Self.maxConsecutiveFailures))"
+            }
+        }
+        return nil
+    }
+
+    /// A decoding error as `key.path: what` (Foundation's own description is a debug dump).
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            var out = ""
+            for key in keys {
+                if let i = key.intValue { out += "[\(i)]" } else { out += out.isEmpty ? key.stringValue : "." + key.stringValue }
+            }
+            return out.isEmpty ? "the file" : "`\(out)`"
+        }
+        switch error {
+        case .typeMismatch(let type, let c): return "\(path(c.codingPath)): expected \(type) (\(c.debugDescription))"
+        case .valueNotFound(let type, let c): return "\(path(c.codingPath)): expected \(type), found null"
+        case .keyNotFound(let key, let c): return "\(path(c.codingPath + [key])) is missing"
+        case .dataCorrupted(let c) where c.codingPath.isEmpty:
+            // What Foundation's decoder says for a syntax error, NaN, and a number its field
+            // cannot hold (a negative count, 1e400) alike.
+            return "not valid JSON, or a number that does not fit its field (negative, fractional or too large)"
+        case .dataCorrupted(let c):
+            let underlying = c.underlyingError.map { " (\($0))" } ?? ""
+            return "\(path(c.codingPath)): \(c.debugDescription)\(underlying)"
+        @unknown default: return "\(error)"
         }
     }
 
     /// Writes the state to `path` atomically (temp file, fsync, rename, fsync of the directory).
     public func write(path: String) throws(AdminError) {
+        try AtomicFile.replace(path, with: Array(try Self.encodedText(self).utf8))
+    }
+
+    /// The file's text for `state`: pretty-printed JSON with sorted keys and a final newline.
+    package static func encodedText(_ state: RuntimeStateFile) throws(AdminError) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let bytes: [UInt8]
         do {
-            bytes = Array(try encoder.encode(self)) + [0x0A]
+            return String(decoding: try encoder.encode(state), as: UTF8.self) + "\n"
         } catch {
             throw AdminError("cannot encode the state: \(error)")
         }
-        try AtomicFile.replace(path, with: bytes)
     }
 }
 
@@ -113,8 +188,24 @@ enum AtomicFile {
             dir = "."
         }
         let temp = path + ".tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw AdminError("cannot write \(temp): \(AdminSocket.errnoText())") }
+        // Created exclusively and never through a symlink: a link planted at the temporary name
+        // must not make this write land on its target. A regular file left there by a crashed
+        // sluice with the same pid is removed (unlink removes a name, never a link's target) once.
+        var fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+        if fd < 0 && errno == EEXIST {
+            var st = stat()
+            if lstat(temp, &st) == 0 && st.st_mode & S_IFMT == S_IFLNK {
+                throw AdminError("refusing to write \(temp): it exists and is a symbolic link (someone else created it; "
+                                 + "remove it after checking where it points)")
+            }
+            if lstat(temp, &st) == 0 && st.st_mode & S_IFMT == S_IFREG && unlink(temp) == 0 {
+                fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            }
+        }
+        guard fd >= 0 else {
+            let text = errno == EEXIST ? "it exists and is not a regular file" : AdminSocket.errnoText()
+            throw AdminError("cannot write \(temp): \(text)")
+        }
         var ok = false
         defer { if !ok { unlink(temp) } }
         var offset = 0

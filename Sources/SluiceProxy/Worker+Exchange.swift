@@ -130,8 +130,10 @@ extension Worker {
         x.peerText.withUnsafeBytes { peerBytes in
             pool.hostBytes.withUnsafeBytes { host in
                 x.requestID.withUnsafeBytes { id in
+                    let policy = x.policy
                     HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: "http",
-                                                  fallbackHost: host, trustForwarded: c.trusted, policy: x.policy,
+                                                  fallbackHost: host, trustForwarded: c.trusted,
+                                                  normalizingPath: policy?.forwardsNormalizedPath ?? false, policy: policy,
                                                   requestID: id, to: &x.upstreamHead)
                 }
             }

@@ -225,8 +225,8 @@ struct Run: ParsableCommand {
             throw ExitCode(2)
         }
         if let stateFile { loaded.stateFile = stateFile == "off" ? nil : stateFile }
-        if let w = workers, w < 1 {
-            printError("sluice: --workers must be at least 1")
+        if let w = workers, !(1...1024).contains(w) {
+            printError("sluice: --workers must be 1...1024 (as `workers` in the config)")
             throw ExitCode(2)
         }
         var settings = proxySettings(loaded, workersOverride: workers)

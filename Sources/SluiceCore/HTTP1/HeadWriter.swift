@@ -16,13 +16,15 @@ public enum HeadWriter {
     /// `policy` is the routing decision's: a client copy of its cohort header is dropped and the
     /// route's own fields are appended last. With `requestID`, every X-Request-Id the client sent is
     /// dropped and this one is sent. Forwarded and X-Real-IP are kept only from a trusted peer.
+    /// `normalizingPath` (the route's `forwardNormalizedPath`) sends `PathNormalizer`'s form of the path.
     public static func appendRequestStart(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, clientAddress: UnsafeRawBufferPointer,
         forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool = false,
-        policy: RoutePolicy? = nil, requestID: UnsafeRawBufferPointer? = nil, to out: inout [UInt8]
+        normalizingPath: Bool = false, policy: RoutePolicy? = nil, requestID: UnsafeRawBufferPointer? = nil,
+        to out: inout [UInt8]
     ) {
         appendRequestFields(head, bytes: bytes, clientAddress: clientAddress, forwardedProto: forwardedProto,
-                            fallbackHost: fallbackHost, trustForwarded: trustForwarded,
+                            fallbackHost: fallbackHost, trustForwarded: trustForwarded, normalizingPath: normalizingPath,
                             dropped: policy?.droppedRequestField ?? [], dropRequestID: requestID != nil, to: &out)
         policy?.appendRequestFields(to: &out)
         if let requestID {
@@ -38,12 +40,19 @@ public enum HeadWriter {
     private static func appendRequestFields(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, clientAddress: UnsafeRawBufferPointer,
         forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool,
-        dropped: [UInt8], dropRequestID: Bool, to out: inout [UInt8]
+        normalizingPath: Bool, dropped: [UInt8], dropRequestID: Bool, to out: inout [UInt8]
     ) {
         append(bytes, head.methodSpan, to: &out)
         out.append(0x20)
         let absoluteForm = head.path.start != head.target.start || head.target.count == 0
-        if absoluteForm && head.target.count > 0 && bytes[Int(head.target.start)] != UInt8(ascii: "*") {
+        if normalizingPath && head.path.count > 0
+            && PathNormalizer.needsNormalization(UnsafeRawBufferPointer(rebasing: bytes[head.path.range])) {
+            PathNormalizer.append(normalizing: UnsafeRawBufferPointer(rebasing: bytes[head.path.range]), to: &out)
+            if head.query.count > 0 {
+                out.append(UInt8(ascii: "?"))
+                append(bytes, head.query, to: &out)
+            }
+        } else if absoluteForm && head.target.count > 0 && bytes[Int(head.target.start)] != UInt8(ascii: "*") {
             if head.path.count == 0 { out.append(UInt8(ascii: "/")) } else { append(bytes, head.path, to: &out) }
             if head.query.count > 0 {
                 out.append(UInt8(ascii: "?"))

@@ -47,13 +47,23 @@ public enum RolloutFormat {
         return "\(whole).\(fracText)%"
     }
 
+    /// A duration given in seconds (from figures or JSON), as `duration(nanos:)` writes it; NaN,
+    /// infinities and negative values never trap (`nan`, `inf`, `0s`).
+    public static func duration(seconds: Double) -> String {
+        if seconds.isNaN { return "nan" }
+        guard seconds > 0 else { return "0s" }
+        guard seconds < 1.8e10 else { return seconds.isInfinite ? "inf" : fixed(seconds / 3600, decimals: 0) + "h" }
+        return duration(nanos: UInt64(seconds * 1e9))
+    }
+
     /// A duration: `0s`, `250us`, `412.5ms`, `1.25s`, `45s`, `3m20s`, `10m`, `1h5m`.
     public static func duration(nanos: UInt64) -> String {
         if nanos == 0 { return "0s" }
         if nanos < 1_000_000 { return fixed(Double(nanos) / 1e3, decimals: 1) + "us" }
         if nanos < 1_000_000_000 { return fixed(Double(nanos) / 1e6, decimals: 1) + "ms" }
         if nanos < 60_000_000_000 { return fixed(Double(nanos) / 1e9, decimals: 2) + "s" }
-        let total = (nanos + 500_000_000) / 1_000_000_000
+        // Rounded to whole seconds without `nanos + 500_000_000`, which overflows near UInt64.max.
+        let total = nanos / 1_000_000_000 + (nanos % 1_000_000_000 >= 500_000_000 ? 1 : 0)
         let h = total / 3600, m = total % 3600 / 60, s = total % 60
         var out = ""
         if h > 0 { out += "\(h)h" }

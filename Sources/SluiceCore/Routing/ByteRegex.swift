@@ -15,6 +15,12 @@
 /// A pattern matches when it matches anywhere in the value (search, as `grep` does); anchor it with
 /// `^...$` to require the whole value. Patterns compile to a Thompson NFA of at most 256 states,
 /// simulated with fixed-size bit sets: time is linear in the input, and matching allocates nothing.
+///
+/// Hostile patterns are refused while they are parsed, before any tree is built past the limit:
+/// groups nest at most `maxNesting` deep (the parser and code generator recurse once per group
+/// and per stacked quantifier), the NFA state count is counted as each item is read (so a
+/// pattern of a million alternatives fails at the 256th state, not after building the tree), and
+/// a pattern is at most `maxPatternBytes` long.
 package struct ByteRegex: Sendable {
     /// The pattern as written in the config.
     package let pattern: String
@@ -22,6 +28,8 @@ package struct ByteRegex: Sendable {
     let insts: [Inst]
     /// Byte sets referenced by `.consume` instructions.
     let sets: [ByteSet]
+    /// Number of NFA states (instructions, the final `match` included).
+    package var stateCount: Int { insts.count }
     /// Epsilon closures: `closures[context * insts.count + pc]` is the set of consuming and
     /// matching states reachable from `pc` without input; context bit 0 = at start, bit 1 = at end.
     let closures: [StateSet]
@@ -30,6 +38,10 @@ package struct ByteRegex: Sendable {
 
     /// Largest number of NFA states a pattern may compile to.
     package static let maxStates = StateSet.capacity
+    /// Deepest nesting of groups (and of quantifiers stacked on one item, `a**`) a pattern may have.
+    package static let maxNesting = 32
+    /// Longest pattern, in bytes.
+    package static let maxPatternBytes = 4096
 
     /// One NFA instruction.
     struct Inst: Sendable {
@@ -53,11 +65,16 @@ package struct ByteRegex: Sendable {
 
     /// Compiles `pattern`, or throws a `SyntaxError` naming what is unsupported or malformed.
     package static func compile(_ pattern: String) throws(SyntaxError) -> ByteRegex {
+        guard pattern.utf8.count <= maxPatternBytes else {
+            throw SyntaxError(message: "pattern is too long (\(pattern.utf8.count) bytes, at most \(maxPatternBytes))",
+                              offset: maxPatternBytes)
+        }
         var parser = Parser(bytes: Array(pattern.utf8))
         let tree = try parser.parseAll()
         var gen = CodeGen()
         gen.emit(tree)
         gen.insts.append(Inst(op: .match, x: 0, y: 0))
+        assert(gen.insts.count == parser.states + 1, "the parser's state count disagrees with the code generator")
         guard gen.insts.count <= maxStates else {
             throw SyntaxError(
                 message: "pattern is too large (\(gen.insts.count) NFA states, at most \(maxStates))",
@@ -281,6 +298,11 @@ extension ByteRegex {
         let bytes: [UInt8]
         var pos = 0
         var caseInsensitive = false
+        /// Groups open around the current position.
+        var depth = 0
+        /// NFA states the items read so far compile to (the final `match` not counted): each
+        /// node adds its own instructions (`CodeGen`), so the running sum is the exact total.
+        var states = 0
 
         init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -299,9 +321,20 @@ extension ByteRegex {
 
         private func peek() -> UInt8? { pos < bytes.count ? bytes[pos] : nil }
 
+        /// Counts `n` more NFA states for the item at `offset`; throws once the pattern can no
+        /// longer fit (the `match` state needs one more).
+        private mutating func addStates(_ n: Int, at offset: Int) throws(SyntaxError) {
+            states += n
+            guard states < ByteRegex.maxStates else {
+                throw SyntaxError(message: "pattern is too large (more than \(ByteRegex.maxStates) NFA states)", offset: offset)
+            }
+        }
+
         private mutating func parseAlternation() throws(SyntaxError) -> Node {
             var branches = [try parseConcat()]
             while peek() == UInt8(ascii: "|") {
+                // Every branch but the last costs a split and a jump.
+                try addStates(2, at: pos)
                 pos += 1
                 branches.append(try parseConcat())
             }
@@ -312,15 +345,21 @@ extension ByteRegex {
             var items: [Node] = []
             while let c = peek(), c != UInt8(ascii: "|"), c != UInt8(ascii: ")") {
                 var atom = try parseAtom()
+                var stacked = 0
                 while let q = peek(), q == UInt8(ascii: "*") || q == UInt8(ascii: "+") || q == UInt8(ascii: "?") {
                     switch atom {
                     case .startAnchor, .endAnchor: throw SyntaxError(message: "nothing to repeat", offset: pos)
                     default: break
                     }
+                    // Stacked quantifiers nest the tree like groups do.
+                    stacked += 1
+                    guard depth + stacked <= ByteRegex.maxNesting else {
+                        throw SyntaxError(message: "too many quantifiers on one item (at most \(ByteRegex.maxNesting))", offset: pos)
+                    }
                     switch q {
-                    case UInt8(ascii: "*"): atom = .star(atom)
-                    case UInt8(ascii: "+"): atom = .plus(atom)
-                    default: atom = .optional(atom)
+                    case UInt8(ascii: "*"): atom = .star(atom); try addStates(2, at: pos)
+                    case UInt8(ascii: "+"): atom = .plus(atom); try addStates(1, at: pos)
+                    default: atom = .optional(atom); try addStates(1, at: pos)
                     }
                     pos += 1
                 }
@@ -344,7 +383,12 @@ extension ByteRegex {
                 } else if peek() == UInt8(ascii: "?") {
                     throw SyntaxError(message: "unsupported group syntax `(?` (only `(?:` and a leading `(?i)`)", offset: start)
                 }
+                guard depth < ByteRegex.maxNesting else {
+                    throw SyntaxError(message: "groups nest too deep (at most \(ByteRegex.maxNesting) levels)", offset: start)
+                }
+                depth += 1
                 let inner = try parseAlternation()
+                depth -= 1
                 guard peek() == UInt8(ascii: ")") else { throw SyntaxError(message: "missing `)`", offset: start) }
                 pos += 1
                 return inner
@@ -356,13 +400,19 @@ extension ByteRegex {
                     offset: start)
             case UInt8(ascii: "]"):
                 throw SyntaxError(message: "unbalanced `]` (write `\\]` for a literal bracket)", offset: start)
-            case UInt8(ascii: "^"): return .startAnchor
-            case UInt8(ascii: "$"): return .endAnchor
-            case UInt8(ascii: "."): return .set(.all)
-            case UInt8(ascii: "["): return .set(fold(try parseClass(start: start)))
+            case UInt8(ascii: "^"): try addStates(1, at: start); return .startAnchor
+            case UInt8(ascii: "$"): try addStates(1, at: start); return .endAnchor
+            case UInt8(ascii: "."): try addStates(1, at: start); return .set(.all)
+            case UInt8(ascii: "["):
+                let set = fold(try parseClass(start: start))
+                try addStates(1, at: start)
+                return .set(set)
             case UInt8(ascii: "\\"):
-                return .set(fold(try parseEscape(start: start)))
+                let set = fold(try parseEscape(start: start))
+                try addStates(1, at: start)
+                return .set(set)
             default:
+                try addStates(1, at: start)
                 var s = ByteSet()
                 s.insert(c)
                 return .set(fold(s))

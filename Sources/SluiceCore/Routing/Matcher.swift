@@ -48,6 +48,9 @@ struct MatchInput {
     let hostName: ByteSpan
     /// The client's address.
     let client: SocketAddress
+    /// The path `path` and `path_prefix` conditions see: the raw path, or its normalized form
+    /// for a route that normalizes (set per route by `decide`).
+    var path: UnsafeRawBufferPointer
 }
 
 extension RoutingTable {
@@ -75,9 +78,9 @@ extension RoutingTable {
             let tail = ByteSpan(start: host.start + host.count - s.count, count: s.count)
             return RoutingBytes.equalsLowercased(bytes, tail, slice(input.pool, s))
         case .path(let s):
-            return RoutingBytes.equals(bytes, start: Int(head.path.start), count: Int(head.path.count), slice(input.pool, s))
+            return RoutingBytes.equals(input.path, start: 0, count: input.path.count, slice(input.pool, s))
         case .pathPrefix(let s):
-            return RoutingBytes.hasPrefix(bytes, start: Int(head.path.start), count: Int(head.path.count), slice(input.pool, s))
+            return RoutingBytes.hasPrefix(input.path, start: 0, count: input.path.count, slice(input.pool, s))
         case .methods(let mask, let custom):
             if head.method != .other { return mask & (1 << UInt16(head.method.rawValue)) != 0 }
             var i = Int(custom.start)

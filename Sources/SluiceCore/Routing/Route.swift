@@ -17,6 +17,11 @@ public struct Route: Sendable {
     /// The automated canary rollout configured for the route (`rollout:`), if any. The split
     /// itself is changed only through the routing controller; this is the plan it follows.
     public let rollout: RolloutSpec?
+    /// The route's `path` and `path_prefix` conditions see the normalized path (`PathNormalizer`).
+    public let normalizesPath: Bool
+    /// Send the upstream the normalized path (`forward_normalized_path: true`): the request line's
+    /// path is written with `PathNormalizer.append(normalizing:to:)`, the query as received.
+    public let forwardNormalizedPath: Bool
 
     /// Response compression (`compression:`), nil when off.
     public internal(set) var compression: CompressionSpec?
@@ -33,9 +38,11 @@ public struct Route: Sendable {
     /// Creates a route (the routing table builder precomputes the header bytes).
     init(name: String, cohorts: [Cohort], baseline: Int32, sticky: StickyPolicy, cohortHeader: String,
          cohortResponseHeader: Bool, rollout: RolloutSpec? = nil, upgrade: [String]? = nil,
-         compression: CompressionSpec? = nil) {
+         compression: CompressionSpec? = nil, normalizesPath: Bool = true, forwardNormalizedPath: Bool = false) {
         self.compression = compression
         self.name = name
+        self.normalizesPath = normalizesPath
+        self.forwardNormalizedPath = forwardNormalizedPath
         self.cohorts = cohorts
         self.baseline = baseline
         self.sticky = sticky

@@ -67,6 +67,9 @@ public struct RoutePolicy: Sendable {
         return false
     }
 
+    /// The route sends the upstream the normalized path (`forward_normalized_path: true`).
+    public var forwardsNormalizedPath: Bool { hasRoute && table.routes[Int(decision.route)].forwardNormalizedPath }
+
     /// The route's response compression, nil when off (or no route).
     public var compression: CompressionSpec? { hasRoute ? table.routes[Int(decision.route)].compression : nil }
 

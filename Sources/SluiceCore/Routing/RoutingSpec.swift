@@ -24,12 +24,17 @@ package struct RouteSpec: Sendable {
     package var upgrade: [String] = ["websocket"]
     /// Response compression (`compression:`), nil when off.
     package var compression: CompressionSpec?
+    /// The route's (and its rules') `path` and `path_prefix` conditions see the normalized path
+    /// (`PathNormalizer`); false: the raw bytes the client sent (`path_normalization: off`).
+    package var pathNormalization: Bool
+    /// The upstream is sent the normalized path instead of the client's (`forward_normalized_path`).
+    package var forwardNormalizedPath: Bool
 
     /// Creates a route spec.
     package init(name: String, match: [MatchCondition] = [], cohorts: [CohortSpec], baseline: Int = 0,
                  sticky: StickyPolicy = .assigned(cookie: StickyPolicy.defaultCookieName, maxAge: nil),
                  rules: [RuleSpec] = [], cohortHeader: String = "X-Sluice-Cohort", cohortResponseHeader: Bool = false,
-                 rollout: RolloutSpec? = nil) {
+                 rollout: RolloutSpec? = nil, pathNormalization: Bool = true, forwardNormalizedPath: Bool = false) {
         self.name = name
         self.match = match
         self.cohorts = cohorts
@@ -39,6 +44,8 @@ package struct RouteSpec: Sendable {
         self.cohortHeader = cohortHeader
         self.cohortResponseHeader = cohortResponseHeader
         self.rollout = rollout
+        self.pathNormalization = pathNormalization
+        self.forwardNormalizedPath = forwardNormalizedPath
     }
 }
 
@@ -91,9 +98,9 @@ package enum MatchCondition: Sendable {
     case host(String)
     /// Host ends with `.suffix` and has at least one more label (`*.example.com`; give `example.com`).
     case hostSuffix(String)
-    /// Path starts with these bytes.
+    /// Path (normalized unless the route says otherwise) starts with these bytes.
     case pathPrefix(String)
-    /// Path equals these bytes.
+    /// Path (normalized unless the route says otherwise) equals these bytes.
     case path(String)
     /// Method is one of these (case-sensitive, as HTTP methods are).
     case methods([String])
@@ -120,4 +127,14 @@ package enum ValueTest: Sendable {
     case present
     /// The field is absent.
     case absent
+}
+
+extension MatchCondition {
+    /// True for `path` and `path_prefix` conditions.
+    package var isPathCondition: Bool {
+        switch self {
+        case .path, .pathPrefix: return true
+        default: return false
+        }
+    }
 }

@@ -168,7 +168,8 @@ extension RoutingTable {
                 baseline: route.baseline, sticky: route.sticky, cohortHeader: route.cohortHeader,
                 cohortResponseHeader: route.cohortResponseHeader, rollout: route.rollout,
                 upgrade: route.upgradeProtocols.map { String(decoding: $0, as: UTF8.self) },
-                compression: route.compression)
+                compression: route.compression,
+                normalizesPath: route.normalizesPath, forwardNormalizedPath: route.forwardNormalizedPath)
         }
         // Split ranges are concatenated per route: rebuild the array, re-laying changed routes.
         var newPlans = plans

@@ -35,6 +35,9 @@ public final class RoutingTable: Sendable {
     let endpointWeights: [Int]
     /// Start of each group's endpoints in `endpointWeights`; one extra entry at the end.
     let groupEndpointStart: [Int32]
+    /// True when some route that normalizes paths has a `path` or `path_prefix` condition (in
+    /// its match or its rules): only then is a request's path normalized.
+    let normalizesAnyPath: Bool
 
     /// Compiles validated specs into a table. The control plane has checked names, weights and
     /// patterns; violated invariants here are programming errors (preconditions).
@@ -46,7 +49,10 @@ public final class RoutingTable: Sendable {
         var rules: [RulePlan] = []
         var splitRanges: [SplitRange] = []
         var cohortUpstreams: [Int32] = []
+        var normalizesAnyPath = false
         for spec in specs {
+            let conditions = spec.match + spec.rules.flatMap(\.match)
+            if spec.pathNormalization && conditions.contains(where: \.isPathCondition) { normalizesAnyPath = true }
             precondition(spec.cohorts.isEmpty || spec.cohorts.indices.contains(spec.baseline), "baseline out of range")
             let matchStart = builder.matchers.count
             for condition in spec.match { builder.add(condition) }
@@ -95,13 +101,14 @@ public final class RoutingTable: Sendable {
                 matchStart: Int32(matchStart), matchCount: Int32(matchCount),
                 ruleStart: Int32(ruleStart), ruleCount: Int32(rules.count - ruleStart),
                 splitStart: Int32(splitStart), splitCount: Int32(splitRanges.count - splitStart),
-                cohortStart: Int32(cohortStart), sticky: sticky))
+                cohortStart: Int32(cohortStart), sticky: sticky, normalizePath: spec.pathNormalization))
             routes.append(Route(
                 name: spec.name,
                 cohorts: spec.cohorts.map { Cohort(name: $0.name, upstream: Int32($0.upstream), weight: $0.weight, inSplit: $0.inSplit) },
                 baseline: spec.cohorts.isEmpty ? -1 : Int32(spec.baseline),
                 sticky: spec.sticky, cohortHeader: spec.cohortHeader, cohortResponseHeader: spec.cohortResponseHeader,
-                rollout: spec.rollout, upgrade: spec.upgrade, compression: spec.compression))
+                rollout: spec.rollout, upgrade: spec.upgrade, compression: spec.compression,
+                normalizesPath: spec.pathNormalization, forwardNormalizedPath: spec.forwardNormalizedPath))
         }
         var weights: [Int] = []
         var starts: [Int32] = []
@@ -130,6 +137,7 @@ public final class RoutingTable: Sendable {
         self.regexes = builder.regexes
         self.endpointWeights = weights
         self.groupEndpointStart = starts
+        self.normalizesAnyPath = normalizesAnyPath
     }
 
     /// A copy of `base` with a new version and, where given, new routes, plans, rules and split
@@ -152,6 +160,7 @@ public final class RoutingTable: Sendable {
         self.regexes = base.regexes
         self.endpointWeights = base.endpointWeights
         self.groupEndpointStart = base.groupEndpointStart
+        self.normalizesAnyPath = base.normalizesAnyPath
     }
 
     /// Decides what to do with one request. A pure function of (table, head, bytes, client,
@@ -165,14 +174,35 @@ public final class RoutingTable: Sendable {
     ///   - entropy: a uniformly random 64-bit value, fresh per request (the per-request split
     ///     uses `entropy % 10000`; an assigned sticky key is `entropy` itself).
     ///   - balancer: the calling worker's round-robin state for this table.
+    ///
+    /// Path conditions of a route that normalizes paths see `PathNormalizer`'s form of the path.
+    /// It is computed only when some route needs it and the path has `%`, `//` or `/.` in it, into
+    /// a temporary buffer (on the stack for paths up to about 340 bytes); otherwise the raw bytes are matched.
     public func decide(head: RequestHead, bytes: UnsafeRawBufferPointer, client: SocketAddress, entropy: UInt64,
                        balancer: inout BalancerState) -> RouteDecision {
         if !balancer.isBuilt(for: self) { balancer = BalancerState(table: self) }
+        let rawPath = UnsafeRawBufferPointer(rebasing: bytes[Int(head.path.start)..<Int(head.path.start) + Int(head.path.count)])
+        guard normalizesAnyPath && PathNormalizer.needsNormalization(rawPath) else {
+            return decide(head: head, bytes: bytes, client: client, entropy: entropy, balancer: &balancer,
+                          rawPath: rawPath, normalizedPath: rawPath)
+        }
+        return withUnsafeTemporaryAllocation(byteCount: PathNormalizer.capacity(for: rawPath.count), alignment: 1) { scratch in
+            let n = PathNormalizer.normalize(rawPath, into: scratch)
+            return decide(head: head, bytes: bytes, client: client, entropy: entropy, balancer: &balancer,
+                          rawPath: rawPath, normalizedPath: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+        }
+    }
+
+    /// `decide` with both forms of the path at hand.
+    private func decide(head: RequestHead, bytes: UnsafeRawBufferPointer, client: SocketAddress, entropy: UInt64,
+                        balancer: inout BalancerState, rawPath: UnsafeRawBufferPointer,
+                        normalizedPath: UnsafeRawBufferPointer) -> RouteDecision {
         return bytePool.withUnsafeBytes { pool in
-            let input = MatchInput(bytes: bytes, pool: pool, hostName: head.hostName(in: bytes), client: client)
+            var input = MatchInput(bytes: bytes, pool: pool, hostName: head.hostName(in: bytes), client: client, path: rawPath)
             var r = 0
             while r < plans.count {
                 let plan = plans[r]
+                input.path = plan.normalizePath ? normalizedPath : rawPath
                 guard allMatch(start: plan.matchStart, count: plan.matchCount, head: head, input: input) else {
                     r += 1
                     continue
@@ -288,6 +318,8 @@ struct RoutePlan: Sendable {
     var cohortStart: Int32
     /// Where the sticky key comes from.
     var sticky: StickyMode
+    /// Path conditions see the normalized path.
+    var normalizePath: Bool
 }
 
 /// A rule compiled to a slice of matchers and an action (`cohort` ≥ 0 forwards, else `response`).

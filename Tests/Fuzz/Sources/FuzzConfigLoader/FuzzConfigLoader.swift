@@ -1,4 +1,6 @@
-// libFuzzer target: ConfigLoader.parse(yaml:file:version:resolver:) on arbitrary text.
+// libFuzzer target: ConfigLoader.parse(yaml:file:version:resolver:) on arbitrary text, and the
+// same input as a header regex, a duration and a size, a state file and a request path
+// (HostileValueChecks.swift).
 //
 // The loader must never crash: every input is either a config or a ConfigError with at least one
 // diagnostic. Host names resolve through a fixed table (no DNS, no files, fast and repeatable).
@@ -38,6 +40,7 @@ enum ConfigLoaderFuzz {
 
     static func run(_ input: UnsafeRawBufferPointer) {
         let text = String(decoding: input, as: UTF8.self)
+        HostileValueChecks.run(input, text: text)
         let first = outcome(text)
         let second = outcome(text)
         fuzzCheck(first == second, "second load gave a different outcome")
