@@ -81,9 +81,10 @@ struct ConfigCompiler {
 
     // MARK: Process settings
 
-    /// Online CPUs (what `workers: auto` means).
+    /// What `workers: auto` (and no `workers:`) means: online CPUs, lowered to the cgroup v2
+    /// CPU limit rounded up (`CPUQuota`).
     static func onlineCPUs() -> Int {
-        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        CPUQuota.autoWorkers(onlineCPUs: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
     /// `workers:` (a count or `auto`).
@@ -91,7 +92,7 @@ struct ConfigCompiler {
         if case .scalar(let s) = node, s.string == "auto" { return Self.onlineCPUs() }
         if case .scalar(let s) = node, Int(s.string.replacingUnderscores()) == nil {
             reader.report(node, "workers", "expected a number of worker threads or `auto`, found \(ConfigReader.describe(node))",
-                          hint: "`workers: auto` starts one worker per online CPU")
+                          hint: "`workers: auto` starts one worker per online CPU, at most the cgroup CPU limit rounded up")
             return nil
         }
         return reader.int(node, "workers", in: 1...1024)

@@ -2,7 +2,7 @@ import SluiceCore
 
 /// A loaded, validated config: process settings plus the compiled routing table.
 public struct SluiceConfig: Sendable {
-    /// Worker threads (`workers:`; `auto` = online CPUs).
+    /// Worker threads (`workers:`; `auto` = online CPUs, at most the cgroup v2 CPU limit rounded up).
     public var workers: Int
     /// Listening sockets.
     public var listeners: [ListenerSpec]

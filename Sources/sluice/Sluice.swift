@@ -96,6 +96,7 @@ struct RunningSluice {
         let hub = MetricsHub(workers: max(1, settings.workers), listenerNames: config.listeners.map(\.name),
                              buildVersion: sluiceVersion, sampleInterval: RolloutController.sampleInterval(for: config.table))
         let events = EventLog()
+        hub.attach(events: events)
         let controller = try RoutingController(config: config, events: events, cause: cause)
         let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
                                  seriesMap: { hub.seriesMap(for: $0) })
@@ -203,7 +204,7 @@ struct Run: ParsableCommand {
     @Option(name: .shortAndLong, help: "Path to the YAML config file.")
     var config: String
 
-    @Option(help: "Worker threads (overrides `workers` in the config; default: online CPUs).")
+    @Option(help: "Worker threads (overrides `workers` in the config; default: online CPUs, at most the cgroup CPU limit).")
     var workers: Int?
 
     @Option(help: "State file for runtime overrides (overrides `state_file` in the config; `off` keeps none).")
