@@ -169,6 +169,10 @@ struct TelemetryExpositionTests {
             # TYPE sluice_cohort_weight gauge
             sluice_cohort_weight{route="web",cohort="stable"} 0.875
             sluice_cohort_weight{route="web",cohort="canary"} 0.125
+            # HELP sluice_cohort_baseline 1 for the route's baseline cohort (where abort and rollback send traffic), 0 for the others; alerts compare a canary with it.
+            # TYPE sluice_cohort_baseline gauge
+            sluice_cohort_baseline{route="web",cohort="stable"} 1
+            sluice_cohort_baseline{route="web",cohort="canary"} 0
             # HELP sluice_request_bytes_total Bytes received from clients (heads and bodies), by route and cohort.
             # TYPE sluice_request_bytes_total counter
             sluice_request_bytes_total{route="",cohort=""} 70

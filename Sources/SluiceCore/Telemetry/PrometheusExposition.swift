@@ -87,6 +87,16 @@ public enum PrometheusExposition {
             }
         }
 
+        family(&out, "sluice_cohort_baseline", "gauge",
+               "1 for the route's baseline cohort (where abort and rollback send traffic), 0 for the others; alerts compare a canary with it.")
+        for route in table.routes {
+            for (i, cohort) in route.cohorts.enumerated() {
+                sample(&out, "sluice_cohort_baseline",
+                       "route=\"\(escapeLabel(route.name))\",cohort=\"\(escapeLabel(cohort.name))\"",
+                       i == Int(route.baseline) ? "1" : "0")
+            }
+        }
+
         family(&out, "sluice_request_bytes_total", "counter",
                "Bytes received from clients (heads and bodies), by route and cohort.")
         for s in shown {
