@@ -66,7 +66,8 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceProxyTests",
-            dependencies: ["SluiceProxy", "SluiceControl", "SluiceCore", "CSluiceSys"],
+            // Yams: DeployTests reads the Kubernetes manifests and Prometheus rules in deploy/.
+            dependencies: ["SluiceProxy", "SluiceControl", "SluiceCore", "CSluiceSys", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]
