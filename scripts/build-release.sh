@@ -6,11 +6,14 @@
 #
 #   scripts/build-release.sh            -> dist/sluice (stripped) and dist/sluice-<version>-linux-<arch>.tar.gz
 #   OUT=/usr/local/bin scripts/build-release.sh   (install straight away)
+#   SCRATCH=.build-release scripts/build-release.sh (a separate build folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-dist}
-swift build -c release --static-swift-stdlib --product sluice
-BIN=$(swift build -c release --static-swift-stdlib --product sluice --show-bin-path)/sluice
+flags=(-c release --static-swift-stdlib --product sluice)
+if [ -n "${SCRATCH:-}" ]; then flags+=(--scratch-path "$SCRATCH"); fi
+swift build "${flags[@]}"
+BIN=$(swift build "${flags[@]}" --show-bin-path)/sluice
 mkdir -p "$OUT"
 install -m 0755 "$BIN" "$OUT/sluice"
 strip "$OUT/sluice" 2>/dev/null || true
