@@ -102,6 +102,19 @@ public final class MetricsHub: Sendable {
         window.withLock { $0.extendRetention(to: retention) }
     }
 
+    /// A copy of the windowed statistics plus the interval in progress: the counters now against
+    /// the latest sample, so `sluice status` shows the traffic of the first seconds after a start
+    /// (or since the last sample) instead of zeros. The in-progress interval is added only when the
+    /// latest sample is at most two sample intervals old (the sampler is running on this clock).
+    /// For display; the rollout controller judges complete samples (`statsWindow`).
+    public func liveStatsWindow(now: UInt64 = ControlClock.monotonicNanos()) -> StatsWindow {
+        var copy = statsWindow
+        guard let latest = copy.latestSampleTime, now > latest, now - latest <= 2 * sampleInterval else { return copy }
+        let (names, totals) = snapshot()
+        copy.record(totals: totals, names: names, now: now)
+        return copy
+    }
+
     /// A copy of the windowed statistics, to query several series consistently.
     public var statsWindow: StatsWindow {
         window.withLock { $0 }
