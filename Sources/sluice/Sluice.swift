@@ -44,6 +44,16 @@ func printError(_ text: String) {
     fputs(line, stderr)
 }
 
+/// Prints every problem of a config on standard error.
+func printProblems(_ error: ConfigError, file: String) {
+    for d in error.diagnostics { printError(d.description) }
+}
+
+/// "1 problem", "3 problems".
+func problemCount(_ n: Int) -> String {
+    n == 1 ? "1 problem" : "\(n) problems"
+}
+
 /// Converts a validated config into the IO layer's settings.
 func proxySettings(_ config: SluiceConfig, workersOverride: Int?) -> ProxySettings {
     ProxySettings(workers: workersOverride ?? config.workers, listeners: config.listeners,
@@ -216,20 +226,21 @@ struct Run: ParsableCommand {
     @Flag(help: ArgumentHelp("Do not record per-request metrics (only to measure what recording costs).", visibility: .hidden))
     var noMetrics = false
 
+    func validate() throws {
+        if let w = workers, w < 1 { throw ValidationError("--workers must be at least 1") }
+    }
+
     func run() throws {
         ProcessSignals.blockHandledSignals()
         var loaded: SluiceConfig
         do {
             loaded = try ConfigLoader.load(path: config)
         } catch {
-            printError("\(error)")
-            throw ExitCode(2)
+            printProblems(error, file: config)
+            printError("sluice run: cannot start: \(config) has \(problemCount(error.diagnostics.count))")
+            throw ExitCode(1)
         }
         if let stateFile { loaded.stateFile = stateFile == "off" ? nil : stateFile }
-        if let w = workers, w < 1 {
-            printError("sluice: --workers must be at least 1")
-            throw ExitCode(2)
-        }
         var settings = proxySettings(loaded, workersOverride: workers)
         do {
             settings.accessLogFD = try openAccessLog(loaded.accessLog)
@@ -257,7 +268,11 @@ struct Run: ParsableCommand {
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Validate a config file and print every problem found.",
-        discussion: "Exits 0 when the file is valid, 1 when it is not (each problem with file:line:column and a hint)."
+        discussion: """
+            Exits 0 when the file is valid, with a summary on standard output. Exits 1 when it is \
+            not: every problem (file:line:column, key path, message and hint) on standard error, \
+            then one summary line.
+            """
     )
 
     @Option(name: .shortAndLong, help: "Path to the YAML config file.")
@@ -267,6 +282,7 @@ struct Check: ParsableCommand {
         do {
             let loaded = try ConfigLoader.load(path: config)
             let routes = loaded.table.routes.map { route in
+                guard !route.cohorts.isEmpty else { return "  route \(route.name): direct responses only (no cohorts)" }
                 let split = route.cohorts.map { c in "\(c.name)=\(Double(c.weight) / 100)%" }.joined(separator: " ")
                 return "  route \(route.name): \(split)"
             }
@@ -275,8 +291,8 @@ struct Check: ParsableCommand {
             print("  upstreams: " + loaded.table.upstreams.map { "\($0.name) (\($0.endpoints.count) endpoint(s))" }.joined(separator: ", "))
             for r in routes { print(r) }
         } catch {
-            print(error.description)
-            print("\(config): \(error.diagnostics.count) problem(s)")
+            printProblems(error, file: config)
+            printError("\(config): \(problemCount(error.diagnostics.count)), nothing changed")
             throw ExitCode(1)
         }
     }
