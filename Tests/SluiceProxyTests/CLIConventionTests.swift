@@ -97,3 +97,26 @@ import Testing
         #expect(r.err.split(separator: "\n").last == "sluice run: cannot start: \(bad) has 2 problems", "\(r.err)")
     }
 }
+
+/// `sluice run`'s own messages as a log collector sees them (stdout and stderr are pipes).
+@Suite struct ServerLogProcessTests {
+    @Test func startFailureIsOneJSONErrorLineOnStderr() throws {
+        // 192.0.2.1 (TEST-NET-1) is not an address of this machine: bind fails at start.
+        let path = try CLIConventionTests.configFile("""
+            listeners: [{ name: public, address: 192.0.2.1:8080 }]
+            admin: { address: 127.0.0.1:0 }
+            state_file: off
+            upstreams: { stable: { endpoints: ["127.0.0.1:9"] } }
+            routes: [{ name: web, split: { stable: 100 } }]
+            """)
+        let r = try runSluiceCLI(["run", "--config", path])
+        #expect(r.status == 1)
+        #expect(r.out.isEmpty, "\(r.out)")
+        let lines = r.err.split(separator: "\n")
+        #expect(lines.count == 1, "\(r.err)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any])
+        #expect(object["level"] as? String == "error")
+        #expect((object["msg"] as? String)?.hasPrefix("cannot start:") == true, "\(object)")
+        #expect((object["time"] as? String)?.hasSuffix("Z") == true)
+    }
+}
