@@ -22,7 +22,7 @@ struct RolloutExpositionTests {
             RolloutExposition.Entry(route: "api", machine: pending, transitions: RolloutTransitionCounts()),
         ])
         #expect(text == """
-            # HELP sluice_rollout_step Current rollout step of the route, from 1 (0: not progressing, pending, rolled back or aborted).
+            # HELP sluice_rollout_step Current rollout step of the route: from 1 while progressing or paused, the number of steps when promoted, 0 when pending, rolled back or aborted.
             # TYPE sluice_rollout_step gauge
             sluice_rollout_step{route="web"} 0
             sluice_rollout_step{route="api"} 0

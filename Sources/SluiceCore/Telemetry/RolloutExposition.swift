@@ -37,7 +37,7 @@ public enum RolloutExposition {
         func label(_ entry: Entry) -> String { "route=\"\(PrometheusExposition.escapeLabel(entry.route))\"" }
 
         PrometheusExposition.family(&out, "sluice_rollout_step", "gauge",
-                                    "Current rollout step of the route, from 1 (0: not progressing, pending, rolled back or aborted).")
+                                    "Current rollout step of the route: from 1 while progressing or paused, the number of steps when promoted, 0 when pending, rolled back or aborted.")
         for e in entries {
             let step: Int
             switch e.machine.state {
