@@ -126,6 +126,9 @@ struct RunningSluice {
         rollouts.registerAdminEndpoints(on: admin)
         try rollouts.start()
         try admin.start()
+        if let stateFile = config.stateFile, let problem = StateFileCheck.problem(path: stateFile) {
+            log.warning("\(problem)", metadata: ["state_file": "\(stateFile)"])
+        }
         for (route, o) in controller.overrides.sorted(by: { $0.key < $1.key }) {
             log.notice("runtime override restored: \(o.summary)",
                        metadata: ["route": "\(route)", "state_file": "\(config.stateFile ?? "")", "since": "\(o.since)"])

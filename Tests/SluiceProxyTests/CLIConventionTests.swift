@@ -120,3 +120,34 @@ import Testing
         #expect((object["time"] as? String)?.hasSuffix("Z") == true)
     }
 }
+
+/// A state file that cannot be written is reported when the server starts.
+@Suite struct StateFileWarningTests {
+    @Test func unwritableStateFileIsAWarningAtStart() throws {
+        let port = try TestSocket.closedPort()
+        let path = try CLIConventionTests.configFile("""
+            listeners: [{ name: public, address: "127.0.0.1:\(port)" }]
+            admin: { address: 127.0.0.1:0 }
+            state_file: /nonexistent-dir/sluice/state.json
+            upstreams: { stable: { endpoints: ["127.0.0.1:9"] } }
+            routes: [{ name: web, split: { stable: 100 } }]
+            """)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: DeployTests.sluiceBinary)
+        process.arguments = ["run", "--config", path, "--no-watch"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Signals are blocked from the start and handled once it serves, after the warning: wait
+        // until it listens, then SIGTERM.
+        #expect(eventually(10) { (try? TestSocket.connect(port: port, timeoutSeconds: 1)).map { close($0); return true } ?? false })
+        process.terminate()
+        process.waitUntilExit()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let warning = try #require(text.split(separator: "\n").first { $0.contains("\"level\":\"warning\"") }, "\(text)")
+        #expect(warning.contains("cannot write the state file /nonexistent-dir/sluice/state.json"))
+        #expect(warning.contains("will not survive a restart"))
+        #expect(process.terminationStatus == 0)
+    }
+}
