@@ -81,3 +81,41 @@ struct AccessLogFieldsTests {
         ])
     }
 }
+
+/// `AccessLogCapture`: the head fields a data plane copies for the access log, from a real parse.
+struct AccessLogCaptureTests {
+    func line(_ request: String, format: AccessLogFormat = .all) throws -> String {
+        let bytes = Array(request.utf8)
+        var head = RequestHead()
+        let status = bytes.withUnsafeBytes { RequestParser.parse($0, into: &head, limits: ParserLimits()) }
+        #expect(status == .complete)
+        var capture = AccessLogCapture()
+        bytes.withUnsafeBytes { capture.capture(head, in: $0) }
+        var out: [UInt8] = []
+        let record = AccessLogRecord(unixSeconds: 0, milliseconds: 0, status: 200, durationNanos: 0, bytesIn: 0, bytesOut: 0)
+        capture.withRecord(record) { AccessLogLine.append($0, format: format, to: &out) }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    @Test func headFieldsComeFromTheParsedHead() throws {
+        let format = AccessLogFormat(fields: [.method, .host, .path, .protocol, .userAgent, .referer, .traceparent],
+                                     redactQuery: ["token"])
+        #expect(try line("GET /a?token=x&b=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: curl/8.5.0\r\nReferer: https://r.example/\r\n"
+                         + "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n", format: format)
+                == #"{"method":"GET","host":"shop.example","path":"/a?token=REDACTED&b=1","protocol":"HTTP/1.1","user_agent":"curl/8.5.0","referer":"https://r.example/","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}"# + "\n")
+        // HTTP/1.0 without the optional headers: nulls.
+        #expect(try line("POST /x HTTP/1.0\r\n\r\n", format: format)
+                == #"{"method":"POST","host":null,"path":"/x","protocol":"HTTP/1.0","user_agent":null,"referer":null,"traceparent":null}"# + "\n")
+    }
+
+    @Test func longValuesAreCutAndResetKeepsNothing() throws {
+        let ua = String(repeating: "u", count: 2000)
+        let text = try line("GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: \(ua)\r\n\r\n",
+                            format: AccessLogFormat(fields: [.userAgent], redactQuery: []))
+        #expect(text == "{\"user_agent\":\"\(String(repeating: "u", count: AccessLogCapture.Limit.userAgent))\"}\n")
+        var capture = AccessLogCapture()
+        capture.host = Array("x".utf8)
+        capture.reset()
+        #expect(capture.host.isEmpty && capture.host.capacity >= 1)
+    }
+}
