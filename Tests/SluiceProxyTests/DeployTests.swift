@@ -180,6 +180,21 @@ import Yams
         let panels = try #require(dashboard["panels"] as? [[String: Any]])
         let quantiles = panels.compactMap { $0["title"] as? String }.filter { $0.hasSuffix("latency by cohort") }
         #expect(quantiles == ["p50 latency by cohort", "p95 latency by cohort", "p99 latency by cohort"])
+        // Importable: unique panel ids, a grid position each, targets on every non-row panel, and the
+        // data source every query names is the dashboard's `datasource` variable.
+        let ids = panels.compactMap { $0["id"] as? Int }
+        #expect(ids.count == panels.count && Set(ids).count == ids.count)
+        let variables = try #require((dashboard["templating"] as? [String: Any])?["list"] as? [[String: Any]])
+        #expect(variables.contains { $0["name"] as? String == "datasource" && $0["type"] as? String == "datasource" })
+        for p in panels {
+            #expect(p["gridPos"] is [String: Any], "panel \(p["title"] ?? "?") has no gridPos")
+            guard p["type"] as? String != "row" else { continue }
+            let targets = p["targets"] as? [[String: Any]] ?? []
+            #expect(!targets.isEmpty, "panel \(p["title"] ?? "?") has no query")
+            for t in targets {
+                #expect((t["datasource"] as? [String: Any])?["uid"] as? String == "${datasource}")
+            }
+        }
         let annotations = try #require((dashboard["annotations"] as? [String: Any])?["list"] as? [[String: Any]])
         #expect(annotations.contains { ($0["expr"] as? String)?.contains("sluice_config_version") == true })
     }
