@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         // Thin C shims for what Glibc does not export to Swift (epoll/eventfd constants, accept4, splice, pipe2, signals).
@@ -45,7 +46,8 @@ let package = Package(
         // Control plane: YAML config loading and validation, building routing tables.
         .target(
             name: "SluiceControl",
-            dependencies: ["SluiceCore", "SluiceProxy", .product(name: "Yams", package: "Yams")],
+            dependencies: ["SluiceCore", "SluiceProxy", .product(name: "Yams", package: "Yams"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
@@ -53,6 +55,7 @@ let package = Package(
             dependencies: [
                 "SluiceControl", "SluiceProxy", "SluiceCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
@@ -63,12 +66,13 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceControlTests",
-            dependencies: ["SluiceControl", "SluiceCore"],
+            dependencies: ["SluiceControl", "SluiceCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
             name: "SluiceProxyTests",
-            dependencies: ["SluiceProxy", "SluiceControl", "SluiceCore", "CSluiceSys"],
+            // Yams: DeployTests reads the Kubernetes manifests and Prometheus rules in deploy/.
+            dependencies: ["SluiceProxy", "SluiceControl", "SluiceCore", "CSluiceSys", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

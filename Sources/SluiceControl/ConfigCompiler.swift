@@ -58,6 +58,7 @@ struct ConfigCompiler {
             workers: workers, listeners: listeners, adminAddress: adminAddress, adminToken: adminToken,
             timeouts: timeouts, limits: limits, accessLog: accessLog, table: table, sourcePath: nil)
         config.trustedProxies = trustedProxies
+        config.accessLogFormat = accessLogFormat
         stateFileSetting = stateFile
         if case .path(let p) = stateFile { config.stateFile = p }
         return config
@@ -90,9 +91,10 @@ struct ConfigCompiler {
 
     // MARK: Process settings
 
-    /// Online CPUs (what `workers: auto` means).
+    /// What `workers: auto` (and no `workers:`) means: online CPUs, lowered to the cgroup v2
+    /// CPU limit rounded up (`CPUQuota`).
     static func onlineCPUs() -> Int {
-        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        CPUQuota.autoWorkers(onlineCPUs: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 
     /// `workers:` (a count or `auto`).
@@ -100,7 +102,7 @@ struct ConfigCompiler {
         if case .scalar(let s) = node, s.string == "auto" { return Self.onlineCPUs() }
         if case .scalar(let s) = node, Int(s.string.replacingUnderscores()) == nil {
             reader.report(node, "workers", "expected a number of worker threads or `auto`, found \(ConfigReader.describe(node))",
-                          hint: "`workers: auto` starts one worker per online CPU")
+                          hint: "`workers: auto` starts one worker per online CPU, at most the cgroup CPU limit rounded up")
             return nil
         }
         return reader.int(node, "workers", in: 1...1024)
@@ -245,15 +247,68 @@ struct ConfigCompiler {
         return out
     }
 
-    /// `access_log:`.
+    /// `access_log:` (`path`, and optionally `fields` and `redact_query`, which go to `accessLogFormat`).
     mutating func compileAccessLog(_ node: Node) -> AccessLogTarget {
-        guard let m = reader.map(node, "access_log", known: ["path"], required: ["path"], example: "{ path: stdout }"),
+        guard let m = reader.map(node, "access_log", known: ["path", "fields", "redact_query"], required: ["path"],
+                                 example: "{ path: stdout }"),
               let p = m["path"], let path = reader.string(p, m.path("path")) else { return .off }
+        var format = AccessLogFormat.all
+        if let f = m["fields"] { format.fields = compileAccessLogFields(f, m.path("fields")) ?? format.fields }
+        if let r = m["redact_query"] {
+            format = AccessLogFormat(fields: format.fields, redactQuery: compileRedactQuery(r, m.path("redact_query")))
+        }
+        accessLogFormat = format
         switch path {
         case "off": return .off
         case "stdout": return .stdout
         default: return .file(path)
         }
+    }
+
+    /// `access_log.fields` as compiled (every field unless the config lists some).
+    var accessLogFormat = AccessLogFormat.all
+
+    /// `access_log.fields`: field names, each once, at least one.
+    mutating func compileAccessLogFields(_ node: Node, _ path: String) -> [AccessLogField]? {
+        let known = AccessLogField.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let items = reader.list(node, path, example: "[time, client, method, path, status, duration_ms]") else { return nil }
+        if items.isEmpty {
+            reader.report(node, path, "at least one field is required", hint: "fields: \(known); or leave `fields` out for all of them")
+            return nil
+        }
+        var out: [AccessLogField] = []
+        for (i, item) in items.enumerated() {
+            let itemPath = ConfigReader.join(path, i)
+            guard let name = reader.string(item, itemPath) else { continue }
+            guard let field = AccessLogField(rawValue: name) else {
+                reader.report(item, itemPath, "unknown access-log field `\(name)`", hint: "fields: \(known)")
+                continue
+            }
+            if out.contains(field) {
+                reader.report(item, itemPath, "field `\(name)` is listed twice", hint: "list each field once")
+                continue
+            }
+            out.append(field)
+        }
+        return out
+    }
+
+    /// `access_log.redact_query`: query parameter names whose values are logged as `REDACTED`.
+    mutating func compileRedactQuery(_ node: Node, _ path: String) -> [String] {
+        guard let items = reader.list(node, path, example: "[token, password]") else { return [] }
+        var out: [String] = []
+        for (i, item) in items.enumerated() {
+            let itemPath = ConfigReader.join(path, i)
+            guard let name = reader.string(item, itemPath) else { continue }
+            if name.utf8.contains(where: { $0 == UInt8(ascii: "&") || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: ";")
+                                        || $0 == UInt8(ascii: "?") || $0 <= 0x20 || $0 >= 0x7F }) {
+                reader.report(item, itemPath, "`\(name)` is not a query parameter name",
+                              hint: "write the name as it appears before `=`, e.g. `token` for `?token=...`")
+                continue
+            }
+            out.append(name)
+        }
+        return out
     }
 
     // MARK: Upstreams

@@ -1,4 +1,5 @@
 import Synchronization
+import SluiceCore
 
 /// What kind of routing change an event records.
 public enum RoutingEventKind: String, Sendable, Codable, CaseIterable {
@@ -85,6 +86,7 @@ public final class EventLog: Sendable {
         var ring: [RoutingEvent] = []
         var head = 0
         var nextId: UInt64 = 1
+        var reloads = ReloadCounters()
     }
     private let state = Mutex(State())
 
@@ -98,12 +100,14 @@ public final class EventLog: Sendable {
     @discardableResult
     public func record(_ kind: RoutingEventKind, oldVersion: UInt64?, newVersion: UInt64?, cause: String,
                        details: [String: String] = [:]) -> RoutingEvent {
-        let time = ControlClock.rfc3339(unixNanos: clock())
+        let now = clock()
+        let time = ControlClock.rfc3339(unixNanos: now)
         let capacity = self.capacity
         return state.withLock { s in
             let event = RoutingEvent(id: s.nextId, time: time, kind: kind, oldVersion: oldVersion, newVersion: newVersion,
                                      cause: cause, details: details)
             s.nextId += 1
+            s.reloads.count(kind, unixNanos: now)
             if s.ring.count < capacity {
                 s.ring.append(event)
             } else {
@@ -114,11 +118,37 @@ public final class EventLog: Sendable {
         }
     }
 
+    /// The outcome of config loads so far (`start`, `reload` and `reload_rejected` events, all of
+    /// them, not only those still in the ring), for the `sluice_config_*reload*` metrics.
+    public var reloadCounters: ReloadCounters {
+        state.withLock { $0.reloads }
+    }
+
     /// Events oldest first: those with an id above `afterId` (all when nil), at most the last `limit`.
     public func recent(limit: Int? = nil, after afterId: UInt64? = nil) -> [RoutingEvent] {
         var events = state.withLock { s in Array(s.ring[s.head...] + s.ring[..<s.head]) }
         if let afterId { events.removeAll { $0.id <= afterId } }
         if let limit, events.count > limit { events.removeFirst(events.count - max(0, limit)) }
         return events
+    }
+}
+
+extension ReloadCounters {
+    /// Counts a routing event: `start` and `reload` are successful loads, `reload_rejected` a failed one.
+    mutating func count(_ kind: RoutingEventKind, unixNanos: UInt64) {
+        switch kind {
+        case .start:
+            lastSuccessful = true
+            lastSuccessUnixNanos = unixNanos
+        case .reload:
+            successes += 1
+            lastSuccessful = true
+            lastSuccessUnixNanos = unixNanos
+        case .reloadRejected:
+            failures += 1
+            lastSuccessful = false
+        case .split, .switch, .abort, .rollback, .clear, .restore, .overrideDropped, .rollout:
+            break
+        }
     }
 }

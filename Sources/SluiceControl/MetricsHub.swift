@@ -23,6 +23,7 @@ public final class MetricsHub: Sendable {
     public let sampleInterval: UInt64
 
     private let window: Mutex<StatsWindow>
+    private let events = Mutex<EventLog?>(nil)
     private let sampler = Mutex<(thread: pthread_t, stop: StopSignal)?>(nil)
 
     /// A hub with `workers` shards.
@@ -61,10 +62,19 @@ public final class MetricsHub: Sendable {
         return (names, totals)
     }
 
-    /// The Prometheus exposition (format 0.0.4), with the weights and version of `table`.
+    /// Adds the reload counters of `log` (its `start`, `reload` and `reload_rejected` events) to
+    /// the exposition: `sluice_config_reloads_total` and `sluice_config_last_reload_*`.
+    public func attach(events log: EventLog) {
+        events.withLock { $0 = log }
+    }
+
+    /// The Prometheus exposition (format 0.0.4), with the weights and version of `table`, the
+    /// reload counters of the attached event log, and this process's `process_*` metrics.
     public func renderMetrics(table: RoutingTable) -> String {
         let (names, totals) = snapshot()
-        return PrometheusExposition.render(totals: totals, names: names, table: table, buildVersion: buildVersion)
+        let reloads = events.withLock { $0 }?.reloadCounters
+        return PrometheusExposition.render(totals: totals, names: names, table: table, buildVersion: buildVersion,
+                                           reloads: reloads, process: ProcessStatsReader.read())
     }
 
     /// Takes one sample for the windowed statistics (the sampler does this every `sampleInterval`;
@@ -90,6 +100,19 @@ public final class MetricsHub: Sendable {
     /// shortens it); the rollout controller asks for its longest step plus a sample interval.
     public func extendRetention(to retention: UInt64) {
         window.withLock { $0.extendRetention(to: retention) }
+    }
+
+    /// A copy of the windowed statistics plus the interval in progress: the counters now against
+    /// the latest sample, so `sluice status` shows the traffic of the first seconds after a start
+    /// (or since the last sample) instead of zeros. The in-progress interval is added only when the
+    /// latest sample is at most two sample intervals old (the sampler is running on this clock).
+    /// For display; the rollout controller judges complete samples (`statsWindow`).
+    public func liveStatsWindow(now: UInt64 = ControlClock.monotonicNanos()) -> StatsWindow {
+        var copy = statsWindow
+        guard let latest = copy.latestSampleTime, now > latest, now - latest <= 2 * sampleInterval else { return copy }
+        let (names, totals) = snapshot()
+        copy.record(totals: totals, names: names, now: now)
+        return copy
     }
 
     /// A copy of the windowed statistics, to query several series consistently.

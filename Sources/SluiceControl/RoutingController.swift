@@ -511,7 +511,7 @@ public final class RoutingController: Sendable {
         if a.adminAddress != b.adminAddress || a.adminToken != b.adminToken { out.append("admin") }
         if a.timeouts != b.timeouts { out.append("timeouts") }
         if a.limits != b.limits { out.append("limits") }
-        if a.accessLog != b.accessLog { out.append("access_log") }
+        if a.accessLog != b.accessLog || a.accessLogFormat != b.accessLogFormat { out.append("access_log") }
         if a.trustedProxies != b.trustedProxies { out.append("trusted_proxies") }
         // `state_file` is not compared: `sluice run --state-file` overrides it, and it is read at start only.
         return out

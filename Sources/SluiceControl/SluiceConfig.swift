@@ -2,7 +2,7 @@ import SluiceCore
 
 /// A loaded, validated config: process settings plus the compiled routing table.
 public struct SluiceConfig: Sendable {
-    /// Worker threads (`workers:`; `auto` = online CPUs).
+    /// Worker threads (`workers:`; `auto` = online CPUs, at most the cgroup v2 CPU limit rounded up).
     public var workers: Int
     /// Listening sockets.
     public var listeners: [ListenerSpec]
@@ -16,6 +16,9 @@ public struct SluiceConfig: Sendable {
     public var limits: Limits
     /// Where access log lines go.
     public var accessLog: AccessLogTarget
+    /// Which fields access-log lines have and which query parameters are redacted
+    /// (`access_log.fields`, `access_log.redact_query`; default every field, nothing redacted).
+    public var accessLogFormat: AccessLogFormat = .all
     /// The compiled routing table (its version is the one given to the loader).
     public var table: RoutingTable
     /// Peers whose X-Forwarded-For/-Proto/-Host are kept and extended (`trusted_proxies:`); from

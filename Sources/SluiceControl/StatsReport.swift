@@ -93,9 +93,11 @@ extension StatsReport {
 
     /// Builds the report of `table` (the serving table) from a hub's windows and gauges, with
     /// the runtime `overrides` in force by route name.
+    /// Windows end now: they include the sampling interval in progress (`MetricsHub.liveStatsWindow`).
     public static func build(hub: MetricsHub, table: RoutingTable, overrides: [String: RouteOverride] = [:],
-                             unixNanos: UInt64 = ControlClock.unixNanos()) -> StatsReport {
-        let window = hub.statsWindow
+                             unixNanos: UInt64 = ControlClock.unixNanos(),
+                             now: UInt64 = ControlClock.monotonicNanos()) -> StatsReport {
+        let window = hub.liveStatsWindow(now: now)
         let (_, totals) = hub.snapshot()
         let map = hub.seriesMap(for: table)
         func windows(_ series: Int32) -> [String: WindowReport] {

@@ -31,7 +31,7 @@ struct AdminOptions: ParsableArguments {
         if timeout < 1 { throw ValidationError("--timeout must be at least 1 second") }
     }
 
-    /// The address and token to use; exits 2 when the config file cannot tell.
+    /// The address and token to use; exits 1 when the config file cannot tell.
     func target(_ command: String) throws -> (address: SocketAddress, token: String?) {
         var address = SocketAddress.v4(0x7f00_0001, port: 9901)
         var fileToken: String?
@@ -40,7 +40,7 @@ struct AdminOptions: ParsableArguments {
                 (address, fileToken) = try AdminTarget.fromConfig(path: path)
             } catch {
                 printError("sluice \(command): \(error)")
-                throw ExitCode(2)
+                throw ExitCode(1)
             }
         } else if let text = admin, let parsed = AdminTarget.parseAddress(text) {
             address = parsed

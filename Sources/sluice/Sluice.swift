@@ -1,5 +1,6 @@
 import ArgumentParser
 @preconcurrency import Glibc
+import Logging
 import SluiceControl
 import SluiceCore
 import SluiceProxy
@@ -37,11 +38,25 @@ struct Sluice: ParsableCommand {
     )
 }
 
+/// The server's log (swift-log with `ServerLogHandler`: JSON lines, plain text on a terminal;
+/// warnings and errors on standard error). `run` and `demo` bootstrap it; CLI commands print plain lines.
+var log: Logger { Logger(label: "sluice") }
+
 /// Writes a line to standard error.
 func printError(_ text: String) {
     var line = text
     if !line.hasSuffix("\n") { line += "\n" }
     fputs(line, stderr)
+}
+
+/// Prints every problem of a config on standard error.
+func printProblems(_ error: ConfigError, file: String) {
+    for d in error.diagnostics { printError(d.description) }
+}
+
+/// "1 problem", "3 problems".
+func problemCount(_ n: Int) -> String {
+    n == 1 ? "1 problem" : "\(n) problems"
 }
 
 /// Converts a validated config into the IO layer's settings.
@@ -70,12 +85,13 @@ func reopenAccessLog(_ target: AccessLogTarget, fd: Int32) {
     guard case .file(let path) = target, fd >= 0 else { return }
     let fresh = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
     if fresh < 0 {
-        printError("sluice: cannot reopen access log \(path): \(String(cString: strerror(errno))); still writing to the old file")
+        log.error("cannot reopen the access log; still writing to the old file",
+                  metadata: ["path": "\(path)", "error": "\(String(cString: strerror(errno)))"])
         return
     }
     dup2(fresh, fd)
     close(fresh)
-    printError("sluice: reopened access log \(path)")
+    log.info("reopened the access log", metadata: ["path": "\(path)"])
 }
 
 /// The proxy plus its control plane: metrics hub, routing controller, rollout controller,
@@ -96,6 +112,7 @@ struct RunningSluice {
         let hub = MetricsHub(workers: max(1, settings.workers), listenerNames: config.listeners.map(\.name),
                              buildVersion: sluiceVersion, sampleInterval: RolloutController.sampleInterval(for: config.table))
         let events = EventLog()
+        hub.attach(events: events)
         let controller = try RoutingController(config: config, events: events, cause: cause)
         let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
                                  seriesMap: { hub.seriesMap(for: $0) })
@@ -109,11 +126,15 @@ struct RunningSluice {
         rollouts.registerAdminEndpoints(on: admin)
         try rollouts.start()
         try admin.start()
+        if let stateFile = config.stateFile, let problem = StateFileCheck.problem(path: stateFile) {
+            log.warning("\(problem)", metadata: ["state_file": "\(stateFile)"])
+        }
         for (route, o) in controller.overrides.sorted(by: { $0.key < $1.key }) {
-            printError("sluice: runtime override of route \(route) restored from \(config.stateFile ?? "the state file"): \(o.summary) (since \(o.since))")
+            log.notice("runtime override restored: \(o.summary)",
+                       metadata: ["route": "\(route)", "state_file": "\(config.stateFile ?? "")", "since": "\(o.since)"])
         }
         for status in rollouts.statuses() where status.state != "pending" || status.lastDecision != nil {
-            printError("sluice: rollout of route \(status.route): \(status.lastDecision?.summary ?? status.state)")
+            log.notice("rollout restored: \(status.lastDecision?.summary ?? status.state)", metadata: ["route": "\(status.route)"])
         }
         var watcher: ConfigWatcher?
         if watch, let path = config.sourcePath {
@@ -123,14 +144,15 @@ struct RunningSluice {
                         report(result, prefix: "\(path) changed")
                     }
                 } catch {
-                    printError("sluice: \(path) changed: \(describe(error))")
+                    logRejected(error, cause: "config file changed", path: path)
                 }
             }
             do {
                 try w.start()
                 watcher = w
             } catch {
-                printError("sluice: not watching \(path) for changes (SIGHUP and `sluice reload` still work): \(error)")
+                log.warning("not watching the config file for changes (SIGHUP and `sluice reload` still work)",
+                            metadata: ["path": "\(path)", "error": "\(error)"])
             }
         }
         return RunningSluice(server: server, hub: hub, admin: admin, events: events, controller: controller,
@@ -149,14 +171,18 @@ struct RunningSluice {
 
 /// Prints a change's one-line result and its warnings to standard error.
 func report(_ result: ChangeResult, prefix: String) {
-    printError("sluice: \(prefix): \(result.line)")
-    for w in result.warnings { printError("sluice: warning: \(w)") }
+    log.info("\(prefix): \(result.line)", metadata: ["cause": "\(prefix)"])
+    for w in result.warnings { log.warning("\(w)", metadata: ["cause": "\(prefix)"]) }
 }
 
-/// A control error with every config problem, for the log.
-func describe(_ error: ControlError) -> String {
-    if case .invalidConfig(let config, _) = error { return "\(error):\n\(config)" }
-    return error.description
+/// Logs a rejected reload: one error message with the problems as a list field.
+func logRejected(_ error: ControlError, cause: String, path: String? = nil) {
+    var metadata: Logger.Metadata = ["cause": "\(cause)"]
+    if let path { metadata["path"] = "\(path)" }
+    if case .invalidConfig(let config, _) = error {
+        metadata["problems"] = .array(config.diagnostics.map { .string($0.description) })
+    }
+    log.error("\(cause): \(error)", metadata: metadata)
 }
 
 /// Runs a server until SIGTERM/SIGINT, then drains. SIGHUP reloads the config file (through
@@ -167,17 +193,18 @@ func serve(_ running: RunningSluice, drainTimeout: UInt64,
         guard let signal = ProcessSignals.wait(timeoutMs: 1000) else { continue }
         switch signal {
         case .terminate, .interrupt:
-            printError("sluice: received \(signal == .terminate ? "SIGTERM" : "SIGINT"), draining (up to \(drainTimeout / 1_000_000_000)s)")
+            log.notice("received \(signal == .terminate ? "SIGTERM" : "SIGINT"), draining",
+                       metadata: ["drain_timeout_s": "\(drainTimeout / 1_000_000_000)"])
             running.stop(drainTimeout: drainTimeout)
-            printError("sluice: stopped")
+            log.notice("stopped")
             return 0
         case .hangup:
             do throws(ControlError) {
                 report(try running.controller.reloadFromFile(cause: "SIGHUP"), prefix: "SIGHUP")
             } catch .noConfigFile {
-                printError("sluice: SIGHUP ignored (no config file)")
+                log.warning("SIGHUP ignored (no config file)")
             } catch {
-                printError("sluice: SIGHUP: \(describe(error))")
+                logRejected(error, cause: "SIGHUP")
             }
         case .user1:
             reopenAccessLog(accessLog, fd: accessLogFD)
@@ -203,7 +230,7 @@ struct Run: ParsableCommand {
     @Option(name: .shortAndLong, help: "Path to the YAML config file.")
     var config: String
 
-    @Option(help: "Worker threads (overrides `workers` in the config; default: online CPUs).")
+    @Option(help: "Worker threads (overrides `workers` in the config; default: online CPUs, at most the cgroup CPU limit).")
     var workers: Int?
 
     @Option(help: "State file for runtime overrides (overrides `state_file` in the config; `off` keeps none).")
@@ -215,25 +242,29 @@ struct Run: ParsableCommand {
     @Flag(help: ArgumentHelp("Do not record per-request metrics (only to measure what recording costs).", visibility: .hidden))
     var noMetrics = false
 
+    func validate() throws {
+        if let w = workers, !(1...1024).contains(w) {
+            throw ValidationError("--workers must be 1...1024 (as `workers` in the config)")
+        }
+    }
+
     func run() throws {
         ProcessSignals.blockHandledSignals()
         var loaded: SluiceConfig
         do {
             loaded = try ConfigLoader.load(path: config)
         } catch {
-            printError("\(error)")
-            throw ExitCode(2)
+            printProblems(error, file: config)
+            printError("sluice run: cannot start: \(config) has \(problemCount(error.diagnostics.count))")
+            throw ExitCode(1)
         }
         if let stateFile { loaded.stateFile = stateFile == "off" ? nil : stateFile }
-        if let w = workers, !(1...1024).contains(w) {
-            printError("sluice: --workers must be 1...1024 (as `workers` in the config)")
-            throw ExitCode(2)
-        }
+        ServerLogHandler.bootstrap()
         var settings = proxySettings(loaded, workersOverride: workers)
         do {
             settings.accessLogFD = try openAccessLog(loaded.accessLog)
         } catch {
-            printError("sluice: cannot start: \(error)")
+            log.error("cannot start: \(error)")
             throw ExitCode(1)
         }
         settings.recordMetrics = !noMetrics
@@ -241,13 +272,14 @@ struct Run: ParsableCommand {
         do {
             running = try RunningSluice.start(loaded, settings: settings, cause: "sluice run --config \(config)", watch: watch)
         } catch {
-            printError("sluice: cannot start: \(error)")
+            log.error("cannot start: \(error)")
             throw ExitCode(1)
         }
         for (spec, addr) in zip(loaded.listeners, running.server.boundAddresses) {
-            printError("sluice \(sluiceVersion): listener \(spec.name) on \(addr), \(running.server.settings.workers) worker(s)")
+            log.notice("listening", metadata: ["listener": "\(spec.name)", "address": "\(addr)",
+                                               "workers": "\(running.server.settings.workers)", "version": "\(sluiceVersion)"])
         }
-        if let admin = running.admin.boundAddress { printError("sluice: admin API on http://\(admin)/metrics") }
+        if let admin = running.admin.boundAddress { log.notice("admin API", metadata: ["address": "\(admin)"]) }
         throw ExitCode(serve(running, drainTimeout: loaded.timeouts.drain,
                              accessLog: loaded.accessLog, accessLogFD: settings.accessLogFD))
     }
@@ -256,7 +288,11 @@ struct Run: ParsableCommand {
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Validate a config file and print every problem found.",
-        discussion: "Exits 0 when the file is valid, 1 when it is not (each problem with file:line:column and a hint)."
+        discussion: """
+            Exits 0 when the file is valid, with a summary on standard output. Exits 1 when it is \
+            not: every problem (file:line:column, key path, message and hint) on standard error, \
+            then one summary line.
+            """
     )
 
     @Option(name: .shortAndLong, help: "Path to the YAML config file.")
@@ -266,6 +302,7 @@ struct Check: ParsableCommand {
         do {
             let loaded = try ConfigLoader.load(path: config)
             let routes = loaded.table.routes.map { route in
+                guard !route.cohorts.isEmpty else { return "  route \(route.name): direct responses only (no cohorts)" }
                 let split = route.cohorts.map { c in "\(c.name)=\(Double(c.weight) / 100)%" }.joined(separator: " ")
                 return "  route \(route.name): \(split)"
             }
@@ -274,8 +311,8 @@ struct Check: ParsableCommand {
             print("  upstreams: " + loaded.table.upstreams.map { "\($0.name) (\($0.endpoints.count) endpoint(s))" }.joined(separator: ", "))
             for r in routes { print(r) }
         } catch {
-            print(error.description)
-            print("\(config): \(error.diagnostics.count) problem(s)")
+            printProblems(error, file: config)
+            printError("\(config): \(problemCount(error.diagnostics.count)), nothing changed")
             throw ExitCode(1)
         }
     }
@@ -293,6 +330,7 @@ struct Demo: ParsableCommand {
 
     func run() throws {
         ProcessSignals.blockHandledSignals()
+        ServerLogHandler.bootstrap()
         let loaded: SluiceConfig
         do {
             loaded = try ConfigLoader.parse(yaml: DemoConfig.yaml, file: "<demo>")

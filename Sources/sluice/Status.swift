@@ -13,9 +13,10 @@ struct Status: ParsableCommand {
         discussion: """
             Reads GET /admin/stats from a running sluice. Give the config file it runs with \
             (its admin.address is used) or the admin address itself. Rates and percentiles are \
-            over the last minute (--window 1m) or five minutes (--window 5m); they are sampled \
-            every few seconds, so a freshly started sluice shows less than a full window. \
-            Exits 1 when the admin API cannot be reached.
+            over the last minute (--window 1m) or five minutes (--window 5m), ending now: the \
+            seconds since the last sample count too, so a freshly started sluice shows its first \
+            requests at once (over the time it has run). Exits 1 when the admin API cannot be \
+            reached, 64 on a usage error.
             """
     )
 
@@ -36,6 +37,9 @@ struct Status: ParsableCommand {
 
     func validate() throws {
         if config != nil && admin != nil { throw ValidationError("give --config or --admin, not both") }
+        if let admin, Self.parseAddress(admin) == nil {
+            throw ValidationError("--admin \(admin): expected HOST:PORT, e.g. 127.0.0.1:9901")
+        }
         if !StatsReport.standardWindows.contains(where: { $0.name == window }) {
             throw ValidationError("--window must be one of: " + StatsReport.standardWindows.map(\.name).joined(separator: ", "))
         }
@@ -51,19 +55,16 @@ struct Status: ParsableCommand {
                 address = loaded.adminAddress
                 token = loaded.adminToken
             } catch {
-                printError("\(error)")
-                throw ExitCode(2)
+                printError("sluice status: cannot read the admin address from \(path): \(problemCount(error.diagnostics.count)) (`sluice check --config \(path)` lists them)")
+                throw ExitCode(1)
             }
             if address.port == 0 {
                 printError("sluice status: \(path) binds the admin API to port 0 (any free port); give the address with --admin")
-                throw ExitCode(2)
+                throw ExitCode(1)
             }
         } else if let text = admin {
-            guard let parsed = Self.parseAddress(text) else {
-                printError("sluice status: --admin \(text): expected HOST:PORT, e.g. 127.0.0.1:9901")
-                throw ExitCode(2)
-            }
-            address = parsed
+            // validate() checked it.
+            address = Self.parseAddress(text) ?? address
         }
         let target = AdminClient.reachableAddress(for: address)
         let response: AdminClientResponse

@@ -76,17 +76,18 @@ import Testing
         #expect(v("sluice_upstream_errors_total", web.merging(["cohort": "canary", "reason": "connect_refused"]) { $1 }) == 1)
         #expect(v("sluice_upstream_errors_total", web.merging(["cohort": "canary", "reason": "reset"]) { $1 }) == 0)
         #expect(v("sluice_requests_in_flight", web.merging(["cohort": "canary"]) { $1 }) == 1)
-        #expect(v("sluice_cohort_weight", web.merging(["cohort": "stable"]) { $1 }) == 90)
-        #expect(v("sluice_cohort_weight", web.merging(["cohort": "canary"]) { $1 }) == 10)
+        #expect(v("sluice_cohort_weight", web.merging(["cohort": "stable"]) { $1 }) == 0.9)
+        #expect(v("sluice_cohort_weight", web.merging(["cohort": "canary"]) { $1 }) == 0.1)
         #expect(v("sluice_connections_accepted_total", ["listener": "public"]) == 1)
         #expect(v("sluice_connections_active", ["listener": "public"]) == 1)
         #expect(v("sluice_upstream_connections_active", ["upstream": "canary"]) == 1)
         #expect(v("sluice_upstream_connections_active", ["upstream": "stable"]) == 0)
-        #expect(v("sluice_config_info", ["version": "1"]) == 1)
+        #expect(v("sluice_config_version", [:]) == 1)
+        #expect(!response.text.contains("sluice_config_info"), "the version is a value, not a label")
         #expect(v("sluice_build_info", ["version": "9.9.9-test"]) == 1)
         for family in ["sluice_requests_total", "sluice_request_duration_seconds", "sluice_upstream_errors_total",
                        "sluice_requests_in_flight", "sluice_cohort_weight", "sluice_connections_active",
-                       "sluice_connections_accepted_total", "sluice_upstream_connections_active", "sluice_config_info",
+                       "sluice_connections_accepted_total", "sluice_upstream_connections_active", "sluice_config_version",
                        "sluice_build_info"] {
             #expect(lines.contains { if case .type(family, _) = $0 { return true }; return false }, "no TYPE for \(family)")
             #expect(lines.contains { if case .help(family, _) = $0 { return true }; return false }, "no HELP for \(family)")

@@ -505,3 +505,34 @@ func position(of needle: String, in text: String, occurrence: Int = 1) -> (line:
         #expect(list.first?.line == 1 && list.first?.column == 1)
     }
 }
+
+/// `access_log.fields` and `access_log.redact_query`.
+struct AccessLogConfigTests {
+    @Test func fieldsAndRedactionAreRead() throws {
+        let config = try load(controllerYAML(top: "access_log: { path: stdout, fields: [time, host, path, status, error], redact_query: [token, api_key] }"))
+        #expect(config.accessLog == .stdout)
+        #expect(config.accessLogFormat.fields == [.time, .host, .path, .status, .error])
+        #expect(config.accessLogFormat == AccessLogFormat(fields: [.time, .host, .path, .status, .error], redactQuery: ["token", "api_key"]))
+        // Default: every field, nothing redacted.
+        let plain = try load(controllerYAML(top: "access_log: { path: stdout }"))
+        #expect(plain.accessLogFormat == .all && plain.accessLogFormat.redactQuery.isEmpty)
+    }
+
+    @Test func badFieldsAreReportedWithTheirLine() {
+        for (yaml, message) in [
+            ("access_log: { path: stdout, fields: [time, hots] }", "unknown access-log field `hots`"),
+            ("access_log: { path: stdout, fields: [time, time] }", "field `time` is listed twice"),
+            ("access_log: { path: stdout, fields: [] }", "at least one field is required"),
+            ("access_log: { path: stdout, redact_query: [\"a=b\"] }", "`a=b` is not a query parameter name"),
+            ("access_log: { path: stdout, redact: [token] }", "redact"),
+        ] {
+            #expect(throws: ConfigError.self) { try load(controllerYAML(top: yaml)) }
+            do {
+                _ = try load(controllerYAML(top: yaml))
+            } catch {
+                #expect(error.description.contains(message), "\(yaml): \(error.description)")
+                #expect(error.diagnostics.allSatisfy { $0.line > 0 })
+            }
+        }
+    }
+}

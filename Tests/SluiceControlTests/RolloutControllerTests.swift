@@ -207,7 +207,7 @@ import Testing
         let metrics = rig.rollouts.renderMetrics()
         #expect(metrics.contains("sluice_rollout_state{route=\"web\",state=\"rolled_back\"} 1"))
         #expect(metrics.contains("sluice_rollout_transitions_total{route=\"web\",from=\"progressing\",to=\"rolled_back\"} 1"))
-        #expect(metrics.contains("sluice_rollout_gate_value{route=\"web\",gate=\"error_rate\",cohort=\"canary\"} 0.05"))
+        #expect(metrics.contains("sluice_rollout_gate_error_ratio{route=\"web\",cohort=\"canary\"} 0.05"))
         // Commands that do not apply are refused with the reason.
         #expect(throws: ControlError.self) { try rig.rollouts.command(.resume, route: "web", cause: "test") }
         // Started again: from step 1, the split override again (rules back to the canary).

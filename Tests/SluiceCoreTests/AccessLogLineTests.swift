@@ -31,7 +31,7 @@ struct AccessLogLineTests {
             }}}
         }}}
         #expect(String(decoding: out, as: UTF8.self) ==
-            #"{"time":"2026-11-27T00:00:00.007Z","client":"127.0.0.1","method":"GET","path":"/a?b=\"c\"","status":200,"duration_ms":1.234,"bytes_in":10,"bytes_out":250,"route":"web","cohort":"canary","upstream":"127.0.0.1:9003","request_id":"r1","traceparent":"00-ab-cd-01"}"# + "\n")
+            #"{"time":"2026-11-27T00:00:00.007Z","client":"127.0.0.1","method":"GET","host":null,"path":"/a?b=\"c\"","protocol":null,"status":200,"duration_ms":1.234,"bytes_in":10,"bytes_out":250,"route":"web","cohort":"canary","upstream":"127.0.0.1:9003","upstream_status":null,"upstream_connect_ms":null,"upstream_first_byte_ms":null,"error":null,"request_id":"r1","traceparent":"00-ab-cd-01","user_agent":null,"referer":null}"# + "\n")
     }
 
     @Test func controlAndHighBytesAreEscapedAndEmptyIsNull() {

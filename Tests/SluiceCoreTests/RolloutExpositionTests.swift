@@ -4,7 +4,7 @@ import Testing
 
 /// Rollout metrics lines, number formats and the snapshot's JSON form.
 struct RolloutExpositionTests {
-    @Test func rendersTheFourFamilies() {
+    @Test func rendersTheFiveFamiliesOneUnitEach() {
         let spec = RolloutMachineTests.spec(failureLimit: 1)
         var machine = RolloutMachine(spec: spec)
         var transitions = RolloutTransitionCounts()
@@ -22,7 +22,7 @@ struct RolloutExpositionTests {
             RolloutExposition.Entry(route: "api", machine: pending, transitions: RolloutTransitionCounts()),
         ])
         #expect(text == """
-            # HELP sluice_rollout_step Current rollout step of the route, from 1 (0: not progressing, pending, rolled back or aborted).
+            # HELP sluice_rollout_step Current rollout step of the route: from 1 while progressing or paused, the number of steps when promoted, 0 when pending, rolled back or aborted.
             # TYPE sluice_rollout_step gauge
             sluice_rollout_step{route="web"} 0
             sluice_rollout_step{route="api"} 0
@@ -40,12 +40,14 @@ struct RolloutExpositionTests {
             sluice_rollout_state{route="api",state="promoted"} 0
             sluice_rollout_state{route="api",state="rolled_back"} 0
             sluice_rollout_state{route="api",state="aborted"} 0
-            # HELP sluice_rollout_gate_value Value of a gated metric in the last rollout evaluation, by cohort (error_rate: ratio, p99_latency: seconds).
-            # TYPE sluice_rollout_gate_value gauge
-            sluice_rollout_gate_value{route="web",gate="error_rate",cohort="canary"} 0.019
-            sluice_rollout_gate_value{route="web",gate="error_rate",cohort="stable"} 0.001
-            sluice_rollout_gate_value{route="web",gate="p99_latency",cohort="canary"} 0.25
-            sluice_rollout_gate_value{route="web",gate="p99_latency",cohort="stable"} 0.2
+            # HELP sluice_rollout_gate_error_ratio Error ratio (5xx and upstream failures per request, 0 to 1) of a cohort in the last rollout evaluation, for routes whose gates watch it.
+            # TYPE sluice_rollout_gate_error_ratio gauge
+            sluice_rollout_gate_error_ratio{route="web",cohort="canary"} 0.019
+            sluice_rollout_gate_error_ratio{route="web",cohort="stable"} 0.001
+            # HELP sluice_rollout_gate_p99_seconds p99 request duration of a cohort in seconds in the last rollout evaluation, for routes whose gates watch it.
+            # TYPE sluice_rollout_gate_p99_seconds gauge
+            sluice_rollout_gate_p99_seconds{route="web",cohort="canary"} 0.25
+            sluice_rollout_gate_p99_seconds{route="web",cohort="stable"} 0.2
             # HELP sluice_rollout_transitions_total Rollout state changes of the route (a step promotion is progressing to progressing).
             # TYPE sluice_rollout_transitions_total counter
             sluice_rollout_transitions_total{route="web",from="pending",to="progressing"} 1

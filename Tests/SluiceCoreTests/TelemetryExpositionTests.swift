@@ -49,6 +49,8 @@ struct TelemetryExpositionTests {
         shard.recordRequest(series: stable, status: 200, durationNanos: 3_000_000, bytesIn: 100, bytesOut: 2000)
         shard.recordRequest(series: canary, status: 503, durationNanos: 20_500_000, bytesIn: 80, bytesOut: 120)
         shard.recordUpstreamError(series: canary, reason: .connectRefused)
+        shard.recordUpstreamFirstByte(series: canary, nanos: 7_000_000)
+        shard.recordUpstreamFirstByte(series: canary, nanos: 20_000_000)
         shard.addInFlight(series: stable, 1)
         shard.recordRequest(series: SeriesMap.unroutedSeries, status: 404, durationNanos: 50_000, bytesIn: 70, bytesOut: 90)
         shard.connectionAccepted(listener: 0)
@@ -58,7 +60,7 @@ struct TelemetryExpositionTests {
                                        upstreamCount: names.upstreams.count)
         let text = PrometheusExposition.render(totals: totals, names: names, table: table, buildVersion: "0.1.0")
         let expected = #"""
-            # HELP sluice_requests_total Requests answered, by route, cohort and the status code sent to the client (0: no valid status was sent).
+            # HELP sluice_requests_total Requests answered, by route, cohort and the status code sent to the client (499: the client closed the connection before a response was sent).
             # TYPE sluice_requests_total counter
             sluice_requests_total{route="",cohort="",code="404"} 1
             sluice_requests_total{route="web",cohort="stable",code="200"} 2
@@ -113,6 +115,40 @@ struct TelemetryExpositionTests {
             sluice_request_duration_seconds_bucket{route="web",cohort="canary",le="+Inf"} 1
             sluice_request_duration_seconds_sum{route="web",cohort="canary"} 0.0205
             sluice_request_duration_seconds_count{route="web",cohort="canary"} 1
+            # HELP sluice_upstream_first_byte_seconds Time from sending a request's head to an upstream to the first byte of its response, by route and cohort.
+            # TYPE sluice_upstream_first_byte_seconds histogram
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="0.001"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="0.0025"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="0.005"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="0.01"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="0.025"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="0.05"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="0.1"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="0.25"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="0.5"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="1"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="2.5"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="5"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="10"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="stable",le="+Inf"} 0
+            sluice_upstream_first_byte_seconds_sum{route="web",cohort="stable"} 0
+            sluice_upstream_first_byte_seconds_count{route="web",cohort="stable"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="0.001"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="0.0025"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="0.005"} 0
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="0.01"} 1
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="0.025"} 2
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="0.05"} 2
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="0.1"} 2
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="0.25"} 2
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="0.5"} 2
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="1"} 2
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="2.5"} 2
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="5"} 2
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="10"} 2
+            sluice_upstream_first_byte_seconds_bucket{route="web",cohort="canary",le="+Inf"} 2
+            sluice_upstream_first_byte_seconds_sum{route="web",cohort="canary"} 0.027
+            sluice_upstream_first_byte_seconds_count{route="web",cohort="canary"} 2
             # HELP sluice_upstream_errors_total Failed exchanges with upstreams, by route, cohort and reason.
             # TYPE sluice_upstream_errors_total counter
             sluice_upstream_errors_total{route="web",cohort="stable",reason="connect_refused"} 0
@@ -143,10 +179,14 @@ struct TelemetryExpositionTests {
             # TYPE sluice_compression_bytes_total counter
             sluice_compression_bytes_total{route="web",direction="in"} 0
             sluice_compression_bytes_total{route="web",direction="out"} 0
-            # HELP sluice_cohort_weight Share of a route's split each cohort gets in the serving table, in percent.
+            # HELP sluice_cohort_weight Share of a route's split each cohort gets in the serving table, as a ratio from 0 to 1.
             # TYPE sluice_cohort_weight gauge
-            sluice_cohort_weight{route="web",cohort="stable"} 87.5
-            sluice_cohort_weight{route="web",cohort="canary"} 12.5
+            sluice_cohort_weight{route="web",cohort="stable"} 0.875
+            sluice_cohort_weight{route="web",cohort="canary"} 0.125
+            # HELP sluice_cohort_baseline 1 for the route's baseline cohort (where abort and rollback send traffic), 0 for the others; alerts compare a canary with it.
+            # TYPE sluice_cohort_baseline gauge
+            sluice_cohort_baseline{route="web",cohort="stable"} 1
+            sluice_cohort_baseline{route="web",cohort="canary"} 0
             # HELP sluice_request_bytes_total Bytes received from clients (heads and bodies), by route and cohort.
             # TYPE sluice_request_bytes_total counter
             sluice_request_bytes_total{route="",cohort=""} 70
@@ -171,9 +211,9 @@ struct TelemetryExpositionTests {
             # TYPE sluice_upstream_connections_opened_total counter
             sluice_upstream_connections_opened_total{upstream="stable"} 1
             sluice_upstream_connections_opened_total{upstream="canary"} 0
-            # HELP sluice_config_info Version of the routing table now serving (always 1).
-            # TYPE sluice_config_info gauge
-            sluice_config_info{version="7"} 1
+            # HELP sluice_config_version Version of the routing table now serving (rises with every reload and runtime change).
+            # TYPE sluice_config_version gauge
+            sluice_config_version 7
             # HELP sluice_build_info Sluice release this process runs (always 1).
             # TYPE sluice_build_info gauge
             sluice_build_info{version="0.1.0"} 1

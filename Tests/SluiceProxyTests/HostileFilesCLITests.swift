@@ -72,16 +72,17 @@ struct HostileFilesCLITests {
             """)
         let r = try runSluiceBounded(["check", "--config", path])
         #expect(r.reason == .exit && r.status == 1, "\(r)")
-        #expect(r.out.hasPrefix("\(path):9:42: routes[0].match.header.regex: invalid regex `\(String(repeating: "(", count: 40))... "
-                                + "(100001 bytes)`: pattern is too long (100001 bytes, at most 4096) (at offset 4096)\n"), "\(r.out)")
-        #expect(r.out.hasSuffix("\(path): 1 problem(s)\n"))
+        // Problems on stderr, then one summary line (issue 18's CLI convention).
+        #expect(r.err.hasPrefix("\(path):9:42: routes[0].match.header.regex: invalid regex `\(String(repeating: "(", count: 40))... "
+                                + "(100001 bytes)`: pattern is too long (100001 bytes, at most 4096) (at offset 4096)\n"), "\(r.err)")
+        #expect(r.err.hasSuffix("\(path): 1 problem, nothing changed\n"))
         // Within the length limit, nesting deeper than 32 levels.
         let nested = String(repeating: "(", count: 2_000) + String(repeating: ")", count: 2_000)
         try (Self.base + "routes: [{ name: web, upstream: stable, match: { header: { name: X-A, regex: '\(nested)' } } }]\n")
             .write(toFile: path, atomically: true, encoding: .utf8)
         let n = try runSluiceBounded(["check", "--config", path])
         #expect(n.reason == .exit && n.status == 1)
-        #expect(n.out.contains("groups nest too deep (at most 32 levels) (at offset 32)"), "\(n.out)")
+        #expect(n.err.contains("groups nest too deep (at most 32 levels) (at offset 32)"), "\(n.err)")
     }
 
     @Test func checkRefusesDurationsThatUsedToTrapLater() throws {
@@ -94,25 +95,24 @@ struct HostileFilesCLITests {
             """)
         let r = try runSluiceBounded(["check", "--config", path])
         #expect(r.reason == .exit && r.status == 1, "\(r)")
-        #expect(r.out == """
+        #expect(r.err == """
             \(path):7:28: timeouts.client_header: duration `18446744073s` is too long: client_header is at most 1d
               hint: e.g. `client_header: 10s`
             \(path):11:47: routes[0].rollout.step_duration: duration `18446744073709ms` is too long: step_duration is at most 30d
               hint: e.g. `step_duration: 10s`
-            2 errors in config
-            \(path): 2 problem(s)
+            \(path): 2 problems, nothing changed
 
             """)
-        // `run` refuses it the same way (exit 2, before listening), never a trap at start.
+        // `run` refuses it the same way (exit 1, before listening), never a trap at start.
         let run = try runSluiceBounded(["run", "--config", path])
-        #expect(run.reason == .exit && run.status == 2, "\(run)")
+        #expect(run.reason == .exit && run.status == 1, "\(run)")
         #expect(run.err.contains("step_duration: duration `18446744073709ms` is too long"))
     }
 
     @Test func checkAndRunRefuseEndlessFiles() throws {
         let r = try runSluiceBounded(["check", "--config", "/dev/zero"])
         #expect(r.reason == .exit && r.status == 1, "\(r)")
-        #expect(r.out.hasPrefix("/dev/zero: cannot read config file: /dev/zero: larger than 16MiB, the most sluice reads from one file\n"))
+        #expect(r.err.hasPrefix("/dev/zero: cannot read config file: /dev/zero: larger than 16MiB, the most sluice reads from one file\n"))
         let path = try file("ok.yaml", Self.base + "routes: [{ name: web, upstream: stable }]\n")
         let run = try runSluiceBounded(["run", "--config", path, "--state-file", "/dev/zero"])
         #expect(run.reason == .exit && run.status == 1, "\(run)")
@@ -122,8 +122,9 @@ struct HostileFilesCLITests {
     @Test func runRefusesAWorkerCountBeyondTheConfigBound() throws {
         let path = try file("workers.yaml", Self.base + "routes: [{ name: web, upstream: stable }]\n")
         let r = try runSluiceBounded(["run", "--config", path, "--workers", "100000000"])
-        #expect(r.reason == .exit && r.status == 2, "\(r)")
-        #expect(r.err == "sluice: --workers must be 1...1024 (as `workers` in the config)\n")
+        // A usage error (issue 18's convention): exit 64 with the message and the usage.
+        #expect(r.reason == .exit && r.status == 64, "\(r)")
+        #expect(r.err.contains("--workers must be 1...1024 (as `workers` in the config)"), "\(r.err)")
     }
 
     @Test(arguments: [
@@ -148,7 +149,8 @@ struct HostileFilesCLITests {
             """)
         let r = try runSluiceBounded(["run", "--config", path])
         #expect(r.reason == .exit && r.status == 1, "\(r)")
-        #expect(r.err.contains("sluice: cannot start: state file \(statePath) is not valid: \(problem) "
+        // One error line on stderr (a JSON log line when stderr is not a terminal, issue 18).
+        #expect(r.err.contains("cannot start: state file \(statePath) is not valid: \(problem) "
                                + "(remove or fix it to start without the runtime overrides it holds)"), "\(r.err)")
     }
 

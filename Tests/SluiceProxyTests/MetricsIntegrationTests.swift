@@ -76,7 +76,7 @@ struct MetricsIntegrationTests {
         #expect(sum > 1.4 && sum < 3, "duration sum \(sum)")
         #expect(m["sluice_requests_in_flight{\(web),cohort=\"stable\"}"] == 0)
         #expect(m["sluice_requests_in_flight{\(web),cohort=\"canary\"}"] == 0)
-        #expect(m["sluice_cohort_weight{\(web),cohort=\"stable\"}"] == 100)
+        #expect(m["sluice_cohort_weight{\(web),cohort=\"stable\"}"] == 1)
         #expect(m["sluice_cohort_weight{\(web),cohort=\"canary\"}"] == 0)
         #expect(m["sluice_connections_accepted_total{listener=\"public\"}"] == 17)
         #expect(m["sluice_connections_active{listener=\"public\"}"] == 0)

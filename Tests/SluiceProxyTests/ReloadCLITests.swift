@@ -4,11 +4,12 @@ import Testing
 import SluiceControl
 
 /// Runs the `sluice` binary built next to the test bundle with `arguments`.
-func runSluiceCLI(_ arguments: [String]) throws -> (status: Int32, out: String, err: String) {
+func runSluiceCLI(_ arguments: [String], cwd: String? = nil) throws -> (status: Int32, out: String, err: String) {
     let exe = URL(fileURLWithPath: try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
     let process = Process()
     process.executableURL = exe.deletingLastPathComponent().appendingPathComponent("sluice")
     process.arguments = arguments
+    if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

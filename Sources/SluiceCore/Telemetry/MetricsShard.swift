@@ -83,6 +83,15 @@ public final class MetricsShard: @unchecked Sendable {
         csluice_add_relaxed(p + SeriesLayout.latency + LatencyScale.index(nanos: durationNanos), 1)
     }
 
+    /// Records the time from writing a request's head to an upstream to the first byte of the
+    /// upstream's response (`sluice_upstream_first_byte_seconds`). Worker thread only.
+    @inlinable
+    public func recordUpstreamFirstByte(series: Int32, nanos: UInt64) {
+        let p = self.series(series)
+        csluice_add_relaxed(p + SeriesLayout.firstByteBuckets + DurationBuckets.index(nanos: nanos), 1)
+        csluice_add_relaxed(p + SeriesLayout.firstByteSumNanos, nanos)
+    }
+
     /// Records one upstream failure of an exchange of `series`. Worker thread only.
     @inlinable
     public func recordUpstreamError(series: Int32, reason: UpstreamErrorReason) {

@@ -86,6 +86,13 @@ public struct MetricsTotals: Sendable {
         let start = series * SeriesLayout.stride + SeriesLayout.durationBuckets
         return Array(seriesWords[start..<(start + DurationBuckets.count)])
     }
+    /// Non-cumulative counts of the time-to-first-byte buckets (`DurationBuckets` bounds) of `series`.
+    public func firstByteBucketCounts(series: Int) -> [UInt64] {
+        let start = series * SeriesLayout.stride + SeriesLayout.firstByteBuckets
+        return Array(seriesWords[start..<(start + DurationBuckets.count)])
+    }
+    /// Sum of the times to the upstream's first response byte of `series`, in nanoseconds.
+    public func firstByteSumNanos(series: Int) -> UInt64 { word(series, SeriesLayout.firstByteSumNanos) }
     /// Counts of the `LatencyScale` buckets of `series`.
     public func latencyCounts(series: Int) -> ArraySlice<UInt64> {
         let start = series * SeriesLayout.stride + SeriesLayout.latency

@@ -9,7 +9,10 @@ public enum PrometheusExposition {
 
     /// The exposition of `totals` (summed shards) named by `names`, with the weights and
     /// version of `table`, the table now serving.
-    public static func render(totals: MetricsTotals, names: MetricsNames, table: RoutingTable, buildVersion: String) -> String {
+    /// `reloads` adds the `sluice_config_reload*` families and `process` the standard `process_*`
+    /// families (both left out when nil).
+    public static func render(totals: MetricsTotals, names: MetricsNames, table: RoutingTable, buildVersion: String,
+                              reloads: ReloadCounters? = nil, process: ProcessStats? = nil) -> String {
         var out = ""
         out.reserveCapacity(4096 + totals.seriesCount * 1024)
         let seriesCount = min(totals.seriesCount, names.series.count)
@@ -22,7 +25,7 @@ public enum PrometheusExposition {
         }
 
         family(&out, "sluice_requests_total", "counter",
-               "Requests answered, by route, cohort and the status code sent to the client (0: no valid status was sent).")
+               "Requests answered, by route, cohort and the status code sent to the client (499: the client closed the connection before a response was sent).")
         for s in shown {
             for (status, count) in totals.statusCounts(series: s) {
                 sample(&out, "sluice_requests_total", "\(labels(s)),code=\"\(status)\"", count)
@@ -41,6 +44,19 @@ public enum PrometheusExposition {
             sample(&out, "sluice_request_duration_seconds_sum", l, seconds(nanos: totals.durationSumNanos(series: s)))
             // The count is the +Inf bucket, so the two always agree even while workers record.
             sample(&out, "sluice_request_duration_seconds_count", l, cumulative)
+        }
+
+        family(&out, "sluice_upstream_first_byte_seconds", "histogram",
+               "Time from sending a request's head to an upstream to the first byte of its response, by route and cohort.")
+        for s in shown where !names.series[s].cohort.isEmpty {
+            let l = labels(s)
+            var cumulative: UInt64 = 0
+            for (i, c) in totals.firstByteBucketCounts(series: s).enumerated() {
+                cumulative &+= c
+                sample(&out, "sluice_upstream_first_byte_seconds_bucket", "\(l),le=\"\(DurationBuckets.labels[i])\"", cumulative)
+            }
+            sample(&out, "sluice_upstream_first_byte_seconds_sum", l, seconds(nanos: totals.firstByteSumNanos(series: s)))
+            sample(&out, "sluice_upstream_first_byte_seconds_count", l, cumulative)
         }
 
         family(&out, "sluice_upstream_errors_total", "counter",
@@ -91,12 +107,22 @@ public enum PrometheusExposition {
         }
 
         family(&out, "sluice_cohort_weight", "gauge",
-               "Share of a route's split each cohort gets in the serving table, in percent.")
+               "Share of a route's split each cohort gets in the serving table, as a ratio from 0 to 1.")
         for route in table.routes {
             for cohort in route.cohorts {
                 sample(&out, "sluice_cohort_weight",
                        "route=\"\(escapeLabel(route.name))\",cohort=\"\(escapeLabel(cohort.name))\"",
-                       number(Double(cohort.weight) / 100))
+                       number(Double(cohort.weight) / 10000))
+            }
+        }
+
+        family(&out, "sluice_cohort_baseline", "gauge",
+               "1 for the route's baseline cohort (where abort and rollback send traffic), 0 for the others; alerts compare a canary with it.")
+        for route in table.routes {
+            for (i, cohort) in route.cohorts.enumerated() {
+                sample(&out, "sluice_cohort_baseline",
+                       "route=\"\(escapeLabel(route.name))\",cohort=\"\(escapeLabel(cohort.name))\"",
+                       i == Int(route.baseline) ? "1" : "0")
             }
         }
 
@@ -136,10 +162,13 @@ public enum PrometheusExposition {
                    totals.upstreamConnectionsOpened(upstream: u))
         }
 
-        family(&out, "sluice_config_info", "gauge", "Version of the routing table now serving (always 1).")
-        sample(&out, "sluice_config_info", "version=\"\(table.version)\"", "1")
+        family(&out, "sluice_config_version", "gauge",
+               "Version of the routing table now serving (rises with every reload and runtime change).")
+        sample(&out, "sluice_config_version", "", table.version)
         family(&out, "sluice_build_info", "gauge", "Sluice release this process runs (always 1).")
         sample(&out, "sluice_build_info", "version=\"\(escapeLabel(buildVersion))\"", "1")
+        if let reloads { renderReloads(reloads, to: &out) }
+        if let process { renderProcess(process, to: &out) }
         return out
     }
 

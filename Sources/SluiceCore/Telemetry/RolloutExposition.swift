@@ -4,7 +4,8 @@
 /// ```
 /// sluice_rollout_step{route="web"} 3
 /// sluice_rollout_state{route="web",state="progressing"} 1
-/// sluice_rollout_gate_value{route="web",gate="error_rate",cohort="canary"} 0.019
+/// sluice_rollout_gate_error_ratio{route="web",cohort="canary"} 0.019
+/// sluice_rollout_gate_p99_seconds{route="web",cohort="canary"} 0.25
 /// sluice_rollout_transitions_total{route="web",from="progressing",to="rolled_back"} 1
 /// ```
 public enum RolloutExposition {
@@ -25,18 +26,18 @@ public enum RolloutExposition {
         }
     }
 
-    /// The four families, each with HELP and TYPE, for every entry. `sluice_rollout_step` is the
+    /// The five families, each with HELP and TYPE, for every entry. `sluice_rollout_step` is the
     /// step number from 1 while progressing or paused, the number of steps when promoted, and 0
     /// otherwise. `sluice_rollout_state` has a series per state, 1 for the current one.
-    /// `sluice_rollout_gate_value` is, per metric the gates watch and per cohort (canary and
-    /// baseline), the value in the last evaluation: error rate as a ratio, p99 in seconds;
-    /// absent before one with requests.
+    /// `sluice_rollout_gate_error_ratio` (0 to 1) and `sluice_rollout_gate_p99_seconds` are, for
+    /// routes whose gates watch that metric and per cohort (canary and baseline), the value in the
+    /// last evaluation; absent before one with requests.
     public static func render(_ entries: [Entry]) -> String {
         var out = ""
         func label(_ entry: Entry) -> String { "route=\"\(PrometheusExposition.escapeLabel(entry.route))\"" }
 
         PrometheusExposition.family(&out, "sluice_rollout_step", "gauge",
-                                    "Current rollout step of the route, from 1 (0: not progressing, pending, rolled back or aborted).")
+                                    "Current rollout step of the route: from 1 while progressing or paused, the number of steps when promoted, 0 when pending, rolled back or aborted.")
         for e in entries {
             let step: Int
             switch e.machine.state {
@@ -56,13 +57,22 @@ public enum RolloutExposition {
             }
         }
 
-        PrometheusExposition.family(&out, "sluice_rollout_gate_value", "gauge",
-                                    "Value of a gated metric in the last rollout evaluation, by cohort (error_rate: ratio, p99_latency: seconds).")
-        for e in entries {
-            guard let evaluation = e.machine.lastEvaluation else { continue }
-            var metrics: [RolloutMetric] = []
-            for g in e.machine.spec.gates where !metrics.contains(g.metric) { metrics.append(g.metric) }
-            for metric in metrics {
+        // One family per gated metric, so each has one unit: a ratio, and seconds.
+        for metric in RolloutMetric.allCases {
+            let name: String
+            switch metric {
+            case .errorRate:
+                name = "sluice_rollout_gate_error_ratio"
+                PrometheusExposition.family(&out, name, "gauge",
+                                            "Error ratio (5xx and upstream failures per request, 0 to 1) of a cohort in the last rollout evaluation, for routes whose gates watch it.")
+            case .p99Latency:
+                name = "sluice_rollout_gate_p99_seconds"
+                PrometheusExposition.family(&out, name, "gauge",
+                                            "p99 request duration of a cohort in seconds in the last rollout evaluation, for routes whose gates watch it.")
+            }
+            for e in entries {
+                guard let evaluation = e.machine.lastEvaluation,
+                      e.machine.spec.gates.contains(where: { $0.metric == metric }) else { continue }
                 for (cohort, stats) in [(e.machine.spec.canary, evaluation.canary), (e.machine.spec.baseline, evaluation.baseline)] {
                     guard let stats, stats.requests > 0 else { continue }
                     let value: Double
@@ -72,10 +82,8 @@ public enum RolloutExposition {
                         guard let p99 = stats.p99 else { continue }
                         value = Double(p99) / 1e9
                     }
-                    PrometheusExposition.sample(
-                        &out, "sluice_rollout_gate_value",
-                        "\(label(e)),gate=\"\(metric.rawValue)\",cohort=\"\(PrometheusExposition.escapeLabel(cohort))\"",
-                        PrometheusExposition.number(value))
+                    PrometheusExposition.sample(&out, name, "\(label(e)),cohort=\"\(PrometheusExposition.escapeLabel(cohort))\"",
+                                                PrometheusExposition.number(value))
                 }
             }
         }

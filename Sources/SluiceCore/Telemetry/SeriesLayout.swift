@@ -35,8 +35,14 @@ enum SeriesLayout {
     @usableFromInline static let codeCount = 501
     /// Log-linear latency histogram, `LatencyScale.bucketCount` words.
     @usableFromInline static let latency = 536
+    /// Time to the upstream's first response byte: `DurationBuckets.count` non-cumulative bucket
+    /// words (last is +Inf), then the sum in nanoseconds. After the latency histogram: recorded
+    /// once per forwarded request, not on every request's first cache lines.
+    @usableFromInline static let firstByteBuckets = latency + LatencyScale.bucketCount
+    /// Sum of times to the upstream's first response byte, in nanoseconds.
+    @usableFromInline static let firstByteSumNanos = firstByteBuckets + DurationBuckets.count
     /// Words per series.
-    @usableFromInline static let stride = latency + LatencyScale.bucketCount
+    @usableFromInline static let stride = firstByteSumNanos + 1
 
     /// The status-code word for `status`: 1...500 for 100...599, 0 for anything else.
     @inlinable @inline(__always)
