@@ -17,7 +17,7 @@ struct ConfigCompiler {
 
     /// Top-level keys.
     static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies",
-                          "state_file"]
+                          "state_file", "cluster"]
 
     /// A compiler reporting against `file` and resolving names with `resolver`.
     init(file: String, resolver: HostResolver) {
@@ -39,6 +39,7 @@ struct ConfigCompiler {
         let accessLog = top["access_log"].map { compileAccessLog($0) } ?? .off
         let trustedProxies = top["trusted_proxies"].map { compileTrustedProxies($0) } ?? []
         let stateFile = top["state_file"].map { compileStateFile($0) } ?? .default
+        let cluster = top["cluster"].flatMap { compileCluster($0) }
         let upstreams = top["upstreams"].map { compileUpstreams($0) } ?? []
         let routeCompiler = RouteCompiler(upstreams: upstreams)
         let routes = top["routes"].map { routeCompiler.compileRoutes($0, reader: &reader) } ?? []
@@ -49,6 +50,7 @@ struct ConfigCompiler {
             workers: workers, listeners: listeners, adminAddress: adminAddress, adminToken: adminToken,
             timeouts: timeouts, limits: limits, accessLog: accessLog, table: table, sourcePath: nil)
         config.trustedProxies = trustedProxies
+        config.cluster = cluster
         stateFileSetting = stateFile
         if case .path(let p) = stateFile { config.stateFile = p }
         return config
