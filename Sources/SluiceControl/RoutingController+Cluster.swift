@@ -72,6 +72,11 @@ extension RoutingController {
         state.withLock { $0.fleet.rolloutsObserver = observer }
     }
 
+    /// The config file's table (without runtime overrides).
+    package var fileTable: RoutingTable {
+        state.withLock { $0.base }
+    }
+
     /// The fleet's routing state as this replica sees it.
     public var fleetView: FleetRoutingView {
         state.withLock { s in
