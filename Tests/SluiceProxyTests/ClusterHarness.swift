@@ -231,3 +231,11 @@ func fleetYAML(etcd: String, prefix: String, node: String, stable: UInt16, canar
         """
     }
 }
+
+extension Result {
+    /// The failure, if any.
+    var failure: Failure? {
+        if case .failure(let f) = self { return f }
+        return nil
+    }
+}

@@ -14,6 +14,66 @@ struct ClusterTests {
         return EtcdServer.binary != nil
     }()
 
+    /// The etcd client against a real etcd: put/range by key and prefix, a transaction's
+    /// comparison holding and failing, leases (keys bound to one go with it), a watch seeing
+    /// puts and deletes in order, and a dead first endpoint skipped for the next.
+    @Test(.enabled(if: ClusterTests.etcdInstalled))
+    func theEtcdClientSpeaksTheV3Gateway() throws {
+        let etcd = try EtcdServer()
+        defer { etcd.destroy() }
+        let dead = "http://127.0.0.1:\(try TestSocket.refusedPort())"
+        let client = EtcdClient(endpoints: [try EtcdClient.Endpoint.parse(dead).get(), try EtcdClient.Endpoint.parse(etcd.url).get()])
+        let r1 = try client.put("/t/a", Array("one".utf8))
+        try client.put("/t/b", Array("two".utf8))
+        try client.put("/u/c", Array("x".utf8))
+        let (kvs, revision) = try client.range("/t/", prefix: true)
+        #expect(kvs.map(\.key) == ["/t/a", "/t/b"])
+        #expect(kvs.map { String(decoding: $0.value, as: UTF8.self) } == ["one", "two"])
+        #expect(kvs[0].modRevision == r1)
+        #expect(revision > r1)
+        // A transaction conditioned on /t/a's revision: succeeds once, then fails with the current value.
+        var t = try client.txn([.modRevision("/t/a", r1)], success: [.put("/t/a", Array("uno".utf8), lease: 0)], failure: [.get("/t/a")])
+        #expect(t.succeeded)
+        t = try client.txn([.modRevision("/t/a", r1)], success: [.put("/t/a", Array("ein".utf8), lease: 0)], failure: [.get("/t/a")])
+        #expect(!t.succeeded)
+        #expect(t.reads.first?.first.map { String(decoding: $0.value, as: UTF8.self) } == "uno")
+        // Create-if-absent, as the leader election does.
+        t = try client.txn([.createRevision("/t/new", 0)], success: [.put("/t/new", [1], lease: 0)], failure: [.get("/t/new")])
+        #expect(t.succeeded)
+        t = try client.txn([.createRevision("/t/new", 0)], success: [.put("/t/new", [2], lease: 0)], failure: [.get("/t/new")])
+        #expect(!t.succeeded && t.reads.first?.first?.value == [1])
+        // Leases: a key bound to one goes when it is revoked; keep-alive on a dead lease answers 0.
+        let lease = try client.grantLease(ttlSeconds: 5)
+        #expect(try client.keepAlive(lease: lease) > 0)
+        try client.put("/t/leased", [7], lease: lease)
+        #expect(try client.range("/t/leased").kvs.first?.lease == lease)
+        try client.revoke(lease: lease)
+        #expect(try client.range("/t/leased").kvs.isEmpty)
+        #expect(try client.keepAlive(lease: lease) == 0)
+        // A watch from a revision sees what came after it, in order, then stops when cancelled.
+        let start = try client.range("/w/").revision + 1
+        try client.put("/w/1", [1])
+        try client.delete("/w/1")
+        let seen = LockedBox<[String]>([])
+        let stop = LockedBox(false)
+        let watcher = Thread {
+            try? client.watch("/w/", prefix: true, from: start, cancelled: { stop.get() }) { events in
+                seen.update { $0 += events.map { "\($0.deleted ? "delete" : "put") \($0.kv.key)" } }
+            }
+            seen.update { $0.append("returned") }
+        }
+        watcher.start()
+        #expect(eventually(3) { seen.get().count == 2 })
+        try client.put("/w/2", [2])
+        #expect(eventually(3) { seen.get() == ["put /w/1", "delete /w/1", "put /w/2"] }, "\(seen.get())")
+        stop.set(true)
+        #expect(eventually(2) { seen.get().last == "returned" })
+        // Nothing answers: a clear error.
+        let nobody = EtcdClient(endpoints: [try EtcdClient.Endpoint.parse(dead).get()], timeoutMillis: 500)
+        #expect(throws: EtcdClient.Failure.self) { _ = try nobody.range("/t/a") }
+        #expect(EtcdClient.Endpoint.parse("https://x:1").failure?.message.contains("TLS") == true)
+    }
+
     /// A split, a switch, a rollback and 20 aborts sent to one replica reach the other two
     /// (under light load: every replica is answering requests all along); the abort's delay is
     /// measured on the traffic. A change decided on an old version is refused as stale; a

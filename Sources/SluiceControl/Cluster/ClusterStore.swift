@@ -443,7 +443,7 @@ public final class ClusterStore: SharedRoutingStore, Sendable {
 /// The fleet's statistics: every replica's cumulative counters, folded into fleet-wide totals
 /// that only grow (a replica's restart or departure never subtracts), sampled into a
 /// `StatsWindow` at every heartbeat.
-struct FleetStatistics: Sendable {
+package struct FleetStatistics: Sendable {
     /// Counts of one series.
     struct Counts: Sendable, Equatable {
         var requests: UInt64 = 0
@@ -452,7 +452,11 @@ struct FleetStatistics: Sendable {
         var latency: [Int: UInt64] = [:]
     }
 
-    var window = StatsWindow()
+    /// The windowed fleet sums.
+    package var window = StatsWindow()
+
+    /// Empty statistics.
+    package init() {}
     /// Fleet totals by series, and the stable order of series (ids for the window).
     private var totals: [SeriesLabels: Counts] = [:]
     private var order: [SeriesLabels] = []
@@ -461,7 +465,7 @@ struct FleetStatistics: Sendable {
 
     /// Folds in one replica's report: the increase since its previous report (all of it when
     /// the replica restarted).
-    mutating func absorb(_ report: FleetCounters) {
+    package mutating func absorb(_ report: FleetCounters) {
         let previous = last[report.node]
         let fresh = previous?.incarnation != report.incarnation
         var counts: [SeriesLabels: Counts] = [:]
@@ -485,7 +489,7 @@ struct FleetStatistics: Sendable {
     private static func increase(_ now: UInt64, _ before: UInt64) -> UInt64 { now >= before ? now - before : now }
 
     /// Samples the fleet totals into the window.
-    mutating func sample(now: UInt64) {
+    package mutating func sample(now: UInt64) {
         let labels = [SeriesLabels(route: "", cohort: "")] + order
         var m = MetricsTotals(seriesCount: labels.count, listenerCount: 0, upstreamCount: 0)
         for (i, l) in order.enumerated() {

@@ -96,6 +96,16 @@ public struct FleetCounters: Sendable, Equatable, Codable {
         /// Non-zero latency buckets (`LatencyScale`) as [index, count] pairs.
         public var latency: [[UInt64]]
 
+        /// Creates a series.
+        public init(route: String, cohort: String, requests: UInt64, errors: UInt64, upstreamErrors: UInt64, latency: [[UInt64]]) {
+            self.route = route
+            self.cohort = cohort
+            self.requests = requests
+            self.errors = errors
+            self.upstreamErrors = upstreamErrors
+            self.latency = latency
+        }
+
         enum CodingKeys: String, CodingKey {
             case route, cohort, requests, errors, upstreamErrors = "upstream_errors", latency
         }
@@ -107,6 +117,13 @@ public struct FleetCounters: Sendable, Equatable, Codable {
     public var incarnation: String
     /// The series.
     public var series: [Series]
+
+    /// Creates a report.
+    public init(node: String, incarnation: String, series: [Series]) {
+        self.node = node
+        self.incarnation = incarnation
+        self.series = series
+    }
 }
 
 /// JSON coding of the fleet documents.
