@@ -183,7 +183,11 @@ extension RoutingController {
         let time = ControlClock.rfc3339(unixNanos: clock())
         let entry = HistoryEntry(version: table.version, time: time, kind: kind, cause: cause, route: route,
                                  changed: TableDiff.describe(from: s.serving, to: table), overrides: overrides, node: store.node)
-        var history = (s.fleet.doc?.history ?? []) + [entry]
+        // The fleet's first change also records what served before it (so it can be rolled back).
+        let before = s.fleet.doc?.history ?? [HistoryEntry(
+            version: s.serving.version, time: time, kind: .start, cause: "the fleet's state before its first shared change",
+            route: nil, changed: "started", overrides: s.overrides, node: store.node)]
+        var history = before + [entry]
         if history.count > historyLimit { history.removeFirst(history.count - historyLimit) }
         let doc = FleetRouting(version: table.version, overrides: overrides, history: history, node: store.node, updated: time)
         let rolloutsDoc = rollouts.map { FleetRollouts(rollouts: $0, node: store.node) }

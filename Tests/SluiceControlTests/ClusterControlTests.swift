@@ -108,7 +108,8 @@ final class MemoryStore: SharedRoutingStore, Sendable {
         #expect(doc.history.last?.cause == "op")
         #expect(rig.weights() == ["stable": 80, "canary": 20])
         // The history is the fleet's.
-        #expect(rig.controller.history().versions.map(\.version) == [result.version])
+        #expect(rig.controller.history().versions.map(\.version) == [result.version - 1, result.version])
+        #expect(rig.controller.history().versions.first?.kind == .start)
         #expect(rig.events.recent().last?.details["node"] == "n1")
     }
 
@@ -251,6 +252,13 @@ final class MemoryStore: SharedRoutingStore, Sendable {
         #expect(rig.weights() == ["stable": 80, "canary": 20])
         #expect(store.state?.history.last?.kind == .rollback)
         #expect(store.state?.overrides["web"]?.summary == "split stable=80% canary=20%")
+        // The fleet's first change can be rolled back too: to what served before it (no override).
+        let (rig2, store2) = try self.rig()
+        defer { rig2.dir.remove() }
+        _ = try rig2.controller.abort(route: "web", cause: "a")
+        _ = try rig2.controller.rollback(cause: "undo")
+        #expect(rig2.controller.overrides.isEmpty)
+        #expect(store2.state?.overrides.isEmpty == true)
     }
 
     // MARK: Config

@@ -60,6 +60,10 @@ struct ClusterRolloutTests {
         defer { r2.stop(); r3.stop() }
         #expect(eventually(3) { r3.cluster()?.rollouts["web"]?.leader == "replica-1" })
         #expect(r2.cluster()?.rollouts["web"]?.leading == false)
+        #expect(r1.metric("sluice_cluster_leader{route=\"web\"}") == 1)
+        #expect(r2.metric("sluice_cluster_leader{route=\"web\"}") == 0)
+        let status = try runSluiceCLI(["status", "--admin", "127.0.0.1:\(r2.adminPort)"])
+        #expect(status.out.contains("rollout leader of web: replica-1"), "\(status.out)")
         // Replica 3's routing file differs (another canary endpoint): it says so.
         #expect(eventually(3) { r3.metric("sluice_cluster_file_mismatch") == 1 || r1.metric("sluice_cluster_file_mismatch") == 1 })
 
