@@ -8,6 +8,8 @@ struct FleetHooks: Sendable {
     var window: @Sendable () -> StatsWindow
     /// Keeps the fleet window long enough for the longest step.
     var extendRetention: @Sendable (UInt64) -> Void
+    /// Why this replica's evaluations of the route are paused, if they are (etcd unreachable).
+    var pauseReason: @Sendable (String) -> String?
 }
 
 extension RolloutController {
@@ -19,7 +21,11 @@ extension RolloutController {
     public func joinFleet(_ store: ClusterStore) {
         fleet.withLock {
             $0 = FleetHooks(leads: { store.leads($0) }, window: { store.fleetWindow },
-                            extendRetention: { store.extendRetention(to: $0) })
+                            extendRetention: { store.extendRetention(to: $0) },
+                            pauseReason: { _ in
+                                store.isConnected ? nil
+                                    : "evaluations paused: the cluster store (etcd) is unreachable, so no replica can change the split"
+                            })
         }
         store.feed(routes: { [weak self] in self?.state.withLock { $0.order } ?? [] },
                    counters: { [weak self] in self?.localCounters() ?? [] })

@@ -345,7 +345,7 @@ public final class RolloutController: Sendable {
         return RolloutStatus(route: route, machine: e.machine, now: now, splitCanaryWeight: current,
                              windowSeconds: e.lastWindowSeconds,
                              nextEvaluation: e.machine.state.phase == .progressing ? e.nextEvaluation : nil,
-                             warnings: [e.lastError, s.persistWarning].compactMap { $0 },
+                             warnings: [e.lastError, s.persistWarning, fleet.withLock { $0 }?.pauseReason(route)].compactMap { $0 },
                              wallTime: { t in
                                  let ago = now > t ? now - t : 0
                                  return wallNow > ago ? wallNow - ago : 0

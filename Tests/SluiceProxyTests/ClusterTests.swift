@@ -74,6 +74,48 @@ struct ClusterTests {
         #expect(EtcdClient.Endpoint.parse("https://x:1").failure?.message.contains("TLS") == true)
     }
 
+    /// etcd's own authentication: with the user's password the client works (a token fetched
+    /// first), with a wrong one or outside the user's prefix it gets etcd's refusal.
+    @Test(.enabled(if: ClusterTests.etcdInstalled && FileManager.default.isExecutableFile(atPath: "/usr/bin/etcdctl")))
+    func theEtcdClientAuthenticates() throws {
+        let etcd = try EtcdServer()
+        defer { etcd.destroy() }
+        func etcdctl(_ args: [String]) throws -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/etcdctl")
+            p.arguments = ["--endpoints=\(etcd.url)"] + args
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        for args in [["user", "add", "root:rootpw"], ["user", "grant-role", "root", "root"], ["user", "add", "sluice:pw1"],
+                     ["role", "add", "sluice"], ["role", "grant-permission", "sluice", "--prefix=true", "readwrite", "/fleet/"],
+                     ["user", "grant-role", "sluice", "sluice"], ["auth", "enable"]] {
+            #expect(try etcdctl(args) == 0, "etcdctl \(args)")
+        }
+        let endpoint = try EtcdClient.Endpoint.parse(etcd.url).get()
+        let good = EtcdClient(endpoints: [endpoint], credentials: ("sluice", "pw1"))
+        try good.put("/fleet/k", Array("v".utf8))
+        #expect(try good.range("/fleet/k").kvs.first?.value == Array("v".utf8))
+        do {
+            try good.put("/other/k", [1])
+            Issue.record("a write outside the user's prefix was accepted")
+        } catch {
+            #expect("\(error)".contains("permission denied"), "\(error)")
+        }
+        let bad = EtcdClient(endpoints: [endpoint], credentials: ("sluice", "wrong"))
+        do {
+            _ = try bad.range("/fleet/k")
+            Issue.record("a wrong password was accepted")
+        } catch {
+            #expect("\(error)".contains("authentication failed"), "\(error)")
+        }
+        let anonymous = EtcdClient(endpoints: [endpoint])
+        #expect(throws: EtcdClient.Failure.self) { _ = try anonymous.range("/fleet/k") }
+    }
+
     /// A split, a switch, a rollback and 20 aborts sent to one replica reach the other two
     /// (under light load: every replica is answering requests all along); the abort's delay is
     /// measured on the traffic. A change decided on an old version is refused as stale; a
