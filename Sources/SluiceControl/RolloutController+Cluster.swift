@@ -30,7 +30,7 @@ extension RolloutController {
         store.feed(routes: { [weak self] in self?.state.withLock { $0.order } ?? [] },
                    counters: { [weak self] in self?.localCounters() ?? [] })
         store.observeLeadership { [weak self] route, leads in self?.leadershipChanged(route: route, leads: leads) }
-        routing.observeFleetRollouts { [weak self] snapshots in self?.adoptFleetSnapshots(snapshots) }
+        routing.observeFleetRollouts { [weak self] snapshots, node in self?.adoptFleetSnapshots(snapshots, by: node) }
         let longest = state.withLock { s in s.entries.values.map(\.machine.spec.stepDuration).max() }
         if let longest { store.extendRetention(to: longest &+ hub.sampleInterval &+ 1_000_000_000) }
         adoptFleetSnapshots(routing.rolloutSnapshots)
@@ -53,7 +53,7 @@ extension RolloutController {
 
     /// Follows snapshots written by another replica: each machine whose state, step or share
     /// differs is restored from the fleet's snapshot (time spent at the step kept).
-    func adoptFleetSnapshots(_ snapshots: [String: RolloutSnapshot]) {
+    func adoptFleetSnapshots(_ snapshots: [String: RolloutSnapshot], by node: String? = nil) {
         let now = clock()
         state.withLock { s in
             for route in s.order {
@@ -64,11 +64,30 @@ extension RolloutController {
                     continue
                 }
                 let (machine, _) = RolloutMachine.restoring(spec: e.machine.spec, snapshot: fleet, now: now, after: .fleet)
+                // The fleet's events: the decision another replica took, recorded here too.
+                if let node, mine.lastDecision != fleet.lastDecision, !fleet.lastDecision.isEmpty {
+                    routing.events.record(.rollout, oldVersion: nil, newVersion: nil, cause: "\(fleet.lastDecision) (by \(node))",
+                                          details: ["route": route, "node": node, "to": fleet.state.rawValue])
+                }
                 e.machine = machine
                 if case .progressing = machine.state { e.nextEvaluation = now &+ machine.spec.interval }
                 s.entries[route] = e
             }
         }
+    }
+
+    /// The error for a rollout command whose snapshot the fleet did not take (`saveRollouts`'s
+    /// warning), nil when it was taken (or there is no fleet).
+    func fleetRefusal(_ warning: String?) -> ControlError? {
+        guard let warning, fleet.withLock({ $0 }) != nil else { return nil }
+        if warning.hasPrefix(RoutingController.staleRolloutsWarning) {
+            return .conflict("stale change refused: another replica changed the fleet's rollouts meanwhile; "
+                             + "this replica follows the fleet's state: look at `sluice rollout status` and decide again")
+        }
+        if warning.hasPrefix(RoutingController.unreachableRolloutsWarning) {
+            return .clusterUnavailable(String(warning.dropFirst(RoutingController.unreachableRolloutsWarning.count)))
+        }
+        return nil
     }
 
     /// A leadership taken: the next evaluation one interval from now, on the machine as the

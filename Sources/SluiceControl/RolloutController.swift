@@ -296,13 +296,21 @@ public final class RolloutController: Sendable {
                                        version: table.version, now: now)
                 }
             }
+            let before = s.entries[route]
             e.machine = next
             e.transitions.record(out)
             e.lastError = nil
             if case .progressing = next.state { e.nextEvaluation = now &+ spec.interval }
             s.entries[route] = e
+            if change == nil {
+                persist(&s, now: now)
+                // With `cluster:`, a command the fleet did not take is refused, not kept here alone.
+                if let refusal = fleetRefusal(s.persistWarning) {
+                    s.entries[route] = before
+                    throw refusal
+                }
+            }
             record(route: route, out, change: change, version: table.version, details: ["by": cause])
-            if change == nil { persist(&s, now: now) }
             return RolloutCommandResult(route: route, command: command.rawValue, decision: out.decision.summary,
                                         status: status(s, route: route, now: now)!, change: change)
         }

@@ -36,7 +36,7 @@ struct FleetLink: Sendable {
     /// Aborts made with `--local` and not yet shared, by route.
     var localAborts: [String: RouteOverride] = [:]
     /// Told when another replica changed the rollouts (the rollout controller follows).
-    var rolloutsObserver: (@Sendable ([String: RolloutSnapshot]) -> Void)?
+    var rolloutsObserver: (@Sendable ([String: RolloutSnapshot], String) -> Void)?
 }
 
 /// What `sluice status` shows about the fleet's routing state.
@@ -68,7 +68,7 @@ extension RoutingController {
 
     /// Calls `observer` with the fleet's rollout snapshots whenever another replica changed them
     /// (outside the controller's lock).
-    package func observeFleetRollouts(_ observer: @escaping @Sendable ([String: RolloutSnapshot]) -> Void) {
+    package func observeFleetRollouts(_ observer: @escaping @Sendable ([String: RolloutSnapshot], String) -> Void) {
         state.withLock { $0.fleet.rolloutsObserver = observer }
     }
 
@@ -151,15 +151,15 @@ extension RoutingController {
     /// Applies the fleet's rollouts document seen at `revision`; tells the rollout controller
     /// when it is newer than what this replica wrote.
     package func adoptFleetRollouts(_ bytes: [UInt8]?, revision: Int64) {
-        let (observer, snapshots) = state.withLock { s -> ((@Sendable ([String: RolloutSnapshot]) -> Void)?, [String: RolloutSnapshot]?) in
+        let (observer, doc) = state.withLock { s -> ((@Sendable ([String: RolloutSnapshot], String) -> Void)?, FleetRollouts?) in
             guard revision > s.fleet.rolloutsRevision, let bytes,
                   case .success(let doc) = FleetJSON.decode(FleetRollouts.self, bytes) else { return (nil, nil) }
             s.fleet.rolloutsRevision = revision
             s.fleet.rollouts = doc
             s.rollouts = doc.rollouts
-            return (s.fleet.rolloutsObserver, doc.rollouts)
+            return (s.fleet.rolloutsObserver, doc)
         }
-        if let observer, let snapshots { observer(snapshots) }
+        if let observer, let doc { observer(doc.rollouts, doc.node) }
     }
 
     // MARK: Sharing changes
@@ -226,11 +226,17 @@ extension RoutingController {
             s.fleet.rolloutsRevision = revision
             return nil
         case .stale:
-            return "rollout state not shared: another replica changed it meanwhile (the fleet's state applies)"
+            // The watch brings the fleet's newer snapshots, and the machines follow them.
+            return Self.staleRolloutsWarning + "another replica changed it meanwhile (the fleet's state applies)"
         case .unreachable(let why):
-            return "rollout state not shared: the cluster store is unreachable (\(why)); rollouts are paused until it answers"
+            return Self.unreachableRolloutsWarning + why
         }
     }
+
+    /// Start of `saveRollouts`'s warning when another replica changed the rollouts meanwhile.
+    static let staleRolloutsWarning = "rollout state not shared: "
+    /// Start of `saveRollouts`'s warning when etcd cannot be reached (followed by why).
+    static let unreachableRolloutsWarning = "rollout state not shared (the cluster store is unreachable; rollouts are paused): "
 
     /// Shares the aborts made with `--local` (each made again on top of the fleet's current
     /// state: an abort is never stale). Returns the routes shared; throws when etcd is unreachable.

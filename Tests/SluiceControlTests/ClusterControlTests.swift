@@ -42,6 +42,20 @@ final class MemoryStore: SharedRoutingStore, Sendable {
         }
     }
 
+    /// Another replica's write of the rollouts document; returns its revision.
+    func writeRolloutsFromElsewhere(_ doc: FleetRollouts) -> (bytes: [UInt8], revision: Int64) {
+        let bytes = Array(try! JSONEncoder().encode(doc))
+        return data.withLock { d in
+            d.revision += 1
+            d.rollouts = bytes
+            d.rolloutsRevision = d.revision
+            return (bytes, d.revision)
+        }
+    }
+    var rollouts: FleetRollouts? {
+        data.withLock { $0.rollouts }.flatMap { try? JSONDecoder().decode(FleetRollouts.self, from: Foundation.Data($0)) }
+    }
+
     func write(state doc: FleetRouting, basedOn revision: Int64, rollouts: FleetRollouts?) -> SharedWrite {
         data.withLock { d in
             if d.unreachable { return .unreachable("connection refused (test)") }
@@ -259,6 +273,53 @@ final class MemoryStore: SharedRoutingStore, Sendable {
         _ = try rig2.controller.rollback(cause: "undo")
         #expect(rig2.controller.overrides.isEmpty)
         #expect(store2.state?.overrides.isEmpty == true)
+    }
+
+    // MARK: Rollouts in a fleet
+
+    @Test func rolloutCommandsAreSharedAndAStaleOrUnsharedOneIsRefused() throws {
+        let rig = try RolloutControllerTests.Rig()
+        defer { rig.base.dir.remove() }
+        let store = MemoryStore(node: "n1")
+        rig.routing.attachFleet(store)
+        // Not connected to any etcd: this replica leads nothing, it only takes commands and follows.
+        let cluster = try ClusterStore(settings: ClusterSettings(endpoints: ["http://127.0.0.1:1"], prefix: "/t", node: "n1"),
+                                       events: rig.base.events)
+        rig.rollouts.joinFleet(cluster)
+        let started = try rig.rollouts.command(.start, route: "web", cause: "op")
+        #expect(started.change?.split == "stable=90% canary=10%")
+        #expect(store.state?.overrides["web"]?.summary == "split stable=90% canary=10%")
+        #expect(store.rollouts?.rollouts["web"]?.state == .progressing)
+        #expect(store.rollouts?.node == "n1")
+        // Evaluations are paused here while etcd is unreachable (status says why).
+        #expect(rig.rollouts.status(route: "web")?.warnings.contains { $0.hasPrefix("evaluations paused") } == true)
+        // Another replica paused it meanwhile (not yet seen here): a pause sent here is stale.
+        var paused = store.rollouts!
+        paused.rollouts["web"]!.state = .paused
+        paused.rollouts["web"]!.lastDecision = "paused by operator at step 1 (10%)"
+        paused.node = "n2"
+        let (bytes, revision) = store.writeRolloutsFromElsewhere(paused)
+        do {
+            _ = try rig.rollouts.command(.pause, route: "web", cause: "op2")
+            Issue.record("a stale rollout command was accepted")
+        } catch {
+            #expect(error.description.hasPrefix("stale change refused: another replica changed the fleet's rollouts meanwhile"),
+                    "\(error)")
+        }
+        #expect(rig.rollouts.machine(route: "web")?.state == .progressing(step: 0))
+        // The watch then brings n2's pause: the machine follows, and the decision is an event here too.
+        rig.routing.adoptFleetRollouts(bytes, revision: revision)
+        #expect(rig.rollouts.machine(route: "web")?.state == .paused(step: 0))
+        #expect(rig.base.events.recent().last?.cause == "paused by operator at step 1 (10%) (by n2)")
+        // Unreachable: refused with the reason.
+        store.unreachable = true
+        do {
+            _ = try rig.rollouts.command(.resume, route: "web", cause: "op3")
+            Issue.record("accepted while unreachable")
+        } catch {
+            #expect(error.status == 503, "\(error)")
+        }
+        #expect(rig.rollouts.machine(route: "web")?.state == .paused(step: 0))
     }
 
     // MARK: Config

@@ -82,7 +82,9 @@ struct ClusterRolloutTests {
         // The leader decided (its events have the breach with the fleet's numbers); followers only followed.
         let leaderEvents = Self.rolloutEvents(r1)
         #expect(leaderEvents.contains { $0.contains("rolled back") }, "\(leaderEvents)")
-        #expect(!Self.rolloutEvents(r2).contains { $0.contains("rolled back") })
+        // The fleet's events: followers record the leader's decision, naming it.
+        #expect(eventually(2) { Self.rolloutEvents(r2).contains { $0.contains("rolled back") && $0.hasSuffix("(by replica-1)") } },
+                "\(Self.rolloutEvents(r2))")
     }
 
     /// The leader is killed mid-step; another replica takes over within the lease TTL plus a
