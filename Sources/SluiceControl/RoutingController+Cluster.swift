@@ -170,7 +170,7 @@ extension RoutingController {
     /// change and `.clusterUnavailable` when etcd cannot be reached. Caller holds the lock.
     func share(_ s: inout State, kind: RoutingEventKind, route: String?, cause: String, table: RoutingTable,
                overrides: [String: RouteOverride], rollouts: [String: RolloutSnapshot]? = nil, local: Bool = false,
-               retryIfStale: Bool = false) throws(ControlError) -> Bool {
+               retryIfStale: Bool = false, fleetOverrides: [String: RouteOverride]? = nil) throws(ControlError) -> Bool {
         guard let store = s.fleet.store else {
             if local { throw .badRequest("`--local` is for replicas with a `cluster:` section (this one is alone)") }
             return true
@@ -180,16 +180,22 @@ extension RoutingController {
             s.fleet.localAborts[route] = o
             return true
         }
+        // What the fleet gets: its own overrides with this change of `route` (a replica whose file
+        // lacks a route keeps the fleet's override of it, it just does not serve it), plus the
+        // aborts this replica made with `--local` and has not shared yet.
+        var shared = fleetOverrides ?? s.fleet.doc?.overrides ?? s.overrides
+        if fleetOverrides == nil, let route { shared[route] = overrides[route] }
+        for (r, o) in s.fleet.localAborts { shared[r] = o }
         let time = ControlClock.rfc3339(unixNanos: clock())
         let entry = HistoryEntry(version: table.version, time: time, kind: kind, cause: cause, route: route,
-                                 changed: TableDiff.describe(from: s.serving, to: table), overrides: overrides, node: store.node)
+                                 changed: TableDiff.describe(from: s.serving, to: table), overrides: shared, node: store.node)
         // The fleet's first change also records what served before it (so it can be rolled back).
         let before = s.fleet.doc?.history ?? [HistoryEntry(
             version: s.serving.version, time: time, kind: .start, cause: "the fleet's state before its first shared change",
             route: nil, changed: "started", overrides: s.overrides, node: store.node)]
         var history = before + [entry]
         if history.count > historyLimit { history.removeFirst(history.count - historyLimit) }
-        let doc = FleetRouting(version: table.version, overrides: overrides, history: history, node: store.node, updated: time)
+        let doc = FleetRouting(version: table.version, overrides: shared, history: history, node: store.node, updated: time)
         let rolloutsDoc = rollouts.map { FleetRollouts(rollouts: $0, node: store.node) }
         switch store.write(state: doc, basedOn: s.fleet.revision, rollouts: rolloutsDoc) {
         case .written(let revision):
@@ -288,7 +294,7 @@ extension RoutingController {
         } catch {
             throw .invalidChange(error)
         }
-        _ = try share(&s, kind: .rollback, route: nil, cause: cause, table: table, overrides: overrides)
+        _ = try share(&s, kind: .rollback, route: nil, cause: cause, table: table, overrides: overrides, fleetOverrides: target.overrides)
         return commit(&s, table: table, base: s.base, overrides: overrides, kind: .rollback, cause: cause, route: nil,
                       warnings: warnings, details: ["to": "\(target.version)"], rolledBackTo: target.version)
     }

@@ -275,6 +275,19 @@ final class MemoryStore: SharedRoutingStore, Sendable {
         #expect(store2.state?.overrides.isEmpty == true)
     }
 
+    @Test func aChangeKeepsTheFleetsOverridesOfRoutesThisReplicasFileLacks() throws {
+        let (rig, store) = try rig()
+        defer { rig.dir.remove() }
+        let elsewhere = RouteOverride(kind: .abort, since: "t", version: 3, cause: "n2")
+        let doc = foreignDoc(["checkout": elsewhere], version: 3, route: "checkout")
+        let rev = store.writeFromElsewhere(doc)
+        rig.controller.adoptFleetState(Array(try JSONEncoder().encode(doc)), revision: rev)
+        #expect(rig.controller.overrides.isEmpty)  // not served here: this file has no `checkout`
+        _ = try rig.controller.setSplit(route: "web", weights: split(["stable": 80, "canary": 20]), cause: "op")
+        _ = try rig.controller.clear(route: "web", cause: "op")
+        #expect(store.state?.overrides.keys.sorted() == ["checkout"])
+    }
+
     // MARK: Rollouts in a fleet
 
     @Test func rolloutCommandsAreSharedAndAStaleOrUnsharedOneIsRefused() throws {
