@@ -171,7 +171,7 @@ struct ClusterTests {
         // replica's traffic: from the admin call to the first response after its last canary one.
         let loads = replicas.map { ReplicaLoad($0) }
         defer { for l in loads { l.stop() } }
-        var delays: [UInt64] = []
+        var delays: [UInt64] = [], replies: [UInt64] = []
         for i in 0..<20 {
             let setter = replicas[i % 3], aborter = replicas[(i + 1) % 3]
             let tSplit = ControlClock.monotonicNanos()
@@ -180,6 +180,7 @@ struct ClusterTests {
             #expect(eventually(5) { loads.allSatisfy { $0.saw("canary", after: tSplit) } }, "abort \(i): canary traffic did not resume")
             let t0 = ControlClock.monotonicNanos()
             r = aborter.admin("POST", "/admin/routes/web/abort", #"{"cause": "propagation test"}"#)
+            replies.append(ControlClock.monotonicNanos() - t0)
             #expect(r?.status == 200, "\(r?.text ?? "no answer")")
             // Settled: every replica answered 10 stable responses in a row after the abort.
             #expect(eventually(5) {
@@ -192,8 +193,10 @@ struct ClusterTests {
         }
         let sorted = delays.sorted()
         let p50 = Double(sorted[sorted.count / 2]) / 1e6, max = Double(sorted.last!) / 1e6
+        let replyP50 = Double(replies.sorted()[replies.count / 2]) / 1e6
         print("cluster: abort propagation to 3 replicas under load over \(delays.count) aborts: "
-              + "p50 \(String(format: "%.1f", p50)) ms, max \(String(format: "%.1f", max)) ms")
+              + "p50 \(String(format: "%.1f", p50)) ms, max \(String(format: "%.1f", max)) ms "
+              + "(the abort's admin call itself, etcd commit included: p50 \(String(format: "%.1f", replyP50)) ms)")
         // The issue's target: canary traffic stops on every replica within 1 s.
         #expect(max < 1000, "abort propagation max \(max) ms")
 
