@@ -263,5 +263,9 @@ struct ClusterTests {
         // Changes are accepted again.
         #expect(b.admin("POST", "/admin/routes/web/clear", "")?.status == 200)
         #expect(eventually(3) { a.history()?.overrides["web"] == nil })
+        // A `--local` abort while etcd answers is shared at the next heartbeat.
+        #expect(a.admin("POST", "/admin/routes/web/abort", #"{"local": true}"#)?.status == 200)
+        #expect(eventually(3) { b.history()?.overrides["web"]?.kind == .abort })
+        #expect(a.cluster()?.routing?.pendingLocalAborts == [])
     }
 }

@@ -286,6 +286,8 @@ public final class ClusterStore: SharedRoutingStore, Sendable {
                     publishFile(table)
                     written = Self.fingerprint(table)
                 }
+                // An abort made with `--local` while etcd answered is shared at the next heartbeat.
+                shareLocalAborts()
             } catch {
                 markDisconnected(error.description)
             }

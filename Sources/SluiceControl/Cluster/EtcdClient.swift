@@ -76,6 +76,8 @@ package final class EtcdClient: Sendable {
     private let credentials: (user: String, password: String)?
     /// The endpoint that answered last (tried first next time).
     private let preferred = ControlLock(0)
+    /// Resolved host names (monotonic expiry), so a heartbeat does not ask DNS every time.
+    private let resolved = ControlLock<[String: (address: SocketAddress, until: UInt64)]>([:])
 
     /// A client for `endpoints`; `credentials` turn on etcd's user/password authentication.
     package init(endpoints: [Endpoint], timeoutMillis: Int32 = 2000, credentials: (user: String, password: String)? = nil) {
@@ -339,9 +341,13 @@ package final class EtcdClient: Sendable {
             let address: SocketAddress
             if let literal = SocketAddress.parse("\(e.host.contains(":") ? "[\(e.host)]" : e.host):\(e.port)") {
                 address = literal
+            } else if let cached = resolved.withLock({ $0[e.host] }), cached.until > ControlClock.monotonicNanos() {
+                address = cached.address.withPort(e.port)
             } else {
                 switch HostResolver.system.preferred(e.host) {
-                case .success(let a): address = a.withPort(e.port)
+                case .success(let a):
+                    address = a.withPort(e.port)
+                    resolved.withLock { $0[e.host] = (a, ControlClock.monotonicNanos() &+ 30_000_000_000) }
                 case .failure(let f):
                     problems.append("\(e): \(f.message)")
                     continue
@@ -353,6 +359,7 @@ package final class EtcdClient: Sendable {
                 return (fd, e)
             } catch {
                 problems.append("\(e): \(error.message)")
+                _ = resolved.withLock { $0.removeValue(forKey: e.host) }  // the name may point elsewhere now
             }
         }
         throw .unreachable(problems.joined(separator: "; "))
