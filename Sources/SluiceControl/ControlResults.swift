@@ -142,7 +142,8 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
     /// route without a rollout, a change decided on a table that was replaced meanwhile).
     case conflict(String)
     /// With `cluster:`: the shared state store (etcd) cannot be reached, so the change cannot be
-    /// shared with the other replicas and is refused (`sluice abort --local` still works).
+    /// shared with the other replicas and is refused (`sluice abort --local` still works), or it
+    /// did not confirm the write in time. The text says which.
     case clusterUnavailable(String)
 
     /// The HTTP status the admin API answers with.
@@ -180,9 +181,8 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
             return message
         case .badRequest(let message), .conflict(let message):
             return message
-        case .clusterUnavailable(let why):
-            return "refused: the cluster store (etcd) is unreachable, so the change cannot reach the other replicas (\(why)); "
-                + "every replica keeps serving its last table; `sluice abort ROUTE --local` aborts on this replica only"
+        case .clusterUnavailable(let message):
+            return message
         }
     }
 

@@ -85,7 +85,8 @@ extension RolloutController {
                              + "this replica follows the fleet's state: look at `sluice rollout status` and decide again")
         }
         if warning.hasPrefix(RoutingController.unreachableRolloutsWarning) {
-            return .clusterUnavailable(String(warning.dropFirst(RoutingController.unreachableRolloutsWarning.count)))
+            return .clusterUnavailable(RoutingController.unreachableText(
+                String(warning.dropFirst(RoutingController.unreachableRolloutsWarning.count))))
         }
         return nil
     }

@@ -18,8 +18,12 @@ package enum SharedWrite: Sendable {
     case written(Int64)
     /// Refused: the document changed meanwhile; its current bytes (nil: deleted) and revision.
     case stale([UInt8]?, Int64)
-    /// The store could not be reached (why).
+    /// The store could not be reached (why): nothing was written.
     case unreachable(String)
+    /// The write was sent but not confirmed in time (why): it may still take effect.
+    case unconfirmed(String)
+    /// The store answered with an error (why: permissions, a malformed request): nothing was written.
+    case refused(String)
 }
 
 /// A routing controller's link to the fleet (kept in its state, under its lock).
@@ -208,7 +212,13 @@ extension RoutingController {
             s.fleet.localAborts = [:]
             return true
         case .unreachable(let why):
-            throw .clusterUnavailable(why)
+            throw .clusterUnavailable(Self.unreachableText(why))
+        case .refused(let why):
+            throw .clusterUnavailable("refused: the cluster store (etcd) did not take the change (\(why)); nothing changed")
+        case .unconfirmed(let why):
+            throw .clusterUnavailable("not confirmed: the cluster store (etcd) did not answer in time (\(why)); the change may "
+                                      + "still take effect on every replica (this one follows whatever etcd holds): look at "
+                                      + "`sluice history` before trying again")
         case .stale(let bytes, let revision):
             let based = s.fleet.doc?.version
             _ = adopt(&s, bytes, revision: revision)
@@ -234,9 +244,15 @@ extension RoutingController {
         case .stale:
             // The watch brings the fleet's newer snapshots, and the machines follow them.
             return Self.staleRolloutsWarning + "another replica changed it meanwhile (the fleet's state applies)"
-        case .unreachable(let why):
+        case .unreachable(let why), .unconfirmed(let why), .refused(let why):
             return Self.unreachableRolloutsWarning + why
         }
+    }
+
+    /// The refusal of a change that could not be written because etcd is unreachable.
+    static func unreachableText(_ why: String) -> String {
+        "refused: the cluster store (etcd) is unreachable, so the change cannot reach the other replicas (\(why)); "
+            + "every replica keeps serving its last table; `sluice abort ROUTE --local` aborts on this replica only"
     }
 
     /// Start of `saveRollouts`'s warning when another replica changed the rollouts meanwhile.

@@ -87,8 +87,9 @@ final class FleetReplica: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let p = port
-        guard eventually(10, { (try? TestSocket.connect(port: p)).map { close($0); return true } ?? false }) else {
+        let p = port, a = adminPort
+        // The admin API starts last: wait for both.
+        guard eventually(10, { [p, a].allSatisfy { (try? TestSocket.connect(port: $0)).map { close($0); return true } ?? false } }) else {
             process.terminate()
             throw TestError("sluice \(node) did not start listening")
         }

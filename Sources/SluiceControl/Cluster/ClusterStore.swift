@@ -230,8 +230,16 @@ public final class ClusterStore: SharedRoutingStore, Sendable {
             let current = r.reads.first?.first
             return .stale(current?.value, current?.modRevision ?? 0)
         } catch {
-            if case .unreachable = error { markDisconnected(error.description) }
-            return .unreachable(error.description)
+            switch error {
+            case .unreachable:
+                markDisconnected(error.description)
+                return .unreachable(error.description)
+            case .uncertain:
+                markDisconnected(error.description)
+                return .unconfirmed(error.description)
+            case .refused, .protocolError:
+                return .refused(error.description)
+            }
         }
     }
 

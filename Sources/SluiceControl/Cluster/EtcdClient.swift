@@ -55,6 +55,9 @@ package final class EtcdClient: Sendable {
         case refused(Int, String)
         /// etcd answered something this client cannot read.
         case protocolError(String)
+        /// The request was sent but no complete answer came (a timeout, a closed connection):
+        /// etcd may or may not have carried it out.
+        case uncertain(String)
 
         /// One line for people.
         package var description: String {
@@ -62,6 +65,7 @@ package final class EtcdClient: Sendable {
             case .unreachable(let m): return "etcd unreachable: \(m)"
             case .refused(let status, let m): return "etcd refused the request (\(status)): \(m)"
             case .protocolError(let m): return "unexpected answer from etcd: \(m)"
+            case .uncertain(let m): return "no answer from etcd: \(m)"
             }
         }
     }
@@ -304,8 +308,16 @@ package final class EtcdClient: Sendable {
         defer { close(fd) }
         try send(fd, endpoint: endpoint, path: path, body: body, authorized: authorized)
         var reader = HTTPStreamReader(fd: fd, endpoint: endpoint, cancelled: { false }, maxTimeouts: 1)
-        let (status, _) = try reader.readHead()
-        let payload = try reader.readAll()
+        let status: Int
+        let payload: [UInt8]
+        do throws(Failure) {
+            (status, _) = try reader.readHead()
+            payload = try reader.readAll()
+        } catch {
+            // Sent, but not answered: etcd may still carry it out.
+            if case .unreachable(let m) = error { throw .uncertain(m) }
+            throw error
+        }
         let object = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any]
         guard status == 200 else {
             let fromJSON: String? = (object?["error"] as? String) ?? (object?["message"] as? String)
