@@ -267,6 +267,10 @@ struct Run: ParsableCommand {
             printError("sluice \(sluiceVersion): listener \(spec.name) on \(addr), \(running.server.settings.workers) worker(s)")
         }
         if let admin = running.admin.boundAddress { printError("sluice: admin API on http://\(admin)/metrics") }
+        if let cluster = running.cluster {
+            printError("sluice: cluster node \(cluster.node), state under \(cluster.settings.prefix) in etcd at "
+                       + cluster.settings.endpoints.joined(separator: ", ") + (cluster.isConnected ? "" : " (unreachable for now)"))
+        }
         throw ExitCode(serve(running, drainTimeout: loaded.timeouts.drain,
                              accessLog: loaded.accessLog, accessLogFD: settings.accessLogFD))
     }
