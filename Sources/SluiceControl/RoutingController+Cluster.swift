@@ -34,8 +34,9 @@ struct FleetLink: Sendable {
     var doc: FleetRouting?
     /// Its revision: what the next change is based on.
     var revision: Int64 = 0
-    /// The fleet's rollouts document last seen or written, and its revision.
+    /// The fleet's rollouts document last seen or written.
     var rollouts: FleetRollouts?
+    /// Its revision.
     var rolloutsRevision: Int64 = 0
     /// Aborts made with `--local` and not yet shared, by route.
     var localAborts: [String: RouteOverride] = [:]

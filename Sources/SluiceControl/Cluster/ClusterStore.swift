@@ -101,11 +101,17 @@ public final class ClusterStore: SharedRoutingStore, Sendable {
 
     // MARK: Keys
 
+    /// `P/state`: the fleet's routing document.
     var stateKey: String { settings.prefix + "/state" }
+    /// `P/rollouts`: the rollouts' snapshots.
     var rolloutsKey: String { settings.prefix + "/rollouts" }
+    /// `P/file`: the fleet's routing file fingerprint.
     var fileKey: String { settings.prefix + "/file" }
+    /// `P/nodes/`: one key per live replica.
     var nodesPrefix: String { settings.prefix + "/nodes/" }
+    /// `P/leaders/`: one key per route with a rollout, held by its leader.
     var leadersPrefix: String { settings.prefix + "/leaders/" }
+    /// `P/stats/`: one key per replica with its counters.
     var statsPrefix: String { settings.prefix + "/stats/" }
 
     // MARK: Wiring
@@ -535,9 +541,11 @@ public struct ClusterStatus: Sendable, Codable, Equatable {
     public var lastError: String?
     /// Replicas with a live lease.
     public var members: [String]
-    /// This replica's routing file fingerprint, and the fleet's (with who wrote it).
+    /// This replica's routing file fingerprint.
     public var fileHash: String
+    /// The fleet's routing file fingerprint (nil before any replica wrote one).
     public var fleetFileHash: String?
+    /// The replica that wrote it.
     public var fleetFileNode: String?
     /// False when this replica's routing file differs from the fleet's.
     public var fileMatches: Bool
