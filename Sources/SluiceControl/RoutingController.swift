@@ -410,38 +410,38 @@ public final class RoutingController: Sendable {
     /// was based on); an abort found stale is made again on top of the newer state, any other
     /// change is refused. `local` skips etcd (a local abort, shared later).
     func change(route: String, kind: RoutingEventKind, cause: String, rollouts: [String: RolloutSnapshot]? = nil,
-                        ifVersion: UInt64? = nil, local: Bool = false,
-                        make: (UInt64, String) -> RouteOverride) throws(ControlError) -> ChangeResult {
+                ifVersion: UInt64? = nil, local: Bool = false,
+                make: (UInt64, String) -> RouteOverride) throws(ControlError) -> ChangeResult {
         let time = ControlClock.rfc3339(unixNanos: clock())
         return try state.withLock { s throws(ControlError) -> ChangeResult in
-          var attempt = 0
-          while true {
-            attempt += 1
-            try checkVersion(s, ifVersion)
-            guard let r = s.base.routeIndex(named: route) else {
-                throw .invalidChange(.unknownRoute(route, known: s.base.routes.map(\.name)))
+            var attempt = 0
+            while true {
+                attempt += 1
+                try checkVersion(s, ifVersion)
+                guard let r = s.base.routeIndex(named: route) else {
+                    throw .invalidChange(.unknownRoute(route, known: s.base.routes.map(\.name)))
+                }
+                let version = s.serving.version + 1
+                var override = make(version, time)
+                let baseline = s.base.routes[r].baseline
+                if override.kind == .abort, baseline >= 0 { override.cohort = s.base.routes[r].cohorts[Int(baseline)].name }
+                override = override.ordered(for: s.base.routes[r])
+                var overrides = s.overrides
+                overrides[route] = override
+                let table: RoutingTable
+                do throws(RoutingChangeError) {
+                    table = try s.base.applying(Self.changes(overrides, in: s.base), version: version)
+                } catch {
+                    throw .invalidChange(error)
+                }
+                guard try share(&s, kind: kind, route: route, cause: cause, table: table, overrides: overrides, rollouts: rollouts,
+                                local: local, retryIfStale: kind == .abort && attempt < 5) else { continue }
+                if let rollouts { s.rollouts = rollouts }
+                var details = ["override": override.summary]
+                if local { details["local"] = "applied on this replica only; shared when the cluster store answers" }
+                return commit(&s, table: table, base: s.base, overrides: overrides, kind: kind, cause: cause, route: route,
+                              warnings: [], details: details)
             }
-            let version = s.serving.version + 1
-            var override = make(version, time)
-            let baseline = s.base.routes[r].baseline
-            if override.kind == .abort, baseline >= 0 { override.cohort = s.base.routes[r].cohorts[Int(baseline)].name }
-            override = override.ordered(for: s.base.routes[r])
-            var overrides = s.overrides
-            overrides[route] = override
-            let table: RoutingTable
-            do throws(RoutingChangeError) {
-                table = try s.base.applying(Self.changes(overrides, in: s.base), version: version)
-            } catch {
-                throw .invalidChange(error)
-            }
-            guard try share(&s, kind: kind, route: route, cause: cause, table: table, overrides: overrides, rollouts: rollouts,
-                            local: local, retryIfStale: kind == .abort && attempt < 5) else { continue }
-            if let rollouts { s.rollouts = rollouts }
-            var details = ["override": override.summary]
-            if local { details["local"] = "applied on this replica only; shared when the cluster store answers" }
-            return commit(&s, table: table, base: s.base, overrides: overrides, kind: kind, cause: cause, route: route,
-                          warnings: [], details: details)
-          }
         }
     }
 
