@@ -253,8 +253,11 @@ struct Clear: ParsableCommand {
     @Argument(help: "The route's name.")
     var route: String
 
+    @OptionGroup var versionGuard: VersionGuard
+
     func run() throws {
-        try ControlCall.change("clear", "/admin/routes/\(route)/clear", body: ControlBody(cause: ControlCall.cause("clear")),
+        try ControlCall.change("clear", "/admin/routes/\(route)/clear",
+                               body: ControlBody(cause: ControlCall.cause("clear"), ifVersion: versionGuard.ifVersion),
                                options: options)
     }
 }
@@ -275,8 +278,11 @@ struct Rollback: ParsableCommand {
     @Option(help: "The version to go back to.")
     var to: UInt64?
 
+    @OptionGroup var versionGuard: VersionGuard
+
     func run() throws {
-        try ControlCall.change("rollback", "/admin/rollback", body: ControlBody(cause: ControlCall.cause("rollback"), to: to),
+        try ControlCall.change("rollback", "/admin/rollback",
+                               body: ControlBody(cause: ControlCall.cause("rollback"), to: to, ifVersion: versionGuard.ifVersion),
                                options: options)
     }
 }
