@@ -17,7 +17,7 @@ struct ConfigCompiler {
 
     /// Top-level keys.
     static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies",
-                          "state_file", "path_normalization", "forward_normalized_path"]
+                          "state_file", "path_normalization", "forward_normalized_path", "cluster"]
 
     /// A compiler reporting against `file` and resolving names with `resolver`.
     init(file: String, resolver: HostResolver) {
@@ -39,6 +39,7 @@ struct ConfigCompiler {
         let accessLog = top["access_log"].map { compileAccessLog($0) } ?? .off
         let trustedProxies = top["trusted_proxies"].map { compileTrustedProxies($0) } ?? []
         let stateFile = top["state_file"].map { compileStateFile($0) } ?? .default
+        let cluster = top["cluster"].flatMap { compileCluster($0) }
         let upstreams = top["upstreams"].map { compileUpstreams($0) } ?? []
         var routeCompiler = RouteCompiler(upstreams: upstreams)
         if let n = top["path_normalization"], let b = reader.bool(n, "path_normalization") { routeCompiler.defaultPathNormalization = b }
@@ -59,6 +60,7 @@ struct ConfigCompiler {
             timeouts: timeouts, limits: limits, accessLog: accessLog, table: table, sourcePath: nil)
         config.trustedProxies = trustedProxies
         config.accessLogFormat = accessLogFormat
+        config.cluster = cluster
         stateFileSetting = stateFile
         if case .path(let p) = stateFile { config.stateFile = p }
         return config

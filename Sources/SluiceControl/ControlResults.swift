@@ -59,10 +59,12 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
     public var changed: String
     /// Runtime overrides in force in this version, by route.
     public var overrides: [String: RouteOverride]
+    /// With `cluster:`: the replica that made the change (nil on a single node).
+    public var node: String?
 
     /// Creates an entry.
     public init(version: UInt64, time: String, kind: RoutingEventKind, cause: String, route: String?, changed: String,
-                overrides: [String: RouteOverride]) {
+                overrides: [String: RouteOverride], node: String? = nil) {
         self.version = version
         self.time = time
         self.kind = kind
@@ -70,6 +72,7 @@ public struct HistoryEntry: Sendable, Codable, Equatable {
         self.route = route
         self.changed = changed
         self.overrides = overrides
+        self.node = node
     }
 }
 
@@ -138,6 +141,10 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
     /// The request does not fit the current state (a rollout command that does not apply, a
     /// route without a rollout, a change decided on a table that was replaced meanwhile).
     case conflict(String)
+    /// With `cluster:`: the shared state store (etcd) cannot be reached, so the change cannot be
+    /// shared with the other replicas and is refused (`sluice abort --local` still works), or it
+    /// did not confirm the write in time. The text says which.
+    case clusterUnavailable(String)
 
     /// The HTTP status the admin API answers with.
     public var status: Int {
@@ -146,6 +153,7 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
         case .invalidChange, .unknownVersion, .badRequest: return 400
         case .alreadyServing, .nothingToRollBack, .noOverride, .noConfigFile, .conflict: return 409
         case .stateFile: return 500
+        case .clusterUnavailable: return 503
         }
     }
 
@@ -172,6 +180,8 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
         case .stateFile(let message):
             return message
         case .badRequest(let message), .conflict(let message):
+            return message
+        case .clusterUnavailable(let message):
             return message
         }
     }

@@ -26,10 +26,12 @@ extension ChangeResult {
 public enum HistoryTable {
     /// One row per version (newest last, the serving one marked `*`), then the overrides in force.
     public static func render(_ report: HistoryReport) -> String {
-        var rows: [[String]] = [["", "VERSION", "TIME", "KIND", "CAUSE", "CHANGED"]]
+        // With `cluster:` each version names the replica that made it (a NODE column).
+        let fleet = report.versions.contains { $0.node != nil }
+        var rows: [[String]] = [["", "VERSION", "TIME", "KIND"] + (fleet ? ["NODE"] : []) + ["CAUSE", "CHANGED"]]
         for v in report.versions {
-            rows.append([v.version == report.currentVersion ? "*" : "", String(v.version), v.time, v.kind.rawValue,
-                         v.cause, v.changed])
+            rows.append([v.version == report.currentVersion ? "*" : "", String(v.version), v.time, v.kind.rawValue]
+                        + (fleet ? [v.node ?? "-"] : []) + [v.cause, v.changed])
         }
         var out = leftAligned(rows)
         if report.overrides.isEmpty {

@@ -28,6 +28,9 @@ public enum RoutingEventKind: String, Sendable, Codable, CaseIterable {
     /// A canary rollout's decision: started, a step promoted, a gate breached, rolled back,
     /// paused, resumed, promoted, aborted, restored after a restart (the cause has the numbers).
     case rollout
+    /// With `cluster:`: the shared store connected or became unreachable, a rollout leadership
+    /// was taken or lost, a local abort was shared, the routing file differs from the fleet's.
+    case cluster
 }
 
 /// One routing change.
@@ -147,7 +150,7 @@ extension ReloadCounters {
         case .reloadRejected:
             failures += 1
             lastSuccessful = false
-        case .split, .switch, .abort, .rollback, .clear, .restore, .overrideDropped, .rollout:
+        case .split, .switch, .abort, .rollback, .clear, .restore, .overrideDropped, .rollout, .cluster:
             break
         }
     }

@@ -36,7 +36,7 @@ public final class RolloutController: Sendable {
     public let hub: MetricsHub
 
     /// Monotonic nanoseconds (the machines' `now`).
-    private let clock: @Sendable () -> UInt64
+    let clock: @Sendable () -> UInt64
     /// Wall-clock Unix nanoseconds (times shown in the status).
     private let wallClock: @Sendable () -> UInt64
 
@@ -62,7 +62,9 @@ public final class RolloutController: Sendable {
         var persistWarning: String?
     }
 
-    private let state = ControlLock(State())
+    let state = ControlLock(State())
+    /// With `cluster:`: which routes this replica leads and the fleet's statistics (`RolloutController+Cluster.swift`).
+    let fleet = ControlLock<FleetHooks?>(nil)
     private let runner = ControlLock<(thread: pthread_t, stop: StopSignal)?>(nil)
 
     /// Rollouts for the routes of `routing`'s table, resumed from the snapshots of its state
@@ -179,10 +181,13 @@ public final class RolloutController: Sendable {
     /// Evaluates every progressing rollout whose evaluation is due at `now` (monotonic
     /// nanoseconds). The evaluation thread calls it; tests call it with a manual clock.
     public func tick(now: UInt64) {
+        let hooks = fleet.withLock { $0 }
         state.withLock { s in
             var evaluated = false
             for route in s.order {
                 guard let e = s.entries[route], case .progressing = e.machine.state, now >= e.nextEvaluation else { continue }
+                // With `cluster:`, only the route's leader evaluates (the others stand by).
+                if let hooks, !hooks.leads(route) { continue }
                 evaluate(&s, route: route, now: now)
                 evaluated = true
             }
@@ -203,7 +208,7 @@ public final class RolloutController: Sendable {
             return
         }
         let seconds = e.machine.evaluationWindowSeconds(now: now)
-        let window = hub.statsWindow
+        let window = fleet.withLock { $0 }?.window() ?? hub.statsWindow
         let canary = window.stats(route: route, cohort: spec.canary, window: seconds).map(RolloutStats.init)
         let baseline = window.stats(route: route, cohort: spec.baseline, window: seconds).map(RolloutStats.init)
         var next = e.machine
@@ -291,13 +296,21 @@ public final class RolloutController: Sendable {
                                        version: table.version, now: now)
                 }
             }
+            let before = s.entries[route]
             e.machine = next
             e.transitions.record(out)
             e.lastError = nil
             if case .progressing = next.state { e.nextEvaluation = now &+ spec.interval }
             s.entries[route] = e
+            if change == nil {
+                persist(&s, now: now)
+                // With `cluster:`, a command the fleet did not take is refused, not kept here alone.
+                if let refusal = fleetRefusal(s.persistWarning) {
+                    s.entries[route] = before
+                    throw refusal
+                }
+            }
             record(route: route, out, change: change, version: table.version, details: ["by": cause])
-            if change == nil { persist(&s, now: now) }
             return RolloutCommandResult(route: route, command: command.rawValue, decision: out.decision.summary,
                                         status: status(s, route: route, now: now)!, change: change)
         }
@@ -340,7 +353,7 @@ public final class RolloutController: Sendable {
         return RolloutStatus(route: route, machine: e.machine, now: now, splitCanaryWeight: current,
                              windowSeconds: e.lastWindowSeconds,
                              nextEvaluation: e.machine.state.phase == .progressing ? e.nextEvaluation : nil,
-                             warnings: [e.lastError, s.persistWarning].compactMap { $0 },
+                             warnings: [e.lastError, s.persistWarning, fleet.withLock { $0 }?.pauseReason(route)].compactMap { $0 },
                              wallTime: { t in
                                  let ago = now > t ? now - t : 0
                                  return wallNow > ago ? wallNow - ago : 0
@@ -492,6 +505,7 @@ public final class RolloutController: Sendable {
     private func extendRetention(_ s: State) {
         guard let longest = s.entries.values.map(\.machine.spec.stepDuration).max() else { return }
         hub.extendRetention(to: longest &+ hub.sampleInterval &+ 1_000_000_000)
+        fleet.withLock { $0 }?.extendRetention(longest &+ hub.sampleInterval &+ 1_000_000_000)
     }
 
     /// Records a `rollout` event for `out`: its summary (and `note`) as the cause.

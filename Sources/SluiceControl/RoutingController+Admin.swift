@@ -55,7 +55,8 @@ extension RoutingController {
                     case .failure(let problem): throw .badRequest("weight of `\(cohort)`: \(problem.message)")
                     }
                 }
-                return try setSplit(route: route, weights: weights, cause: Self.cause(body.cause, "POST /admin/routes/\(route)/split"))
+                return try setSplit(route: route, weights: weights, cause: Self.cause(body.cause, "POST /admin/routes/\(route)/split"),
+                                    ifVersion: body.ifVersion)
             }
         }
         admin.register("POST", "/admin/routes/{route}/switch") { [self] request in
@@ -65,27 +66,30 @@ extension RoutingController {
                 guard let cohort = body.cohort, !cohort.isEmpty else {
                     throw .badRequest("the body needs `cohort`, e.g. {\"cohort\": \"green\"}")
                 }
-                return try switchTo(route: route, cohort: cohort, cause: Self.cause(body.cause, "POST /admin/routes/\(route)/switch"))
+                return try switchTo(route: route, cohort: cohort, cause: Self.cause(body.cause, "POST /admin/routes/\(route)/switch"),
+                                    ifVersion: body.ifVersion)
             }
         }
         admin.register("POST", "/admin/routes/{route}/abort") { [self] request in
             Self.answer { () throws(ControlError) in
                 let route = request.pathParameters["route"] ?? ""
                 let body = try Self.decode(CauseBody.self, request)
-                return try abort(route: route, cause: Self.cause(body.cause, "POST /admin/routes/\(route)/abort"))
+                return try abort(route: route, cause: Self.cause(body.cause, "POST /admin/routes/\(route)/abort"),
+                                 local: body.local ?? false)
             }
         }
         admin.register("POST", "/admin/routes/{route}/clear") { [self] request in
             Self.answer { () throws(ControlError) in
                 let route = request.pathParameters["route"] ?? ""
                 let body = try Self.decode(CauseBody.self, request)
-                return try clear(route: route, cause: Self.cause(body.cause, "POST /admin/routes/\(route)/clear"))
+                return try clear(route: route, cause: Self.cause(body.cause, "POST /admin/routes/\(route)/clear"),
+                                 ifVersion: body.ifVersion)
             }
         }
         admin.register("POST", "/admin/rollback") { [self] request in
             Self.answer { () throws(ControlError) in
                 let body = try Self.decode(RollbackBody.self, request)
-                return try rollback(to: body.to, cause: Self.cause(body.cause, "POST /admin/rollback"))
+                return try rollback(to: body.to, cause: Self.cause(body.cause, "POST /admin/rollback"), ifVersion: body.ifVersion)
             }
         }
     }
@@ -132,6 +136,14 @@ extension RoutingController {
 struct CauseBody: Decodable {
     /// Why (recorded in the history and events).
     var cause: String?
+    /// Abort only: on this replica only, shared with the fleet later (`cluster:`).
+    var local: Bool?
+    /// Refuse the change unless this version is current (stale otherwise).
+    var ifVersion: UInt64?
+
+    enum CodingKeys: String, CodingKey {
+        case cause, local, ifVersion = "if_version"
+    }
 }
 
 /// `{"weights": {"stable": 90, "canary": "10"}, "cause": "..."}`.
@@ -140,6 +152,12 @@ struct SplitBody: Decodable {
     var weights: [String: WeightValue]?
     /// Why.
     var cause: String?
+    /// Refuse the change unless this version is current.
+    var ifVersion: UInt64?
+
+    enum CodingKeys: String, CodingKey {
+        case weights, cause, ifVersion = "if_version"
+    }
 }
 
 /// `{"cohort": "green", "cause": "..."}`.
@@ -148,6 +166,12 @@ struct SwitchBody: Decodable {
     var cohort: String?
     /// Why.
     var cause: String?
+    /// Refuse the change unless this version is current.
+    var ifVersion: UInt64?
+
+    enum CodingKeys: String, CodingKey {
+        case cohort, cause, ifVersion = "if_version"
+    }
 }
 
 /// `{"to": 7, "cause": "..."}`.
@@ -156,6 +180,12 @@ struct RollbackBody: Decodable {
     var to: UInt64?
     /// Why.
     var cause: String?
+    /// Refuse the change unless this version is current.
+    var ifVersion: UInt64?
+
+    enum CodingKeys: String, CodingKey {
+        case to, cause, ifVersion = "if_version"
+    }
 }
 
 /// A weight given as a JSON number (`90`, `4.5`) or string (`"90"`, `"4.5%"`), as a percentage.

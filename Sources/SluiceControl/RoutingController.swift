@@ -32,19 +32,19 @@ public final class RoutingController: Sendable {
     public let historyLimit: Int
 
     private let resolver: HostResolver
-    private let clock: @Sendable () -> UInt64
+    let clock: @Sendable () -> UInt64
     /// The settings the process started with (what a reload cannot change).
     private let startConfig: SluiceConfig
 
     /// One version as kept in the history.
-    private struct VersionRecord: Sendable {
+    struct VersionRecord: Sendable {
         var entry: HistoryEntry
         var table: RoutingTable
         var base: RoutingTable
         var overrides: [String: RouteOverride]
     }
 
-    private struct State: Sendable {
+    struct State: Sendable {
         var base: RoutingTable
         var overrides: [String: RouteOverride]
         var serving: RoutingTable
@@ -56,9 +56,11 @@ public final class RoutingController: Sendable {
         var rollouts: [String: RolloutSnapshot] = [:]
         /// Told about every change made through the public methods (the rollout controller).
         var observer: (@Sendable (ChangeResult, String) -> Void)?
+        /// With `cluster:`: the link to the fleet's shared state (`RoutingController+Cluster.swift`).
+        var fleet = FleetLink()
     }
 
-    private let state: ControlLock<State>
+    let state: ControlLock<State>
     /// Held for the whole of a reload (read, parse, resolve, commit), so reloads do not overtake each other.
     private let reloading = ControlLock(())
 
@@ -155,7 +157,7 @@ public final class RoutingController: Sendable {
     }
 
     /// Reports `result` to the observer; returns it.
-    private func notify(_ result: ChangeResult, cause: String) -> ChangeResult {
+    func notify(_ result: ChangeResult, cause: String) -> ChangeResult {
         if let observer = state.withLock({ $0.observer }) { observer(result, cause) }
         return result
     }
@@ -185,7 +187,10 @@ public final class RoutingController: Sendable {
     /// Recent versions, oldest first, with the overrides in force now.
     public func history() -> HistoryReport {
         state.withLock { s in
-            HistoryReport(currentVersion: s.serving.version, versions: s.history.map(\.entry), overrides: s.overrides)
+            if let doc = s.fleet.doc, s.fleet.store != nil {
+                return HistoryReport(currentVersion: s.serving.version, versions: doc.history, overrides: s.overrides)
+            }
+            return HistoryReport(currentVersion: s.serving.version, versions: s.history.map(\.entry), overrides: s.overrides)
         }
     }
 
@@ -282,22 +287,27 @@ public final class RoutingController: Sendable {
 
     /// Sets route `route`'s split (weights in 0.01% units summing to 10000; cohorts not named
     /// get 0). Replaces the route's override.
-    public func setSplit(route: String, weights: [CohortWeight], cause: String) throws(ControlError) -> ChangeResult {
-        notify(try change(route: route, kind: .split, cause: cause) { version, time in
+    /// `ifVersion`: refuse the change (stale) unless that version is still the current one.
+    public func setSplit(route: String, weights: [CohortWeight], cause: String,
+                         ifVersion: UInt64? = nil) throws(ControlError) -> ChangeResult {
+        notify(try change(route: route, kind: .split, cause: cause, ifVersion: ifVersion) { version, time in
             RouteOverride(kind: .split, weights: weights, since: time, version: version, cause: cause)
         }, cause: cause)
     }
 
     /// Sends all of route `route`'s traffic to `cohort` (blue/green switch). Replaces the route's override.
-    public func switchTo(route: String, cohort: String, cause: String) throws(ControlError) -> ChangeResult {
-        notify(try change(route: route, kind: .switch, cause: cause) { version, time in
+    public func switchTo(route: String, cohort: String, cause: String,
+                         ifVersion: UInt64? = nil) throws(ControlError) -> ChangeResult {
+        notify(try change(route: route, kind: .switch, cause: cause, ifVersion: ifVersion) { version, time in
             RouteOverride(kind: .switch, cohort: cohort, since: time, version: version, cause: cause)
         }, cause: cause)
     }
 
     /// Sends all of route `route`'s traffic to its baseline (abort a canary). Replaces the route's override.
-    public func abort(route: String, cause: String) throws(ControlError) -> ChangeResult {
-        notify(try change(route: route, kind: .abort, cause: cause) { version, time in
+    /// With `cluster:` the abort is shared with every replica; `local` applies it to this
+    /// replica only (when etcd is unreachable), shared once etcd answers again.
+    public func abort(route: String, cause: String, local: Bool = false) throws(ControlError) -> ChangeResult {
+        notify(try change(route: route, kind: .abort, cause: cause, local: local) { version, time in
             RouteOverride(kind: .abort, since: time, version: version, cause: cause)
         }, cause: cause)
     }
@@ -338,14 +348,16 @@ public final class RoutingController: Sendable {
     /// cannot be written (nil without a state file).
     package func saveRollouts(_ rollouts: [String: RolloutSnapshot]) -> String? {
         state.withLock { s in
+            let shared = shareRollouts(&s, rollouts)
             s.rollouts = rollouts
-            return persist(s)
+            return [shared, persist(s)].compactMap { $0 }.first
         }
     }
 
     /// Removes route `route`'s override: its split is the config file's again.
-    public func clear(route: String, cause: String) throws(ControlError) -> ChangeResult {
+    public func clear(route: String, cause: String, ifVersion: UInt64? = nil) throws(ControlError) -> ChangeResult {
         let result = try state.withLock { s throws(ControlError) -> ChangeResult in
+            try checkVersion(s, ifVersion)
             guard s.base.routeIndex(named: route) != nil else {
                 throw .invalidChange(.unknownRoute(route, known: s.base.routes.map(\.name)))
             }
@@ -359,6 +371,7 @@ public final class RoutingController: Sendable {
             } catch {
                 throw .invalidChange(error)
             }
+            _ = try share(&s, kind: .clear, route: route, cause: cause, table: table, overrides: overrides)
             return commit(&s, table: table, base: s.base, overrides: overrides, kind: .clear, cause: cause, route: route,
                           warnings: [], details: [:])
         }
@@ -367,8 +380,10 @@ public final class RoutingController: Sendable {
 
     /// Publishes an earlier version again, as a new version: its table, its overrides and its
     /// file table. Without `version`, the version that served before the current one.
-    public func rollback(to version: UInt64? = nil, cause: String) throws(ControlError) -> ChangeResult {
+    public func rollback(to version: UInt64? = nil, cause: String, ifVersion: UInt64? = nil) throws(ControlError) -> ChangeResult {
         let result = try state.withLock { s throws(ControlError) -> ChangeResult in
+            try checkVersion(s, ifVersion)
+            if s.fleet.store != nil { return try fleetRollback(&s, to: version, cause: cause) }
             let current = s.serving.version
             let target: VersionRecord
             if let version {
@@ -391,41 +406,59 @@ public final class RoutingController: Sendable {
     /// Validates and commits a new override of `route`.
     /// `rollouts`, when given, replaces the rollouts' snapshots in the same commit; `ifVersion`
     /// refuses the change unless that version is serving.
-    private func change(route: String, kind: RoutingEventKind, cause: String, rollouts: [String: RolloutSnapshot]? = nil,
-                        ifVersion: UInt64? = nil, make: (UInt64, String) -> RouteOverride) throws(ControlError) -> ChangeResult {
+    /// With `cluster:` the change is first written to etcd (conditioned on the fleet state it
+    /// was based on); an abort found stale is made again on top of the newer state, any other
+    /// change is refused. `local` skips etcd (a local abort, shared later).
+    func change(route: String, kind: RoutingEventKind, cause: String, rollouts: [String: RolloutSnapshot]? = nil,
+                ifVersion: UInt64? = nil, local: Bool = false,
+                make: (UInt64, String) -> RouteOverride) throws(ControlError) -> ChangeResult {
         let time = ControlClock.rfc3339(unixNanos: clock())
         return try state.withLock { s throws(ControlError) -> ChangeResult in
-            if let ifVersion, ifVersion != s.serving.version {
-                throw .conflict("the routing table changed meanwhile (version \(s.serving.version) serving, "
-                                + "the change was decided on version \(ifVersion))")
+            var attempt = 0
+            while true {
+                attempt += 1
+                try checkVersion(s, ifVersion)
+                guard let r = s.base.routeIndex(named: route) else {
+                    throw .invalidChange(.unknownRoute(route, known: s.base.routes.map(\.name)))
+                }
+                let version = s.serving.version + 1
+                var override = make(version, time)
+                let baseline = s.base.routes[r].baseline
+                if override.kind == .abort, baseline >= 0 { override.cohort = s.base.routes[r].cohorts[Int(baseline)].name }
+                override = override.ordered(for: s.base.routes[r])
+                var overrides = s.overrides
+                overrides[route] = override
+                let table: RoutingTable
+                do throws(RoutingChangeError) {
+                    table = try s.base.applying(Self.changes(overrides, in: s.base), version: version)
+                } catch {
+                    throw .invalidChange(error)
+                }
+                guard try share(&s, kind: kind, route: route, cause: cause, table: table, overrides: overrides, rollouts: rollouts,
+                                local: local, retryIfStale: kind == .abort && attempt < 5) else { continue }
+                if let rollouts { s.rollouts = rollouts }
+                var details = ["override": override.summary]
+                if local { details["local"] = "applied on this replica only; shared when the cluster store answers" }
+                return commit(&s, table: table, base: s.base, overrides: overrides, kind: kind, cause: cause, route: route,
+                              warnings: [], details: details)
             }
-            guard let r = s.base.routeIndex(named: route) else {
-                throw .invalidChange(.unknownRoute(route, known: s.base.routes.map(\.name)))
-            }
-            let version = s.serving.version + 1
-            var override = make(version, time)
-            let baseline = s.base.routes[r].baseline
-            if override.kind == .abort, baseline >= 0 { override.cohort = s.base.routes[r].cohorts[Int(baseline)].name }
-            override = override.ordered(for: s.base.routes[r])
-            var overrides = s.overrides
-            overrides[route] = override
-            let table: RoutingTable
-            do throws(RoutingChangeError) {
-                table = try s.base.applying(Self.changes(overrides, in: s.base), version: version)
-            } catch {
-                throw .invalidChange(error)
-            }
-            if let rollouts { s.rollouts = rollouts }
-            return commit(&s, table: table, base: s.base, overrides: overrides, kind: kind, cause: cause, route: route,
-                          warnings: [], details: ["override": override.summary])
         }
+    }
+
+    /// Refuses a change based on a version that is no longer current (stale).
+    private func checkVersion(_ s: State, _ ifVersion: UInt64?) throws(ControlError) {
+        guard let ifVersion, ifVersion != s.serving.version else { return }
+        let by = s.fleet.doc?.latest.map { " (version \($0.version): \($0.kind.rawValue)\($0.route.map { " of `\($0)`" } ?? "")"
+            + "\($0.node.map { " by \($0)" } ?? ""))" } ?? ""
+        throw .conflict("stale change refused: the routing table changed meanwhile (version \(s.serving.version) serving\(by), "
+                        + "the change was decided on version \(ifVersion)); look at `sluice history` and decide again")
     }
 
     // MARK: Committing
 
     /// Publishes `table`, makes it current, adds it to the history, writes the state file and
     /// records the event. Caller holds the state lock.
-    private func commit(_ s: inout State, table: RoutingTable, base: RoutingTable, overrides: [String: RouteOverride],
+    func commit(_ s: inout State, table: RoutingTable, base: RoutingTable, overrides: [String: RouteOverride],
                         kind: RoutingEventKind, cause: String, route: String?, warnings: [String],
                         details: [String: String], rolledBackTo: UInt64? = nil) -> ChangeResult {
         let old = s.serving
@@ -436,7 +469,7 @@ public final class RoutingController: Sendable {
         s.overrides = overrides
         let time = ControlClock.rfc3339(unixNanos: clock())
         let entry = HistoryEntry(version: table.version, time: time, kind: kind, cause: cause, route: route, changed: changed,
-                                 overrides: overrides)
+                                 overrides: overrides, node: s.fleet.store?.node)
         s.history.append(VersionRecord(entry: entry, table: table, base: base, overrides: overrides))
         if s.history.count > historyLimit { s.history.removeFirst(s.history.count - historyLimit) }
         var warnings = warnings
@@ -444,6 +477,7 @@ public final class RoutingController: Sendable {
         var d = details
         d["changed"] = changed
         if let route { d["route"] = route }
+        if let node = s.fleet.store?.node { d["node"] = d["node"] ?? node }
         if !warnings.isEmpty { d["warnings"] = warnings.joined(separator: "; ") }
         events.record(kind, oldVersion: old.version, newVersion: table.version, cause: cause, details: d)
         return ChangeResult(kind: kind, version: table.version, oldVersion: old.version, route: route, changed: changed,
@@ -452,7 +486,7 @@ public final class RoutingController: Sendable {
     }
 
     /// Writes the state file; returns a warning when it cannot.
-    private func persist(_ s: State) -> String? {
+    func persist(_ s: State) -> String? {
         guard let path = stateFile else { return nil }
         var splits: [String: String] = [:]
         for route in s.overrides.keys { splits[route] = Self.splitSignature(route, in: s.base) }
@@ -513,6 +547,7 @@ public final class RoutingController: Sendable {
         if a.limits != b.limits { out.append("limits") }
         if a.accessLog != b.accessLog || a.accessLogFormat != b.accessLogFormat { out.append("access_log") }
         if a.trustedProxies != b.trustedProxies { out.append("trusted_proxies") }
+        if a.cluster != b.cluster { out.append("cluster") }
         // `state_file` is not compared: `sluice run --state-file` overrides it, and it is read at start only.
         return out
     }

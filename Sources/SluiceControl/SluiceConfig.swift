@@ -30,6 +30,8 @@ public struct SluiceConfig: Sendable {
     /// (`state_file:`; by default `<config file>.state.json`); nil: not kept (`state_file: off`,
     /// or a config parsed from a string without `state_file:`).
     public var stateFile: String?
+    /// Replicas sharing one routing state through etcd (`cluster:`); nil: this replica alone.
+    public var cluster: ClusterSettings?
 
     /// Creates a config.
     public init(workers: Int, listeners: [ListenerSpec], adminAddress: SocketAddress, adminToken: String?,

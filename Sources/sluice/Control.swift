@@ -110,6 +110,19 @@ struct ControlBody: Encodable {
     var weights: [String: Double]?
     var cohort: String?
     var to: UInt64?
+    var local: Bool?
+    var ifVersion: UInt64?
+
+    enum CodingKeys: String, CodingKey {
+        case cause, weights, cohort, to, local, ifVersion = "if_version"
+    }
+}
+
+/// `--if-version N`: refuse a change decided on a version that is no longer current.
+struct VersionGuard: ParsableArguments {
+    @Option(name: .customLong("if-version"),
+            help: "Refuse the change (stale) unless this table version is still the current one (see `sluice history`).")
+    var ifVersion: UInt64?
 }
 
 /// `sluice reload`: reload the config file of a running sluice.
@@ -152,6 +165,8 @@ struct Split: ParsableCommand {
     @Argument(help: "COHORT=PERCENT for each cohort, e.g. stable=90 canary=10.")
     var weights: [String] = []
 
+    @OptionGroup var versionGuard: VersionGuard
+
     func validate() throws {
         do {
             _ = try SplitArguments.parse(weights)
@@ -165,7 +180,8 @@ struct Split: ParsableCommand {
         var percents: [String: Double] = [:]
         for w in parsed { percents[w.cohort] = Double(w.weight) / 100 }
         try ControlCall.change("split", "/admin/routes/\(route)/split",
-                               body: ControlBody(cause: ControlCall.cause("split"), weights: percents), options: options)
+                               body: ControlBody(cause: ControlCall.cause("split"), weights: percents,
+                                                 ifVersion: versionGuard.ifVersion), options: options)
     }
 }
 
@@ -188,9 +204,12 @@ struct Switch: ParsableCommand {
     @Argument(help: "The cohort to send everything to.")
     var cohort: String
 
+    @OptionGroup var versionGuard: VersionGuard
+
     func run() throws {
         try ControlCall.change("switch", "/admin/routes/\(route)/switch",
-                               body: ControlBody(cause: ControlCall.cause("switch"), cohort: cohort), options: options)
+                               body: ControlBody(cause: ControlCall.cause("switch"), cohort: cohort,
+                                                 ifVersion: versionGuard.ifVersion), options: options)
     }
 }
 
@@ -201,7 +220,10 @@ struct Abort: ParsableCommand {
         discussion: """
             The route's baseline gets 100% and rules that forward to a cohort forward to it. \
             New requests stop reaching the other cohorts as soon as the command returns; \
-            requests already in flight finish.
+            requests already in flight finish. With `cluster:` the abort reaches every replica \
+            (it is never refused as stale); when etcd is unreachable it is refused unless \
+            --local is given, which aborts on this replica only and shares the abort with the \
+            fleet once etcd answers again.
             """
     )
 
@@ -210,8 +232,12 @@ struct Abort: ParsableCommand {
     @Argument(help: "The route's name.")
     var route: String
 
+    @Flag(help: "With cluster: abort on this replica only (etcd unreachable); shared with the fleet when it answers again.")
+    var local = false
+
     func run() throws {
-        try ControlCall.change("abort", "/admin/routes/\(route)/abort", body: ControlBody(cause: ControlCall.cause("abort")),
+        try ControlCall.change("abort", "/admin/routes/\(route)/abort",
+                               body: ControlBody(cause: ControlCall.cause(local ? "abort --local" : "abort"), local: local ? true : nil),
                                options: options)
     }
 }
@@ -227,8 +253,11 @@ struct Clear: ParsableCommand {
     @Argument(help: "The route's name.")
     var route: String
 
+    @OptionGroup var versionGuard: VersionGuard
+
     func run() throws {
-        try ControlCall.change("clear", "/admin/routes/\(route)/clear", body: ControlBody(cause: ControlCall.cause("clear")),
+        try ControlCall.change("clear", "/admin/routes/\(route)/clear",
+                               body: ControlBody(cause: ControlCall.cause("clear"), ifVersion: versionGuard.ifVersion),
                                options: options)
     }
 }
@@ -249,8 +278,11 @@ struct Rollback: ParsableCommand {
     @Option(help: "The version to go back to.")
     var to: UInt64?
 
+    @OptionGroup var versionGuard: VersionGuard
+
     func run() throws {
-        try ControlCall.change("rollback", "/admin/rollback", body: ControlBody(cause: ControlCall.cause("rollback"), to: to),
+        try ControlCall.change("rollback", "/admin/rollback",
+                               body: ControlBody(cause: ControlCall.cause("rollback"), to: to, ifVersion: versionGuard.ifVersion),
                                options: options)
     }
 }

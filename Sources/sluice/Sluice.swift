@@ -104,6 +104,8 @@ struct RunningSluice {
     let controller: RoutingController
     let rollouts: RolloutController
     let watcher: ConfigWatcher?
+    /// With `cluster:`: the fleet's shared state in etcd.
+    let cluster: ClusterStore?
 
     /// Starts the proxy, the stats sampler, the rollout controller, the admin API and (for a
     /// config file, unless `watch` is false) the file watcher. Runtime overrides and rollouts in
@@ -114,6 +116,17 @@ struct RunningSluice {
         let events = EventLog()
         hub.attach(events: events)
         let controller = try RoutingController(config: config, events: events, cause: cause)
+        // With `cluster:`, the fleet's state is read (and applied) before the first table is served.
+        var cluster: ClusterStore?
+        if let settings = config.cluster {
+            let store = try ClusterStore(settings: settings, events: events)
+            store.attach(controller)
+            if !store.isConnected {
+                printError("sluice: cluster store (etcd) unreachable at \(settings.endpoints.joined(separator: ", ")): "
+                           + "serving the state file's overrides, changes refused until it answers")
+            }
+            cluster = store
+        }
         let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
                                  seriesMap: { hub.seriesMap(for: $0) })
         controller.attach(server)
@@ -124,6 +137,11 @@ struct RunningSluice {
         // After the server: a rollout resumed from the state file may publish a split at once.
         let rollouts = RolloutController(routing: controller, hub: hub)
         rollouts.registerAdminEndpoints(on: admin)
+        if let cluster {
+            rollouts.joinFleet(cluster)
+            cluster.registerAdminEndpoints(on: admin, hub: hub, routing: controller, rollouts: rollouts)
+            try cluster.start()
+        }
         try rollouts.start()
         try admin.start()
         if let stateFile = config.stateFile, let problem = StateFileCheck.problem(path: stateFile) {
@@ -156,12 +174,13 @@ struct RunningSluice {
             }
         }
         return RunningSluice(server: server, hub: hub, admin: admin, events: events, controller: controller,
-                             rollouts: rollouts, watcher: watcher)
+                             rollouts: rollouts, watcher: watcher, cluster: cluster)
     }
 
     /// Stops the rollouts (saving their state), drains the proxy and stops the control plane.
     func stop(drainTimeout: UInt64) {
         rollouts.stop()
+        cluster?.stop()
         watcher?.stop()
         server.shutdown(drainTimeout: drainTimeout)
         admin.stop()
@@ -280,6 +299,11 @@ struct Run: ParsableCommand {
                                                "workers": "\(running.server.settings.workers)", "version": "\(sluiceVersion)"])
         }
         if let admin = running.admin.boundAddress { log.notice("admin API", metadata: ["address": "\(admin)"]) }
+        if let cluster = running.cluster {
+            log.notice("cluster", metadata: ["node": "\(cluster.node)", "prefix": "\(cluster.settings.prefix)",
+                                             "etcd": "\(cluster.settings.endpoints.joined(separator: ", "))",
+                                             "connected": "\(cluster.isConnected)"])
+        }
         throw ExitCode(serve(running, drainTimeout: loaded.timeouts.drain,
                              accessLog: loaded.accessLog, accessLogFD: settings.accessLogFD))
     }

@@ -91,6 +91,11 @@ struct Status: ParsableCommand {
             throw ExitCode(1)
         }
         print(StatusTable.render(report, window: window), terminator: "")
+        // With `cluster:`: this replica in its fleet (etcd connection, versions, file, leaders).
+        if let c = try? AdminClient.request("GET", "/admin/cluster", to: target, token: token, timeoutMillis: Int32(timeout * 1000)),
+           c.status == 200, let cluster = try? JSONDecoder().decode(ClusterStatus.self, from: Data(c.body)) {
+            print(cluster.text, terminator: "")
+        }
     }
 
     /// `HOST:PORT` with a numeric host, `localhost` or a port alone.

@@ -335,7 +335,8 @@ import Yams
                          "no \(kind) \(name)")
         }
         #expect(Set(docs.compactMap { $0["kind"] as? String })
-                == ["Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule"])
+                == ["Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule",
+                    "StatefulSet", "NetworkPolicy"])  // the last two: etcd.yaml, the fleet's shared state
         let deployment = try doc("Deployment", "sluice")
         let podTemplate = try #require((deployment["spec"] as? [String: Any])?["template"] as? [String: Any])
         let podLabels = try #require((podTemplate["metadata"] as? [String: Any])?["labels"] as? [String: String])
@@ -363,7 +364,8 @@ import Yams
             probePaths.append(try #require(probe["path"] as? String))
         }
         #expect(probePaths == ["/ready", "/healthz", "/healthz"])
-        let controlSources = try FileManager.default.contentsOfDirectory(atPath: Self.root + "/Sources/SluiceControl")
+        let controlSources = try (FileManager.default.subpaths(atPath: Self.root + "/Sources/SluiceControl") ?? [])
+            .filter { $0.hasSuffix(".swift") }
             .map { try Self.read("Sources/SluiceControl/" + $0) }.joined()
         for path in Set(probePaths) where Self.adminKit || !Self.pendingAdminKit.paths.contains(path) {
             #expect(controlSources.contains("\"\(path)\""), "probe path \(path) is not an admin endpoint")

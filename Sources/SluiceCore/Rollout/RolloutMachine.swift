@@ -221,6 +221,8 @@ public struct RolloutMachine: Sendable {
         case restart
         /// A reload that changed the rollout's spec.
         case reload
+        /// Another replica of the fleet saved it (`cluster:`: a follower or a new leader takes it over).
+        case fleet = "takeover"
     }
 
     // MARK: Commands
