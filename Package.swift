@@ -43,7 +43,7 @@ let package = Package(
         // Control plane: YAML config loading and validation, building routing tables.
         .target(
             name: "SluiceControl",
-            dependencies: ["SluiceCore", "SluiceProxy", .product(name: "Yams", package: "Yams")],
+            dependencies: ["SluiceCore", "SluiceProxy", "CSluiceSys", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
