@@ -33,7 +33,7 @@ struct Sluice: ParsableCommand {
             """,
         version: sluiceVersion,
         subcommands: [Run.self, Check.self, Demo.self, Status.self, Reload.self, Split.self, Switch.self, Abort.self,
-                      Clear.self, Rollback.self, History.self, Rollout.self]
+                      Clear.self, Rollback.self, History.self, Rollout.self, Health.self]
     )
 }
 
@@ -88,6 +88,8 @@ struct RunningSluice {
     let controller: RoutingController
     let rollouts: RolloutController
     let watcher: ConfigWatcher?
+    /// Readiness (`GET /ready`) and the systemd notifications.
+    let health: ServiceHealth
 
     /// Starts the proxy, the stats sampler, the rollout controller, the admin API and (for a
     /// config file, unless `watch` is false) the file watcher. Runtime overrides and rollouts in
@@ -100,7 +102,8 @@ struct RunningSluice {
         let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
                                  seriesMap: { hub.seriesMap(for: $0) })
         controller.attach(server)
-        let admin = try AdminServer(config: config, hub: hub, events: events, server: server)
+        let health = ServiceHealth()
+        let admin = try AdminServer(config: config, hub: hub, events: events, server: server, health: health)
         controller.registerAdminEndpoints(on: admin, hub: hub)
         try server.start()
         try hub.startSampler()
@@ -133,15 +136,19 @@ struct RunningSluice {
                 printError("sluice: not watching \(path) for changes (SIGHUP and `sluice reload` still work): \(error)")
             }
         }
+        // Listening, config loaded, admin API up: ready (READY=1 to systemd with Type=notify).
+        health.markReady(status: "serving version \(controller.version)")
         return RunningSluice(server: server, hub: hub, admin: admin, events: events, controller: controller,
-                             rollouts: rollouts, watcher: watcher)
+                             rollouts: rollouts, watcher: watcher, health: health)
     }
 
     /// Stops the rollouts (saving their state), drains the proxy and stops the control plane.
     func stop(drainTimeout: UInt64) {
+        // Not ready from the first moment (GET /ready 503, STOPPING=1), while the listeners still accept.
+        health.beginDrain()
         rollouts.stop()
         watcher?.stop()
-        server.shutdown(drainTimeout: drainTimeout)
+        health.drain(server, timeout: drainTimeout)
         admin.stop()
         hub.stopSampler()
     }
@@ -248,6 +255,7 @@ struct Run: ParsableCommand {
             printError("sluice \(sluiceVersion): listener \(spec.name) on \(addr), \(running.server.settings.workers) worker(s)")
         }
         if let admin = running.admin.boundAddress { printError("sluice: admin API on http://\(admin)/metrics") }
+        if let metrics = running.admin.metricsBoundAddress { printError("sluice: metrics listener on http://\(metrics)/metrics") }
         throw ExitCode(serve(running, drainTimeout: loaded.timeouts.drain,
                              accessLog: loaded.accessLog, accessLogFD: settings.accessLogFD))
     }

@@ -25,6 +25,12 @@ struct Status: ParsableCommand {
     @Option(help: "Admin API address as HOST:PORT (default 127.0.0.1:9901).")
     var admin: String?
 
+    @Option(help: "Bearer token for the admin API (default: admin.token or admin.token_file of --config, else $SLUICE_ADMIN_TOKEN).")
+    var token: String?
+
+    @Option(help: "File holding the bearer token (e.g. a mounted Secret); instead of --token.")
+    var tokenFile: String?
+
     @Option(help: "Window to show: 1m or 5m.")
     var window: String = "1m"
 
@@ -36,6 +42,7 @@ struct Status: ParsableCommand {
 
     func validate() throws {
         if config != nil && admin != nil { throw ValidationError("give --config or --admin, not both") }
+        if token != nil && tokenFile != nil { throw ValidationError("give --token or --token-file, not both") }
         if !StatsReport.standardWindows.contains(where: { $0.name == window }) {
             throw ValidationError("--window must be one of: " + StatsReport.standardWindows.map(\.name).joined(separator: ", "))
         }
@@ -44,7 +51,7 @@ struct Status: ParsableCommand {
 
     func run() throws {
         var address = SocketAddress.v4(0x7f00_0001, port: 9901)
-        var token: String?
+        var token = ConfigLoader.environmentToken()
         if let path = config {
             do {
                 let loaded = try ConfigLoader.load(path: path)
@@ -64,6 +71,15 @@ struct Status: ParsableCommand {
                 throw ExitCode(2)
             }
             address = parsed
+        }
+        if let given = self.token { token = given }
+        if let tokenFile {
+            switch AdminTokenFile.read(tokenFile) {
+            case .success(let t): token = t
+            case .failure(let e):
+                printError("sluice status: --token-file: \(e.message)")
+                throw ExitCode(2)
+            }
         }
         let target = AdminClient.reachableAddress(for: address)
         let response: AdminClientResponse
