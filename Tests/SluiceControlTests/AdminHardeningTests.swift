@@ -140,7 +140,7 @@ enum RawAdmin {
             #expect(rig.base.weights() == ["stable": 100, "canary": 0], "abort \(i) applied")
             // Undo, so that the next abort is a change again (not measured).
             #expect(try rig.call("POST", "/admin/routes/web/clear", token: Self.token).status == 200)
-            usleep(100_000)
+            usleep(250_000)  // the 20 aborts span several rounds of the trickle
         }
         #expect(rig.controller.version == 41, "20 aborts and 20 clears applied")
         return (times, rig.admin.counters)
