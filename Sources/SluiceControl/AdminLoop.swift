@@ -266,7 +266,7 @@ final class AdminLoop: @unchecked Sendable {
                 if data == Self.wakeData {
                     wake.drain()
                     deliverResponses()
-                } else if data >= Self.listenerData(listeners.count - 1) && listeners.count > 0 {
+                } else if !listeners.isEmpty && data >= Self.listenerData(listeners.count - 1) {
                     acceptConnections(Int(UInt64.max - 1 - data))
                 } else {
                     let fd = Int32(truncatingIfNeeded: data & 0xffff_ffff)
