@@ -243,6 +243,56 @@ enum RawAdmin {
         #expect(rig.controller.version == 1)
     }
 
+    @Test func slowHandlersRunOffTheLoopAndBehindTheOperator() throws {
+        // Without a token: reads go to the read lane, changes to the priority lane.
+        let rig = try Rig(token: nil)
+        defer { rig.stop() }
+        rig.admin.register("GET", "/admin/slow") { _ in
+            usleep(1_200_000)
+            return .text("slow\n")
+        }
+        let address = rig.address
+        let slowDone = LockedCounter()
+        for _ in 0..<3 {
+            Thread {
+                if (try? AdminClient.request("GET", "/admin/slow", to: address))?.status == 200 { slowDone.add() }
+            }.start()
+        }
+        usleep(200_000)  // the first slow read is running, two are queued behind it (one read lane)
+        let start = ControlClock.monotonicNanos()
+        #expect(try rig.call("GET", "/healthz").status == 200, "answered on the loop")
+        let abort = try rig.call("POST", "/admin/routes/web/abort")
+        let elapsed = ControlClock.monotonicNanos() - start
+        #expect(abort.status == 200)
+        #expect(elapsed < 1_000_000_000, "the abort waited \(elapsed / 1_000_000) ms behind slow reads")
+        #expect(slowDone.value == 0, "the reads were still running")
+        #expect(eventuallyTrue(15) { slowDone.value == 3 })
+    }
+
+    @Test func expectContinueAndARefusedBodyStillGetTheirAnswer() throws {
+        let rig = try Rig()
+        defer { rig.stop() }
+        // Expect: 100-continue (curl sends it for bodies over 1 KiB): 100 after the head passed the checks.
+        let fd = try RawAdmin.connect(rig.address, timeoutMs: 3000)
+        defer { close(fd) }
+        let body = #"{"cause": "expect"}"#
+        RawAdmin.send(fd, "POST /admin/routes/web/abort HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(Self.token)\r\n"
+                      + "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: \(body.utf8.count)\r\n\r\n")
+        var interim = [UInt8](repeating: 0, count: 25)
+        let n = interim.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 25, Int32(MSG_WAITALL)) }
+        #expect(n == 25 && String(decoding: interim, as: UTF8.self) == "HTTP/1.1 100 Continue\r\n\r\n")
+        RawAdmin.send(fd, body)
+        #expect(RawAdmin.status(RawAdmin.readAll(fd) ?? "") == 200)
+        #expect(rig.base.events.recent().last?.cause == "expect")
+        // A wrong token with a 200 KB body sent at once: the 401 is written after the head, the rest
+        // is read and discarded (no reset that would lose the answer).
+        let big = String(repeating: "x", count: 200_000)
+        let answer = try RawAdmin.exchange(rig.address, "POST /admin/routes/web/clear HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                           + "Authorization: Bearer nope\r\nContent-Type: application/json\r\n"
+                                           + "Content-Length: \(big.utf8.count)\r\n\r\n" + big)
+        #expect(answer.hasPrefix("HTTP/1.1 401 "), "\(answer.prefix(80))")
+    }
+
     // MARK: Cross-site requests
 
     @Test(arguments: [
