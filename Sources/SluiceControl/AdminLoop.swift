@@ -306,8 +306,8 @@ final class AdminLoop: @unchecked Sendable {
             switch Sys.accept(slot.fd) {
             case .accepted(let fd, let peer):
                 if !slot.allow.isEmpty && !slot.allow.contains(where: { $0.contains(peer) }) {
-                    Sys.close(fd)
                     count { $0.refused += 1 }
+                    Sys.close(fd)
                     continue
                 }
                 if openCount >= limits.maxConnections && !evictOne() {
@@ -390,8 +390,8 @@ final class AdminLoop: @unchecked Sendable {
             victimLingering = lingering
         }
         guard let victim else { return false }
-        close(victim)
         count { $0.evicted += 1 }
+        close(victim)
         return true
     }
 
@@ -581,8 +581,8 @@ final class AdminLoop: @unchecked Sendable {
             case .dispatched, .writing, .lingering:
                 break
             }
-            close(c)
             count { $0.timedOut += 1 }
+            close(c)
         }
     }
 

@@ -209,7 +209,9 @@ public final class AdminServer: Sendable {
         do throws(AdminError) {
             thread = try ControlThread.spawn { loop.runLoop() }
         } catch {
-            for s in slots { close(s.fd) }
+            // Stopped before it ran: `runLoop` returns at once, closing the listeners, eventfd and epoll.
+            loop.requestStop()
+            loop.runLoop()
             throw error
         }
         state.withLock { s in
