@@ -410,6 +410,8 @@ enum RawAdmin {
         rig.health.markReady()  // a drain is final
         #expect(try rig.call("GET", "/ready").status == 503)
         #expect(try rig.call("GET", "/healthz").status == 200, "alive while draining")
+        let head = try rig.call("HEAD", "/ready")
+        #expect(head.status == 503 && head.body.isEmpty)
     }
 
     @Test func theMetricsListenerServesMetricsAndHealthOnly() throws {
@@ -439,6 +441,18 @@ enum RawAdmin {
         #expect(refused == "")
         #expect(other.admin.counters.refused == 1)
         #expect(try other.call("GET", "/metrics").status == 200)
+        // admin.allow does the same for the admin listener.
+        var adminLimited = AdminSettings()
+        adminLimited.allow = [AddressPrefix.parse("10.0.0.0/8")!]
+        let fenced = try Rig(token: nil, settings: adminLimited)
+        defer { fenced.stop() }
+        #expect(try RawAdmin.exchange(fenced.address, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", timeoutMs: 2000) == "")
+        #expect(fenced.admin.counters.refused == 1)
+        var loopbackAllowed = AdminSettings()
+        loopbackAllowed.allow = [AddressPrefix.parse("10.0.0.0/8")!, AddressPrefix.parse("127.0.0.1")!]
+        let open = try Rig(token: nil, settings: loopbackAllowed)
+        defer { open.stop() }
+        #expect(try open.call("GET", "/healthz").status == 200)
     }
 
     // MARK: Token sources
