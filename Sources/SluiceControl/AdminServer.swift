@@ -250,7 +250,8 @@ public final class AdminServer: Sendable {
         let access = policy.access(method: chosen.method, path: chosen.path, mutating: chosen.mutating)
         let authorization = request.header("authorization")
         guard policy.isAuthorized(access, authorization: authorization) else {
-            return .respond(.error(401, "this endpoint requires Authorization: Bearer <admin token>",
+            return .respond(.error(401, "this endpoint requires Authorization: Bearer <admin token> "
+                                       + "(with the sluice CLI: --token, --token-file or $SLUICE_ADMIN_TOKEN)",
                                    headers: [("WWW-Authenticate", "Bearer realm=\"sluice\"")]))
         }
         if access == .mutate, let refusal = policy.crossSiteRefusal(request, local: local, hasBody: hasBody) {
