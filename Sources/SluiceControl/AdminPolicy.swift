@@ -15,7 +15,8 @@ public enum AdminAccess: Sendable, Equatable {
 /// and the local address the request arrived on.
 ///
 /// Cross-site requests (a web page in a browser on the host, or DNS rebinding) are refused when
-/// they change state:
+/// they change state (and a foreign `Host` also when they read the topology, which a rebinding
+/// page could otherwise read without a token):
 /// - an `Origin` that is not the admin's own address or an allowed host (or `Origin: null`), or
 ///   `Sec-Fetch-Site: cross-site`: 403;
 /// - a `Host` that is not the admin's own address (the address the connection arrived on, by
@@ -78,10 +79,7 @@ public struct AdminPolicy: Sendable, Equatable {
                                   + "accepted only from the admin's own address or admin.allowed_hosts")
             }
         }
-        let host = request.header("host") ?? ""
-        guard !host.isEmpty, isOwnHost(Self.hostWithoutPort(host), local: local) else {
-            return .error(403, "Host `\(host)` is not the admin API's address; add the name to admin.allowed_hosts to use it")
-        }
+        if let refusal = foreignHostRefusal(request, local: local) { return refusal }
         if let type = request.header("content-type") {
             let media = type.split(separator: ";", maxSplits: 1).first.map { String($0).trimmingSpaces().lowercased() } ?? ""
             guard media == "application/json" else {
@@ -89,6 +87,17 @@ public struct AdminPolicy: Sendable, Equatable {
             }
         } else if hasBody {
             return .error(415, "a request body needs Content-Type: application/json")
+        }
+        return nil
+    }
+
+    /// The refusal of a request whose `Host` is not the admin's own address or an allowed host
+    /// (DNS rebinding: a page whose name now points at 127.0.0.1 sends its own name), nil when it may go on.
+    /// Applied to state-changing requests and to the reads that reveal topology.
+    public func foreignHostRefusal(_ request: AdminRequest, local: SocketAddress) -> AdminResponse? {
+        let host = request.header("host") ?? ""
+        guard !host.isEmpty, isOwnHost(Self.hostWithoutPort(host), local: local) else {
+            return .error(403, "Host `\(host)` is not the admin API's address; add the name to admin.allowed_hosts to use it")
         }
         return nil
     }

@@ -257,6 +257,9 @@ public final class AdminServer: Sendable {
         if access == .mutate, let refusal = policy.crossSiteRefusal(request, local: local, hasBody: hasBody) {
             return .respond(refusal)
         }
+        if access == .read, let refusal = policy.foreignHostRefusal(request, local: local) {
+            return .respond(refusal)
+        }
         let authenticated = policy.hasValidToken(authorization)
         let lane: AdminLane
         if authenticated || (policy.token == nil && access == .mutate) {
