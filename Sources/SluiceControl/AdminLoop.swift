@@ -184,9 +184,9 @@ struct AdminListenerSlot {
 ///
 /// Capacity: every request must arrive whole within `requestTimeout` of the accept; idle and
 /// slow connections cost a few hundred bytes (the loop reads into one shared buffer and a
-/// connection keeps only the bytes it received). When `maxConnections` are open, a new
-/// connection closes the oldest one that has not shown the token and is not being answered, so
-/// clients without the token cannot keep an operator out.
+/// connection keeps only the bytes it received). When `maxConnections` are open on a listener, a
+/// new connection closes that listener's oldest one that has not shown the token and is not being
+/// answered, so clients without the token cannot keep an operator out.
 ///
 /// Threading: every field is touched by the loop thread only, except `outbox` (locked) and
 /// `stopping` (atomic), which is why the class may be `@unchecked Sendable`.
@@ -200,6 +200,9 @@ final class AdminLoop: @unchecked Sendable {
     private var listeners: [AdminListenerSlot]
     private var connections: [AdminConnection?] = []
     private var openCount = 0
+    /// Open connections per listener role: each listener has its own `maxConnections`, so a flood
+    /// on the (often exposed) metrics listener never takes the admin listener's room.
+    private var openByRole: [AdminListenerRole: Int] = [.admin: 0, .metrics: 0]
     private var nextGeneration: UInt32 = 1
     private var nextSweep: UInt64 = 0
     private var acceptPausedUntil: UInt64 = 0
@@ -310,7 +313,7 @@ final class AdminLoop: @unchecked Sendable {
                     Sys.close(fd)
                     continue
                 }
-                if openCount >= limits.maxConnections && !evictOne() {
+                if openByRole[slot.role, default: 0] >= limits.maxConnections && !evictOne(role: slot.role) {
                     Sys.close(fd)
                     count { $0.refused += 1 }
                     continue
@@ -321,7 +324,7 @@ final class AdminLoop: @unchecked Sendable {
             case .exhausted:
                 // Out of descriptors: stop accepting for a moment (the sweep resumes it) rather
                 // than spin on a listener that stays readable; make room if an idle client holds one.
-                _ = evictOne()
+                _ = evictOne(role: slot.role)
                 pauseAccepting()
                 return
             case .skipped:
@@ -369,17 +372,18 @@ final class AdminLoop: @unchecked Sendable {
         }
         connections[Int(fd)] = c
         openCount += 1
+        openByRole[role, default: 0] += 1
         count { $0.open = openCount; $0.accepted += 1 }
         // Edge-triggered: bytes that arrived with the handshake produce no later edge.
         readable(c)
     }
 
-    /// Closes the connection that has waited longest without showing the token (lingering ones
-    /// first: they are done). False when every connection is authenticated or being answered.
-    private func evictOne() -> Bool {
+    /// Closes the connection of `role`'s listener that has waited longest without showing the
+    /// token (lingering ones first: they are done). False when every one is authenticated or being answered.
+    private func evictOne(role: AdminListenerRole) -> Bool {
         var victim: AdminConnection?
         var victimLingering = false
-        for case let c? in connections where c.isEvictable {
+        for case let c? in connections where c.role == role && c.isEvictable {
             let lingering: Bool
             if case .lingering = c.phase { lingering = true } else { lingering = false }
             if let v = victim {
@@ -400,6 +404,7 @@ final class AdminLoop: @unchecked Sendable {
         connections[Int(c.fd)] = nil
         Sys.close(c.fd)
         openCount -= 1
+        openByRole[c.role, default: 0] -= 1
         count { $0.open = openCount }
     }
 

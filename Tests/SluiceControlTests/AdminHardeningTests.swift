@@ -196,6 +196,28 @@ enum RawAdmin {
         #expect(RawAdmin.status(answer) == 200, "\(answer)")
     }
 
+    @Test func aFloodOnTheMetricsListenerLeavesTheAdminListenersRoom() throws {
+        var settings = AdminSettings()
+        settings.maxConnections = 16
+        settings.metrics = MetricsListenerSpec(address: .v4(0x7f00_0001, port: 0))
+        let rig = try Rig(settings: settings)
+        defer { rig.stop() }
+        var fds: [Int32] = []
+        defer { for fd in fds { close(fd) } }
+        for _ in 0..<8 { fds.append(try RawAdmin.connect(rig.address, timeoutMs: 3000)) }
+        #expect(eventuallyTrue(5) { rig.admin.counters.open == 8 })
+        for _ in 0..<40 { fds.append(try RawAdmin.connect(rig.admin.metricsBoundAddress!, timeoutMs: 3000)) }
+        #expect(eventuallyTrue(5) { rig.admin.counters.accepted == 48 })
+        let counters = rig.admin.counters
+        #expect(counters.evicted == 24 && counters.open == 24, "\(counters)")
+        // Only metrics-listener connections made room: the 8 admin ones are all still open.
+        for fd in fds.prefix(8) {
+            var byte: UInt8 = 0
+            #expect(recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == -1 && errno == EAGAIN)
+        }
+        #expect(try rig.call("POST", "/admin/routes/web/abort", token: Self.token).status == 200)
+    }
+
     @Test func slowRequestsMeetTheirDeadline() throws {
         var settings = AdminSettings()
         settings.requestTimeout = 300_000_000
