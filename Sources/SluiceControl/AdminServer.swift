@@ -3,7 +3,6 @@
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Dispatch
 import SluiceCore
 import SluiceProxy
 import Synchronization
@@ -12,7 +11,7 @@ import Synchronization
 public typealias AdminHandler = @Sendable (AdminRequest) -> AdminResponse
 
 /// The admin API: an HTTP/1.1 server on its own event loop thread (`AdminLoop`), with handlers
-/// run on control threads (one serial thread per `AdminLane`), never on a proxy worker.
+/// run on control threads (one `ControlLane` thread per `AdminLane`), never on a proxy worker.
 ///
 /// Built-in endpoints: `GET /metrics` (Prometheus text format 0.0.4), `GET /admin/stats`
 /// (windowed statistics as JSON), `GET /admin/events` (recent routing changes; `?limit=N`,
@@ -58,14 +57,10 @@ public final class AdminServer: Sendable {
         var metricsBound: SocketAddress?
         var loop: AdminLoop?
         var thread: pthread_t?
+        var lanes: [ControlLane] = []
     }
 
     private let state = Mutex(State())
-    private let lanes: [AdminLane: DispatchQueue] = [
-        .priority: DispatchQueue(label: "sluice.admin.priority"),
-        .read: DispatchQueue(label: "sluice.admin.read"),
-        .metrics: DispatchQueue(label: "sluice.admin.metrics"),
-    ]
 
     /// The paths the metrics listener serves.
     public static let metricsListenerPaths = ["/metrics", "/healthz", "/ready"]
@@ -193,14 +188,38 @@ public final class AdminServer: Sendable {
         var limits = AdminLoopLimits()
         limits.maxConnections = maxConnections
         limits.requestTimeout = settings.requestTimeout
-        let lanes = self.lanes
+        let priority: ControlLane, read: ControlLane, metrics: ControlLane
         let loop: AdminLoop
         do throws(AdminError) {
-            loop = try AdminLoop(listeners: slots, limits: limits,
-                                 decide: { [self] request, role, local, hasBody in
-                                     decide(&request, role: role, local: local, hasBody: hasBody)
-                                 },
-                                 run: { lane, job in lanes[lane]!.async(execute: job) })
+            priority = try ControlLane()
+            do throws(AdminError) {
+                read = try ControlLane()
+                do throws(AdminError) {
+                    metrics = try ControlLane()
+                } catch {
+                    read.stop()
+                    throw error
+                }
+            } catch {
+                priority.stop()
+                throw error
+            }
+            do throws(AdminError) {
+                loop = try AdminLoop(listeners: slots, limits: limits,
+                                     decide: { [self] request, role, local, hasBody in
+                                         decide(&request, role: role, local: local, hasBody: hasBody)
+                                     },
+                                     run: { lane, job in
+                                         switch lane {
+                                         case .priority: priority.submit(job)
+                                         case .read: read.submit(job)
+                                         case .metrics: metrics.submit(job)
+                                         }
+                                     })
+            } catch {
+                for lane in [priority, read, metrics] { lane.stop() }
+                throw error
+            }
         } catch {
             for s in slots { close(s.fd) }
             throw error
@@ -212,6 +231,7 @@ public final class AdminServer: Sendable {
             // Stopped before it ran: `runLoop` returns at once, closing the listeners, eventfd and epoll.
             loop.requestStop()
             loop.runLoop()
+            for lane in [priority, read, metrics] { lane.stop() }
             throw error
         }
         state.withLock { s in
@@ -219,21 +239,24 @@ public final class AdminServer: Sendable {
             s.metricsBound = metricsBound
             s.loop = loop
             s.thread = thread
+            s.lanes = [priority, read, metrics]
         }
     }
 
     /// Stops the loop and closes every admin connection and listener. Handlers already running
     /// finish on their control thread; their responses are dropped.
     public func stop() {
-        let (loop, thread) = state.withLock { s in
+        let (loop, thread, lanes) = state.withLock { s in
             defer {
                 s.loop = nil
                 s.thread = nil
+                s.lanes = []
             }
-            return (s.loop, s.thread)
+            return (s.loop, s.thread, s.lanes)
         }
         loop?.requestStop()
         if let thread { pthread_join(thread, nil) }
+        for lane in lanes { lane.stop() }
     }
 
     /// What to do with a request whose head is in (called on the loop thread): routing, the

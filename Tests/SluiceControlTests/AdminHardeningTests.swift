@@ -98,7 +98,7 @@ enum RawAdmin {
     /// 64 connections trickling a head one byte every 2 s and 1,000 idle connections stay
     /// connected while an operator's abort (with the token) completes, 20 times in a row. Returns
     /// the 20 abort times in milliseconds.
-    func floodAndAbort(maxConnections: Int) throws -> (times: [Double], counters: AdminLoopCounters) {
+    func floodAndAbort(maxConnections: Int) throws -> (times: [Double], health: [Double], counters: AdminLoopCounters) {
         RawAdmin.raiseDescriptorLimit()
         var settings = AdminSettings()
         settings.maxConnections = maxConnections
@@ -131,6 +131,7 @@ enum RawAdmin {
         // Let the server accept everything (and the trickle start) before the operator arrives.
         #expect(eventuallyTrue(10) { rig.admin.counters.accepted >= 1064 })
         var times: [Double] = []
+        var health: [Double] = []
         for i in 0..<20 {
             let start = ControlClock.monotonicNanos()
             let response = try rig.call("POST", "/admin/routes/web/abort", #"{"cause": "incident \#(i)"}"#, token: Self.token)
@@ -140,16 +141,22 @@ enum RawAdmin {
             #expect(rig.base.weights() == ["stable": 100, "canary": 0], "abort \(i) applied")
             // Undo, so that the next abort is a change again (not measured).
             #expect(try rig.call("POST", "/admin/routes/web/clear", token: Self.token).status == 200)
+            // /healthz is answered on the loop itself: its time is the loop's responsiveness alone,
+            // without the handler's work (the routing lock, two fsyncs of the state file).
+            let healthStart = ControlClock.monotonicNanos()
+            #expect(try rig.call("GET", "/healthz").status == 200)
+            health.append(Double(ControlClock.monotonicNanos() - healthStart) / 1e6)
             usleep(250_000)  // the 20 aborts span several rounds of the trickle
         }
         #expect(rig.controller.version == 41, "20 aborts and 20 clears applied")
-        return (times, rig.admin.counters)
+        return (times, health, rig.admin.counters)
     }
 
     @Test func operatorAbortsWhileSlowAndIdleClientsHoldConnections() throws {
-        let (times, counters) = try floodAndAbort(maxConnections: 4096)
+        let (times, health, counters) = try floodAndAbort(maxConnections: 4096)
         print("admin flood (64 slow + 1000 idle, max_connections 4096): abort ms = \(times.map { String(format: "%.1f", $0) })"
-              + ", max \(String(format: "%.1f", times.max() ?? 0)), counters \(counters)")
+              + ", max \(String(format: "%.1f", times.max() ?? 0)); healthz max \(String(format: "%.1f", health.max() ?? 0)) ms"
+              + "; counters \(counters)")
         // The issue's requirement: under 1 s each, 20 times in a row.
         #expect(times.allSatisfy { $0 < 1000 }, "abort times (ms): \(times)")
         // Every attacking connection was still held (none evicted or timed out): the loop served the
@@ -161,9 +168,10 @@ enum RawAdmin {
     @Test func operatorAbortsWhenTheConnectionCapIsFull() throws {
         // The default cap (1024) is below the 1,064 attacking connections: the oldest ones without
         // the token are closed to make room, and the operator gets through.
-        let (times, counters) = try floodAndAbort(maxConnections: AdminSettings().maxConnections)
+        let (times, health, counters) = try floodAndAbort(maxConnections: AdminSettings().maxConnections)
         print("admin flood (64 slow + 1000 idle, max_connections 1024): abort ms = \(times.map { String(format: "%.1f", $0) })"
-              + ", max \(String(format: "%.1f", times.max() ?? 0)), counters \(counters)")
+              + ", max \(String(format: "%.1f", times.max() ?? 0)); healthz max \(String(format: "%.1f", health.max() ?? 0)) ms"
+              + "; counters \(counters)")
         #expect(times.allSatisfy { $0 < 1000 }, "abort times (ms): \(times)")
         #expect(counters.evicted >= 40)
         #expect(counters.open <= 1024)
