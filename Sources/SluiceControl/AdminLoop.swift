@@ -188,8 +188,8 @@ struct AdminListenerSlot {
 /// new connection closes that listener's oldest one that has not shown the token and is not being
 /// answered, so clients without the token cannot keep an operator out.
 ///
-/// Threading: every field is touched by the loop thread only, except `outbox` (locked) and
-/// `stopping` (atomic), which is why the class may be `@unchecked Sendable`.
+/// Threading: every field is touched by the loop thread only, except `outbox` and `counters`
+/// (locked) and `stopping` (atomic), which is why the class may be `@unchecked Sendable`.
 final class AdminLoop: @unchecked Sendable {
     private let epoll: Epoll
     private let wake: WakeFD
@@ -218,21 +218,29 @@ final class AdminLoop: @unchecked Sendable {
     init(listeners: [AdminListenerSlot], limits: AdminLoopLimits,
          decide: @escaping (inout AdminRequest, AdminListenerRole, SocketAddress, Bool) -> AdminDecision,
          run: @escaping @Sendable (AdminLane, @escaping @Sendable () -> Void) -> Void) throws(AdminError) {
+        let ep: Epoll, wk: WakeFD
         do throws(SyscallError) {
-            epoll = try Epoll()
-            do throws(SyscallError) {
-                wake = try WakeFD()
-            } catch {
-                Sys.close(epoll.fd)
-                throw error
-            }
-            try epoll.add(wake.fd, events: EpollMask.input, data: Self.wakeData)
-            for (i, l) in listeners.enumerated() {
-                try epoll.add(l.fd, events: EpollMask.input, data: Self.listenerData(i))
-            }
+            ep = try Epoll()
         } catch {
             throw AdminError("cannot start the admin API's event loop: \(error)")
         }
+        do throws(SyscallError) {
+            wk = try WakeFD()
+            do throws(SyscallError) {
+                try ep.add(wk.fd, events: EpollMask.input, data: Self.wakeData)
+                for (i, l) in listeners.enumerated() {
+                    try ep.add(l.fd, events: EpollMask.input, data: Self.listenerData(i))
+                }
+            } catch {
+                Sys.close(wk.fd)
+                throw error
+            }
+        } catch {
+            Sys.close(ep.fd)
+            throw AdminError("cannot start the admin API's event loop: \(error)")
+        }
+        epoll = ep
+        wake = wk
         outbox = AdminOutbox(wake: wake)
         self.listeners = listeners
         self.limits = limits
