@@ -23,8 +23,8 @@ public typealias AdminHandler = @Sendable (AdminRequest) -> AdminResponse
 /// `/healthz`, `/ready` unless `admin.public_endpoints` says otherwise) needs
 /// `Authorization: Bearer TOKEN`; state-changing endpoints (`mutating`, by default every method
 /// but GET and HEAD) also refuse cross-site requests (foreign `Origin`, foreign `Host`, a body
-/// that is not `application/json`). The token and these checks are applied as soon as the head
-/// is in, before any body byte is read.
+/// that is not `application/json`), and topology reads refuse a foreign `Host` (DNS rebinding).
+/// The token and these checks are applied as soon as the head is in, before any body byte is read.
 ///
 /// A non-loopback address without a token is refused (`init` throws): the API would be open
 /// to anyone who can reach it. An optional metrics listener (`addMetricsListener`) serves
