@@ -46,7 +46,7 @@ let package = Package(
         // Control plane: YAML config loading and validation, building routing tables.
         .target(
             name: "SluiceControl",
-            dependencies: ["SluiceCore", "SluiceProxy", .product(name: "Yams", package: "Yams"),
+            dependencies: ["SluiceCore", "SluiceProxy", "CSluiceSys", .product(name: "Yams", package: "Yams"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

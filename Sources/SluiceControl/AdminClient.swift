@@ -30,7 +30,8 @@ public enum AdminClient {
         }
     }
 
-    /// Sends one request and reads the whole response (the server closes the connection).
+    /// Sends one request and reads the whole response (the server closes the connection). A
+    /// body is sent as `application/json` (the admin API refuses other types on state-changing calls).
     /// Throws when the API cannot be reached or answers something that is not HTTP.
     public static func request(_ method: String = "GET", _ path: String, to address: SocketAddress, token: String? = nil,
                                body: [UInt8] = [], timeoutMillis: Int32 = 5000) throws(AdminError) -> AdminClientResponse {
@@ -43,6 +44,7 @@ public enum AdminClient {
         defer { close(fd) }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nUser-Agent: sluice\r\n"
         if let token { head += "Authorization: Bearer \(token)\r\n" }
+        if !body.isEmpty { head += "Content-Type: application/json\r\n" }
         if !body.isEmpty || !(method == "GET" || method == "HEAD") { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
         guard AdminSocket.writeAll(fd, Array(head.utf8) + body) else {

@@ -97,48 +97,34 @@ struct AdminErrorBody: Codable {
     var status: Int
 }
 
-/// Reading and parsing admin requests (HTTP/1.1, one request per connection).
+/// Turning a head parsed by the strict `RequestParser` into an `AdminRequest`, and byte search for the client.
 enum AdminHTTP {
-    /// Largest request head accepted.
-    static let maxHead = 16 * 1024
-    /// Largest request body accepted.
-    static let maxBody = 1 << 20
-
-    /// Outcome of reading a request.
-    enum ReadResult {
-        case request(AdminRequest)
-        case reject(AdminResponse)
-        case gone
-    }
-
-    /// Reads one request from a blocking socket with timeouts set.
-    static func read(from fd: Int32) -> ReadResult {
-        var buffer: [UInt8] = []
-        var headEnd: Int?
-        while headEnd == nil {
-            if buffer.count > maxHead { return .reject(.error(431, "request head larger than \(maxHead) bytes")) }
-            let n = AdminSocket.readSome(fd, into: &buffer)
-            if n <= 0 { return .gone }
-            headEnd = find(crlfcrlf, in: buffer)
+    /// The request described by `head`, whose spans point into `bytes` (body left empty).
+    static func request(from head: RequestHead, bytes: [UInt8]) -> AdminRequest {
+        func text(_ span: ByteSpan) -> String {
+            let r = span.range
+            guard r.lowerBound >= 0, r.upperBound <= bytes.count else { return "" }
+            return String(decoding: bytes[r], as: UTF8.self)
         }
-        guard let end = headEnd, end <= maxHead else { return .reject(.error(431, "request head larger than \(maxHead) bytes")) }
-        guard var request = parseHead(buffer[0..<end]) else { return .reject(.error(400, "malformed request")) }
-        if request.header("transfer-encoding") != nil {
-            return .reject(.error(501, "chunked request bodies are not supported; send Content-Length"))
+        var path = text(head.path)
+        if path.isEmpty { path = "/" }
+        var query: [String: String] = [:]
+        if head.query.count > 0 {
+            for pair in text(head.query).split(separator: "&") {
+                if let eq = pair.firstIndex(of: "=") {
+                    query[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
+                } else {
+                    query[String(pair)] = ""
+                }
+            }
         }
-        var length = 0
-        if let cl = request.header("content-length") {
-            guard let v = Int(cl.trimmingSpaces()), v >= 0 else { return .reject(.error(400, "invalid Content-Length")) }
-            guard v <= maxBody else { return .reject(.error(413, "request body larger than \(maxBody) bytes")) }
-            length = v
+        var headers: [String: String] = [:]
+        for field in head.fields {
+            let name = text(field.name).lowercased()
+            let value = text(field.value)
+            if let old = headers[name] { headers[name] = old + ", " + value } else { headers[name] = value }
         }
-        var body = Array(buffer[(end + 4)...])
-        while body.count < length {
-            let n = AdminSocket.readSome(fd, into: &body)
-            if n <= 0 { return .gone }
-        }
-        request.body = Array(body.prefix(length))
-        return .request(request)
+        return AdminRequest(method: text(head.methodSpan), path: path, query: query, headers: headers)
     }
 
     private static let crlfcrlf: [UInt8] = [13, 10, 13, 10]
@@ -152,37 +138,5 @@ enum AdminHTTP {
             i += 1
         }
         return nil
-    }
-
-    /// Parses a request line and header fields (without the final empty line).
-    static func parseHead(_ bytes: ArraySlice<UInt8>) -> AdminRequest? {
-        let text = String(decoding: bytes, as: UTF8.self)
-        var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false)
-        guard !lines.isEmpty else { return nil }
-        let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
-        guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1."), !requestLine[0].isEmpty,
-              requestLine[1].hasPrefix("/") else { return nil }
-        let target = requestLine[1]
-        var path = target
-        var query: [String: String] = [:]
-        if let q = target.firstIndex(of: "?") {
-            path = target[..<q]
-            for pair in target[target.index(after: q)...].split(separator: "&") {
-                if let eq = pair.firstIndex(of: "=") {
-                    query[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
-                } else {
-                    query[String(pair)] = ""
-                }
-            }
-        }
-        var headers: [String: String] = [:]
-        for line in lines where !line.isEmpty {
-            guard let colon = line.firstIndex(of: ":") else { return nil }
-            let name = line[..<colon].lowercased()
-            guard !name.isEmpty, !name.contains(" ") else { return nil }
-            let value = String(line[line.index(after: colon)...]).trimmingSpaces()
-            if let old = headers[name] { headers[name] = old + ", " + value } else { headers[name] = value }
-        }
-        return AdminRequest(method: String(requestLine[0]), path: String(path), query: query, headers: headers)
     }
 }

@@ -5,8 +5,8 @@ import Darwin
 #endif
 import SluiceCore
 
-/// Blocking socket calls for the admin API and its client (control plane only; the proxy's
-/// non-blocking wrappers live in SluiceProxy and are not shared).
+/// Blocking socket calls for the admin API's client, and binding the admin listeners (control
+/// plane only; the admin server's event loop uses the proxy's non-blocking wrappers, `Sys`).
 enum AdminSocket {
     #if canImport(Glibc)
     static let streamType = Int32(SOCK_STREAM.rawValue)
@@ -88,8 +88,9 @@ enum AdminSocket {
         return fd
     }
 
-    /// A listening socket bound to `address` (SO_REUSEADDR).
-    static func listen(on address: SocketAddress) throws(AdminError) -> Int32 {
+    /// A listening socket bound to `address` (SO_REUSEADDR, not SO_REUSEPORT: a second sluice
+    /// on the same admin port must fail to start, not share it), non-blocking when asked.
+    static func listen(on address: SocketAddress, nonBlocking: Bool = false, what: String = "the admin API") throws(AdminError) -> Int32 {
         let fd = try socket(for: address)
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -100,9 +101,10 @@ enum AdminSocket {
         guard rc == 0 else {
             let e = errno
             close(fd)
-            throw AdminError("cannot bind the admin API to \(address): \(errnoText(e))")
+            throw AdminError("cannot bind \(what) to \(address): \(errnoText(e))")
         }
-        guard Glibc.listen(fd, 128) == 0 else {
+        if nonBlocking { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        guard Glibc.listen(fd, 1024) == 0 else {
             let e = errno
             close(fd)
             throw AdminError("cannot listen on \(address): \(errnoText(e))")

@@ -3,7 +3,8 @@ import Yams
 
 /// Where a running Sluice's admin API is, for CLI commands (`sluice reload`, `split`, ...).
 public enum AdminTarget {
-    /// The admin address (default 127.0.0.1:9901) and token in the config file at `path`.
+    /// The admin address (default 127.0.0.1:9901) and token (`admin.token`, or the contents of
+    /// `admin.token_file`) in the config file at `path`.
     ///
     /// Reads only `admin:`, so a file with mistakes elsewhere still tells where to send
     /// `sluice reload` (which then reports those mistakes from the server). Throws when the
@@ -22,7 +23,13 @@ public enum AdminTarget {
         }
         let defaultAddress = SocketAddress.v4(0x7f00_0001, port: 9901)
         guard let admin = root?["admin"] else { return (defaultAddress, nil) }
-        let token = admin["token"]?.string
+        var token = admin["token"]?.string
+        if token == nil, let file = admin["token_file"]?.string {
+            switch AdminTokenFile.read(ConfigLoader.resolve(file, relativeTo: path)) {
+            case .success(let t): token = t
+            case .failure(let e): throw AdminError("\(path): admin.token_file: \(e.message)")
+            }
+        }
         guard let written = admin["address"]?.string else { return (defaultAddress, token) }
         switch ConfigValues.parseHostPort(written, allowPortZero: true) {
         case .failure(let problem):

@@ -17,12 +17,16 @@ struct ConfigCompiler {
 
     /// Top-level keys.
     static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies",
-                          "state_file", "path_normalization", "forward_normalized_path", "cluster"]
+                          "state_file", "path_normalization", "forward_normalized_path", "cluster", "metrics"]
+
+    /// `$SLUICE_ADMIN_TOKEN`, the admin token used when the config gives none.
+    let environmentToken: String?
 
     /// A compiler reporting against `file` and resolving names with `resolver`.
-    init(file: String, resolver: HostResolver) {
+    init(file: String, resolver: HostResolver, environmentToken: String? = nil) {
         self.reader = ConfigReader(file: file)
         self.resolver = resolver
+        self.environmentToken = environmentToken
     }
 
     /// Compiles the document; nil when any problem was reported.
@@ -33,7 +37,9 @@ struct ConfigCompiler {
         }
         let workers = top["workers"].flatMap { compileWorkers($0) } ?? Self.onlineCPUs()
         let listeners = top["listeners"].map { compileListeners($0) } ?? []
-        let (adminAddress, adminToken) = compileAdmin(top["admin"], listeners: listeners)
+        let (adminAddress, adminToken, compiledAdmin) = compileAdmin(top["admin"], listeners: listeners)
+        var adminSettings = compiledAdmin
+        adminSettings.metrics = top["metrics"].flatMap { compileMetricsListener($0, listeners: listeners, admin: adminAddress) }
         let timeouts = top["timeouts"].map { compileTimeouts($0) } ?? Timeouts()
         let limits = top["limits"].map { compileLimits($0) } ?? Limits()
         let accessLog = top["access_log"].map { compileAccessLog($0) } ?? .off
@@ -61,6 +67,7 @@ struct ConfigCompiler {
         config.trustedProxies = trustedProxies
         config.accessLogFormat = accessLogFormat
         config.cluster = cluster
+        config.admin = adminSettings
         stateFileSetting = stateFile
         if case .path(let p) = stateFile { config.stateFile = p }
         return config
@@ -144,31 +151,6 @@ struct ConfigCompiler {
             out.append(ListenerSpec(name: name, address: address))
         }
         return out
-    }
-
-    /// `admin:` (address and optional token).
-    mutating func compileAdmin(_ node: Node?, listeners: [ListenerSpec]) -> (SocketAddress, String?) {
-        let defaultAddress = SocketAddress.v4(0x7f00_0001, port: 9901)
-        guard let node else { return (defaultAddress, nil) }
-        guard let m = reader.map(node, "admin", known: ["address", "token"], example: "{ address: 127.0.0.1:9901 }") else {
-            return (defaultAddress, nil)
-        }
-        var address = defaultAddress
-        if let a = m["address"], let parsed = self.address(a, m.path("address"), allowPortZero: true) {
-            address = parsed
-            if parsed.port != 0, let clash = listeners.first(where: { $0.address == parsed }) {
-                reader.report(a, m.path("address"), "admin address \(parsed) is also the address of listener `\(clash.name)`",
-                              hint: "use another port for the admin API")
-            }
-        }
-        var token: String?
-        if let t = m["token"] { token = reader.string(t, m.path("token")) }
-        if !address.isLoopback && (token ?? "").isEmpty, let a = m["address"] {
-            reader.report(a, m.path("address"),
-                          "admin address \(address) is not a loopback address and `admin.token` is not set",
-                          hint: "anyone who can reach it could use the admin API: set `admin.token`, or use 127.0.0.1:\(address.port)")
-        }
-        return (address, token)
     }
 
     /// `timeouts:` (durations into nanoseconds).

@@ -36,8 +36,10 @@ public enum ConfigLoader {
 
     /// Loads config text read from the file at `path` (names `path` in diagnostics, sets
     /// `sourcePath` and resolves the state file next to it).
-    package static func load(text: String, path: String, version: UInt64, resolver: HostResolver) throws(ConfigError) -> SluiceConfig {
-        var (config, stateFile) = try compile(yaml: text, file: path, version: version, resolver: resolver)
+    package static func load(text: String, path: String, version: UInt64, resolver: HostResolver,
+                             environmentToken: String? = ConfigLoader.environmentToken()) throws(ConfigError) -> SluiceConfig {
+        var (config, stateFile) = try compile(yaml: text, file: path, version: version, resolver: resolver,
+                                              environmentToken: environmentToken)
         config.sourcePath = path
         switch stateFile {
         case .off: config.stateFile = nil
@@ -55,14 +57,22 @@ public enum ConfigLoader {
     }
 
     /// `parse(yaml:file:version:)` with a chosen host resolver (tests use a fixed one).
-    package static func parse(yaml: String, file: String, version: UInt64,
-                              resolver: HostResolver) throws(ConfigError) -> SluiceConfig {
-        try compile(yaml: yaml, file: file, version: version, resolver: resolver).config
+    package static func parse(yaml: String, file: String, version: UInt64, resolver: HostResolver,
+                              environmentToken: String? = ConfigLoader.environmentToken()) throws(ConfigError) -> SluiceConfig {
+        try compile(yaml: yaml, file: file, version: version, resolver: resolver, environmentToken: environmentToken).config
+    }
+
+    /// `$SLUICE_ADMIN_TOKEN` when set and not empty: the admin token when the config gives none.
+    package static func environmentToken() -> String? {
+        guard let raw = getenv("SLUICE_ADMIN_TOKEN") else { return nil }
+        let s = String(cString: raw)
+        return s.isEmpty ? nil : s
     }
 
     /// Parses and compiles, also returning what `state_file:` said.
-    static func compile(yaml: String, file: String, version: UInt64,
-                        resolver: HostResolver) throws(ConfigError) -> (config: SluiceConfig, stateFile: ConfigCompiler.StateFileSetting) {
+    static func compile(yaml: String, file: String, version: UInt64, resolver: HostResolver,
+                        environmentToken: String? = ConfigLoader.environmentToken())
+        throws(ConfigError) -> (config: SluiceConfig, stateFile: ConfigCompiler.StateFileSetting) {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml, .basic)
@@ -77,7 +87,7 @@ public enum ConfigLoader {
                 file: file, line: 1, column: 1, keyPath: "", message: "the config is empty",
                 hint: "see the README's configuration reference for a complete example")])
         }
-        var compiler = ConfigCompiler(file: file, resolver: resolver)
+        var compiler = ConfigCompiler(file: file, resolver: resolver, environmentToken: environmentToken)
         let config = compiler.compile(root, version: version)
         guard let config, compiler.reader.isClean else {
             let sorted = compiler.reader.diagnostics.enumerated().sorted {

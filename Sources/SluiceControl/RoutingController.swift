@@ -542,7 +542,11 @@ public final class RoutingController: Sendable {
         var out: [String] = []
         if a.workers != b.workers { out.append("workers") }
         if a.listeners != b.listeners { out.append("listeners") }
-        if a.adminAddress != b.adminAddress || a.adminToken != b.adminToken { out.append("admin") }
+        var adminA = a.admin, adminB = b.admin
+        adminA.metrics = nil
+        adminB.metrics = nil
+        if a.adminAddress != b.adminAddress || a.adminToken != b.adminToken || adminA != adminB { out.append("admin") }
+        if a.admin.metrics != b.admin.metrics { out.append("metrics") }
         if a.timeouts != b.timeouts { out.append("timeouts") }
         if a.limits != b.limits { out.append("limits") }
         if a.accessLog != b.accessLog || a.accessLogFormat != b.accessLogFormat { out.append("access_log") }

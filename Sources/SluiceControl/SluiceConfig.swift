@@ -8,8 +8,11 @@ public struct SluiceConfig: Sendable {
     public var listeners: [ListenerSpec]
     /// Where the admin API listens (default 127.0.0.1:9901).
     public var adminAddress: SocketAddress
-    /// Bearer token the admin API requires, when set.
+    /// Bearer token the admin API requires, when set (from `admin.token`, `admin.token_file` or
+    /// `$SLUICE_ADMIN_TOKEN`).
     public var adminToken: String?
+    /// The admin API's other settings, and the metrics listener (`admin:`, `metrics:`).
+    public var admin = AdminSettings()
     /// Timeouts in nanoseconds.
     public var timeouts: Timeouts
     /// Resource and parser limits.

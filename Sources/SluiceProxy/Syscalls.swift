@@ -1,6 +1,6 @@
 @preconcurrency import Glibc
 import SluiceCore
-internal import CSluiceSys
+package import CSluiceSys
 
 /// A failed system call: which call and its errno. Thrown only for real failures;
 /// "would block", EOF and "connect in progress" are values, not errors.
@@ -23,7 +23,7 @@ public struct SyscallError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Result of a read or write on a non-blocking socket.
-enum IOResult: Equatable {
+package enum IOResult: Equatable {
     /// This many bytes were transferred (> 0).
     case done(Int)
     /// The kernel has nothing (read) or no room (write) now.
@@ -36,7 +36,7 @@ enum IOResult: Equatable {
 
 /// Every syscall the IO layer makes goes through here: EINTR retried (never for close),
 /// EAGAIN returned as a value, EBADF/EFAULT treated as our bugs.
-enum Sys {
+package enum Sys {
     @inline(__always)
     static func checkOurBug(_ call: StaticString, _ err: Int32) {
         precondition(err != EBADF && err != EFAULT, "\(call): \(err == EBADF ? "EBADF" : "EFAULT") is a Sluice bug")
@@ -59,13 +59,13 @@ enum Sys {
 
     /// read(2) into a raw buffer.
     @inline(__always)
-    static func read(_ fd: Int32, _ ptr: UnsafeMutableRawPointer, _ count: Int) -> IOResult {
+    package static func read(_ fd: Int32, _ ptr: UnsafeMutableRawPointer, _ count: Int) -> IOResult {
         transfer("read") { Glibc.read(fd, ptr, count) }
     }
 
     /// send(2) with MSG_NOSIGNAL.
     @inline(__always)
-    static func write(_ fd: Int32, _ ptr: UnsafeRawPointer, _ count: Int) -> IOResult {
+    package static func write(_ fd: Int32, _ ptr: UnsafeRawPointer, _ count: Int) -> IOResult {
         while true {
             let n = Glibc.send(fd, ptr, count, CSLUICE_MSG_NOSIGNAL)
             if n >= 0 { return n == 0 ? .wouldBlock : .done(n) }
@@ -108,7 +108,7 @@ enum Sys {
     }
 
     /// close(2); never retried on EINTR (Linux always releases the fd).
-    static func close(_ fd: Int32) {
+    package static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
     }
 
@@ -229,7 +229,7 @@ enum Sys {
     }
 
     /// The local address a socket is bound to.
-    static func localAddress(_ fd: Int32) throws(SyscallError) -> SocketAddress {
+    package static func localAddress(_ fd: Int32) throws(SyscallError) -> SocketAddress {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &storage) {
@@ -243,7 +243,7 @@ enum Sys {
     }
 
     /// Outcome of accept.
-    enum AcceptResult {
+    package enum AcceptResult {
         case accepted(Int32, SocketAddress)
         case wouldBlock
         /// Out of descriptors (EMFILE/ENFILE) or memory: back off, keep the listener.
@@ -253,7 +253,7 @@ enum Sys {
     }
 
     /// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
-    static func accept(_ listener: Int32) -> AcceptResult {
+    package static func accept(_ listener: Int32) -> AcceptResult {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         while true {
@@ -306,7 +306,7 @@ enum Sys {
 
     /// Monotonic time in nanoseconds.
     @inline(__always)
-    static func monotonicNanos() -> UInt64 {
+    package static func monotonicNanos() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
@@ -314,17 +314,17 @@ enum Sys {
 }
 
 /// An epoll instance with an eventfd for cross-thread wake-ups.
-struct Epoll {
-    let fd: Int32
+package struct Epoll {
+    package let fd: Int32
 
-    init() throws(SyscallError) {
+    package init() throws(SyscallError) {
         let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
         if fd < 0 { throw SyscallError("epoll_create1", errno: Glibc.errno) }
         self.fd = fd
     }
 
     /// Registers `target` for `events`, with `data` carried back in each event.
-    func add(_ target: Int32, events: UInt32, data: UInt64) throws(SyscallError) {
+    package func add(_ target: Int32, events: UInt32, data: UInt64) throws(SyscallError) {
         var ev = epoll_event()
         ev.events = events
         ev.data.u64 = data
@@ -332,13 +332,13 @@ struct Epoll {
     }
 
     /// Removes `target` (closing an fd removes it as well).
-    func remove(_ target: Int32) {
+    package func remove(_ target: Int32) {
         var ev = epoll_event()
         _ = epoll_ctl(fd, EPOLL_CTL_DEL, target, &ev)
     }
 
     /// Waits for events; returns how many were written to `events`. EINTR gives 0.
-    func wait(_ events: UnsafeMutablePointer<epoll_event>, max: Int32, timeoutMs: Int32) -> Int {
+    package func wait(_ events: UnsafeMutablePointer<epoll_event>, max: Int32, timeoutMs: Int32) -> Int {
         let n = epoll_wait(fd, events, max, timeoutMs)
         if n < 0 {
             let e = Glibc.errno
@@ -355,33 +355,33 @@ struct Epoll {
 }
 
 /// Event masks as Swift values.
-enum EpollMask {
-    static let input = UInt32(CSLUICE_EPOLLIN)
-    static let output = UInt32(CSLUICE_EPOLLOUT)
-    static let error = UInt32(CSLUICE_EPOLLERR)
-    static let hangup = UInt32(CSLUICE_EPOLLHUP)
-    static let readHangup = UInt32(CSLUICE_EPOLLRDHUP)
-    static let edge = CSLUICE_EPOLLET
+package enum EpollMask {
+    package static let input = UInt32(CSLUICE_EPOLLIN)
+    package static let output = UInt32(CSLUICE_EPOLLOUT)
+    package static let error = UInt32(CSLUICE_EPOLLERR)
+    package static let hangup = UInt32(CSLUICE_EPOLLHUP)
+    package static let readHangup = UInt32(CSLUICE_EPOLLRDHUP)
+    package static let edge = CSLUICE_EPOLLET
 }
 
 /// An eventfd used to wake a loop from another thread.
-struct WakeFD {
-    let fd: Int32
+package struct WakeFD {
+    package let fd: Int32
 
-    init() throws(SyscallError) {
+    package init() throws(SyscallError) {
         let fd = eventfd(0, CSLUICE_EFD_NONBLOCK | CSLUICE_EFD_CLOEXEC)
         if fd < 0 { throw SyscallError("eventfd", errno: Glibc.errno) }
         self.fd = fd
     }
 
     /// Adds one to the counter (wakes epoll_wait).
-    func signal() {
+    package func signal() {
         var one: UInt64 = 1
         _ = withUnsafeBytes(of: &one) { Glibc.write(fd, $0.baseAddress, 8) }
     }
 
     /// Resets the counter.
-    func drain() {
+    package func drain() {
         var value: UInt64 = 0
         _ = withUnsafeMutableBytes(of: &value) { Glibc.read(fd, $0.baseAddress, 8) }
     }

@@ -17,14 +17,18 @@ struct AdminOptions: ParsableArguments {
     @Option(help: "Admin API address as HOST:PORT (default 127.0.0.1:9901).")
     var admin: String?
 
-    @Option(help: "Bearer token for the admin API (default: admin.token of --config, else $SLUICE_ADMIN_TOKEN).")
+    @Option(help: "Bearer token for the admin API (default: admin.token or admin.token_file of --config, else $SLUICE_ADMIN_TOKEN).")
     var token: String?
+
+    @Option(help: "File holding the bearer token (e.g. a mounted Secret); instead of --token.")
+    var tokenFile: String?
 
     @Option(help: "Seconds to wait for the admin API.")
     var timeout: Int = 10
 
     func validate() throws {
         if config != nil && admin != nil { throw ValidationError("give --config or --admin, not both") }
+        if token != nil && tokenFile != nil { throw ValidationError("give --token or --token-file, not both") }
         if let admin, AdminTarget.parseAddress(admin) == nil {
             throw ValidationError("--admin \(admin): expected HOST:PORT, e.g. 127.0.0.1:9901")
         }
@@ -45,8 +49,17 @@ struct AdminOptions: ParsableArguments {
         } else if let text = admin, let parsed = AdminTarget.parseAddress(text) {
             address = parsed
         }
-        let envToken = getenv("SLUICE_ADMIN_TOKEN").map { String(cString: $0) }
-        return (address, token ?? fileToken ?? envToken)
+        var given = token
+        if let tokenFile {
+            switch AdminTokenFile.read(tokenFile) {
+            case .success(let t): given = t
+            case .failure(let e):
+                printError("sluice \(command): --token-file: \(e.message)")
+                throw ExitCode(2)
+            }
+        }
+        let envToken = getenv("SLUICE_ADMIN_TOKEN").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        return (address, given ?? fileToken ?? envToken)
     }
 }
 

@@ -34,7 +34,7 @@ struct Sluice: ParsableCommand {
             """,
         version: sluiceVersion,
         subcommands: [Run.self, Check.self, Demo.self, Status.self, Reload.self, Split.self, Switch.self, Abort.self,
-                      Clear.self, Rollback.self, History.self, Rollout.self]
+                      Clear.self, Rollback.self, History.self, Rollout.self, Health.self]
     )
 }
 
@@ -106,6 +106,8 @@ struct RunningSluice {
     let watcher: ConfigWatcher?
     /// With `cluster:`: the fleet's shared state in etcd.
     let cluster: ClusterStore?
+    /// Readiness (`GET /ready`) and the systemd notifications.
+    let health: ServiceHealth
 
     /// Starts the proxy, the stats sampler, the rollout controller, the admin API and (for a
     /// config file, unless `watch` is false) the file watcher. Runtime overrides and rollouts in
@@ -130,7 +132,8 @@ struct RunningSluice {
         let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
                                  seriesMap: { hub.seriesMap(for: $0) })
         controller.attach(server)
-        let admin = try AdminServer(config: config, hub: hub, events: events, server: server)
+        let health = ServiceHealth()
+        let admin = try AdminServer(config: config, hub: hub, events: events, server: server, health: health)
         controller.registerAdminEndpoints(on: admin, hub: hub)
         try server.start()
         try hub.startSampler()
@@ -173,16 +176,20 @@ struct RunningSluice {
                             metadata: ["path": "\(path)", "error": "\(error)"])
             }
         }
+        // Listening, config loaded, admin API up: ready (READY=1 to systemd with Type=notify).
+        health.markReady(status: "serving version \(controller.version)")
         return RunningSluice(server: server, hub: hub, admin: admin, events: events, controller: controller,
-                             rollouts: rollouts, watcher: watcher, cluster: cluster)
+                             rollouts: rollouts, watcher: watcher, cluster: cluster, health: health)
     }
 
     /// Stops the rollouts (saving their state), drains the proxy and stops the control plane.
     func stop(drainTimeout: UInt64) {
+        // Not ready from the first moment (GET /ready 503, STOPPING=1), while the listeners still accept.
+        health.beginDrain()
         rollouts.stop()
         cluster?.stop()
         watcher?.stop()
-        server.shutdown(drainTimeout: drainTimeout)
+        health.drain(server, timeout: drainTimeout)
         admin.stop()
         hub.stopSampler()
     }
@@ -304,6 +311,7 @@ struct Run: ParsableCommand {
                                              "etcd": "\(cluster.settings.endpoints.joined(separator: ", "))",
                                              "connected": "\(cluster.isConnected)"])
         }
+        if let metrics = running.admin.metricsBoundAddress { log.notice("metrics listener", metadata: ["address": "\(metrics)"]) }
         throw ExitCode(serve(running, drainTimeout: loaded.timeouts.drain,
                              accessLog: loaded.accessLog, accessLogFD: settings.accessLogFD))
     }

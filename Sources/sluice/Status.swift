@@ -26,6 +26,12 @@ struct Status: ParsableCommand {
     @Option(help: "Admin API address as HOST:PORT (default 127.0.0.1:9901).")
     var admin: String?
 
+    @Option(help: "Bearer token for the admin API (default: admin.token or admin.token_file of --config, else $SLUICE_ADMIN_TOKEN).")
+    var token: String?
+
+    @Option(help: "File holding the bearer token (e.g. a mounted Secret); instead of --token.")
+    var tokenFile: String?
+
     @Option(help: "Window to show: 1m or 5m.")
     var window: String = "1m"
 
@@ -40,6 +46,7 @@ struct Status: ParsableCommand {
         if let admin, Self.parseAddress(admin) == nil {
             throw ValidationError("--admin \(admin): expected HOST:PORT, e.g. 127.0.0.1:9901")
         }
+        if token != nil && tokenFile != nil { throw ValidationError("give --token or --token-file, not both") }
         if !StatsReport.standardWindows.contains(where: { $0.name == window }) {
             throw ValidationError("--window must be one of: " + StatsReport.standardWindows.map(\.name).joined(separator: ", "))
         }
@@ -48,7 +55,7 @@ struct Status: ParsableCommand {
 
     func run() throws {
         var address = SocketAddress.v4(0x7f00_0001, port: 9901)
-        var token: String?
+        var token = ConfigLoader.environmentToken()
         if let path = config {
             do {
                 let loaded = try ConfigLoader.load(path: path)
@@ -65,6 +72,15 @@ struct Status: ParsableCommand {
         } else if let text = admin {
             // validate() checked it.
             address = Self.parseAddress(text) ?? address
+        }
+        if let given = self.token { token = given }
+        if let tokenFile {
+            switch AdminTokenFile.read(tokenFile) {
+            case .success(let t): token = t
+            case .failure(let e):
+                printError("sluice status: --token-file: \(e.message)")
+                throw ExitCode(2)
+            }
         }
         let target = AdminClient.reachableAddress(for: address)
         let response: AdminClientResponse

@@ -51,7 +51,9 @@ import Testing
             #expect(try rig.call("POST", path, token: "wrong").status == 401, "\(path) with a wrong token")
         }
         #expect(rig.controller.version == 1, "nothing changed without the token")
-        #expect(try rig.call("GET", "/admin/history").status == 200, "reading needs no token")
+        // Issue 17: with a token set, reading the topology needs it too (it used to be open).
+        #expect(try rig.call("GET", "/admin/history").status == 401, "reading the history needs the token")
+        #expect(try rig.call("GET", "/admin/history", token: "s3cret").status == 200)
         let ok = try rig.call("POST", "/admin/routes/web/abort", token: "s3cret")
         #expect(ok.status == 200)
         #expect(try rig.result(ok).version == 2)

@@ -289,7 +289,7 @@ import Testing
         defer { rig.server.stop() }
         try rig.hub.startSampler()
         try rig.hub.startSampler()  // idempotent
-        // Several clients at once, each on its own server thread.
+        // Several clients at once, served by the event loop (handlers on the read lane).
         let results = Mutex<[Int]>([])
         DispatchQueue.concurrentPerform(iterations: 16) { _ in
             let status = (try? AdminClient.request("GET", "/metrics", to: rig.address).status) ?? -1

@@ -343,7 +343,9 @@ import Testing
         #expect(try JSONDecoder().decode(ControlErrorBody.self, from: Data(again.body)).error
                 == "cannot start: already progressing at step 1 (10%); promote or abort it first")
         #expect(try call("POST", "/admin/routes/nope/rollout/pause", token: "s3cret").status == 400)
-        let status = try call("GET", "/admin/routes/web/rollout")
+        // Issue 17: with a token set, reading a rollout's status needs it too (it used to be open).
+        #expect(try call("GET", "/admin/routes/web/rollout").status == 401)
+        let status = try call("GET", "/admin/routes/web/rollout", token: "s3cret")
         #expect(status.status == 200)
         let decoded = try JSONDecoder().decode(RolloutStatus.self, from: Data(status.body))
         #expect(decoded.state == "progressing" && decoded.step == 1 && decoded.stepLabel == "step 1 (10%)")
