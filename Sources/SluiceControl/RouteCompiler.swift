@@ -313,7 +313,9 @@ struct RouteCompiler {
             return nil
         }
         guard let m = reader.map(node, path, known: Self.stickyKeys, example: "{ cookie: session_id }") else { return nil }
-        let modes = ["cookie", "header", "assign_cookie"].filter { m.has($0) }
+        // `cookie` or `header` names the user's key; `assign_cookie`/`max_age` shape Sluice's own
+        // cookie, which holds the key of a client without one (alone, or next to `cookie`/`header`).
+        let modes = ["cookie", "header"].filter { m.has($0) }
         if modes.count > 1 {
             reader.report(m.keyNode(modes[1]), m.path(modes[1]),
                           "`\(modes[0])` and `\(modes[1])` cannot both be set", hint: "pick one source for the sticky key")
@@ -322,32 +324,11 @@ struct RouteCompiler {
         var maxAge: UInt64?
         if let a = m["max_age"] {
             guard let ns = reader.duration(a, m.path("max_age")) else { return nil }
-            if modes.first == "cookie" || modes.first == "header" {
-                reader.report(m.keyNode("max_age"), m.path("max_age"), "`max_age` applies only to the cookie sluice assigns",
-                              hint: "use `sticky: { assign_cookie: NAME, max_age: 30d }`, or remove `max_age`")
-                return nil
-            }
             guard ns >= 1_000_000_000 else {
                 reader.report(a, m.path("max_age"), "max_age must be at least 1s")
                 return nil
             }
             maxAge = ns / 1_000_000_000
-        }
-        if let c = m["cookie"] {
-            guard let name = reader.string(c, m.path("cookie")) else { return nil }
-            guard ConfigValues.isToken(name) else {
-                reader.report(c, m.path("cookie"), "`\(name)` is not a valid cookie name")
-                return nil
-            }
-            return .cookie(name)
-        }
-        if let h = m["header"] {
-            guard let name = reader.string(h, m.path("header")) else { return nil }
-            guard ConfigValues.isToken(name) else {
-                reader.report(h, m.path("header"), "`\(name)` is not a valid header name")
-                return nil
-            }
-            return .header(name)
         }
         var cookie = StickyPolicy.defaultCookieName
         if let c = m["assign_cookie"] {
@@ -357,6 +338,22 @@ struct RouteCompiler {
                 return nil
             }
             cookie = name
+        }
+        if let c = m["cookie"] {
+            guard let name = reader.string(c, m.path("cookie")) else { return nil }
+            guard ConfigValues.isToken(name) else {
+                reader.report(c, m.path("cookie"), "`\(name)` is not a valid cookie name")
+                return nil
+            }
+            return .cookie(name, assignCookie: cookie, maxAge: maxAge)
+        }
+        if let h = m["header"] {
+            guard let name = reader.string(h, m.path("header")) else { return nil }
+            guard ConfigValues.isToken(name) else {
+                reader.report(h, m.path("header"), "`\(name)` is not a valid header name")
+                return nil
+            }
+            return .header(name, assignCookie: cookie, maxAge: maxAge)
         }
         return .assigned(cookie: cookie, maxAge: maxAge)
     }

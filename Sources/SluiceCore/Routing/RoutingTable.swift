@@ -87,8 +87,10 @@ public final class RoutingTable: Sendable {
             let sticky: StickyMode
             switch spec.sticky {
             case .none: sticky = .none
-            case .cookie(let name): sticky = .cookie(builder.intern(Array(name.utf8)))
-            case .header(let name): sticky = .header(builder.intern(RoutingBytes.lowercased(Array(name.utf8))))
+            case .cookie(let name, let own, _):
+                sticky = .cookie(builder.intern(Array(name.utf8)), assigned: builder.intern(Array(own.utf8)))
+            case .header(let name, let own, _):
+                sticky = .header(builder.intern(RoutingBytes.lowercased(Array(name.utf8))), assigned: builder.intern(Array(own.utf8)))
             case .assigned(let name, _): sticky = .assigned(builder.intern(Array(name.utf8)))
             }
             plans.append(RoutePlan(
@@ -190,40 +192,37 @@ public final class RoutingTable: Sendable {
                     i += 1
                 }
                 if plan.splitCount == 0 { return RouteDecision(action: .notFound, route: Int32(r)) }
-                var decision: RouteDecision
+                // The user's own key (cookie or header) when the route names one and it is present;
+                // otherwise Sluice's own cookie, read or assigned (and then set), so an anonymous
+                // visitor stays in one cohort too. `sticky: none` splits every request anew.
+                let own: ByteSpan
                 switch plan.sticky {
                 case .none:
-                    decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
-                                       balancer: &balancer)
-                case .cookie(let name):
+                    return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
+                                   balancer: &balancer)
+                case .cookie(let name, let assigned):
                     if let v = head.cookieValue(named: slice(pool, name), in: bytes), v.count > 0 {
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
-                                           balancer: &balancer)
-                    } else {
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
-                                           balancer: &balancer)
+                        return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
+                                       balancer: &balancer)
                     }
-                case .header(let name):
+                    own = assigned
+                case .header(let name, let assigned):
                     if let v = head.fieldValue(named: slice(pool, name), in: bytes), v.count > 0 {
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
-                                           balancer: &balancer)
-                    } else {
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
-                                           balancer: &balancer)
+                        return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
+                                       balancer: &balancer)
                     }
+                    own = assigned
                 case .assigned(let name):
-                    if let v = head.cookieValue(named: slice(pool, name), in: bytes),
-                       StickyHash.parseAssignedKey(slice(bytes, v)) != nil {
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
-                                           balancer: &balancer)
-                    } else {
-                        decision = forward(route: r, plan: plan,
-                                           cohort: cohort(plan: plan, bucket: StickyHash.bucket(assignedKey: entropy)),
-                                           balancer: &balancer)
-                        decision.setStickyCookie = true
-                        decision.stickyKey = entropy
-                    }
+                    own = name
                 }
+                if let v = head.cookieValue(named: slice(pool, own), in: bytes), StickyHash.parseAssignedKey(slice(bytes, v)) != nil {
+                    return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
+                                   balancer: &balancer)
+                }
+                var decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(assignedKey: entropy)),
+                                       balancer: &balancer)
+                decision.setStickyCookie = true
+                decision.stickyKey = entropy
                 return decision
             }
             return .notFound
@@ -262,10 +261,10 @@ public final class RoutingTable: Sendable {
 enum StickyMode: Sendable {
     /// Per-request pick from entropy.
     case none
-    /// Key from this cookie (name span).
-    case cookie(ByteSpan)
-    /// Key from this header (lowercased name span).
-    case header(ByteSpan)
+    /// Key from this cookie (name span); without it, as `.assigned` with the second span.
+    case cookie(ByteSpan, assigned: ByteSpan)
+    /// Key from this header (lowercased name span); without it, as `.assigned` with the second span.
+    case header(ByteSpan, assigned: ByteSpan)
     /// Key from sluice's own cookie (name span); assigned when missing.
     case assigned(ByteSpan)
 }
