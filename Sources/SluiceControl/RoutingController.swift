@@ -367,7 +367,10 @@ public final class RoutingController: Sendable {
 
     /// Publishes an earlier version again, as a new version: its table, its overrides and its
     /// file table. Without `version`, the version that served before the current one.
-    public func rollback(to version: UInt64? = nil, cause: String) throws(ControlError) -> ChangeResult {
+    /// Unless `force`, refuses (`ControlError.unsafeRollback`, nothing changed) when that
+    /// version would send more traffic to a cohort that is not its route's baseline
+    /// (`RoutingTable.exposureIncreases`): "rollback" must never reopen a canary by surprise.
+    public func rollback(to version: UInt64? = nil, force: Bool = false, cause: String) throws(ControlError) -> ChangeResult {
         let result = try state.withLock { s throws(ControlError) -> ChangeResult in
             let current = s.serving.version
             let target: VersionRecord
@@ -382,6 +385,13 @@ public final class RoutingController: Sendable {
                 target = s.history[s.history.count - 2]
             }
             let table = target.table.renumbered(version: current + 1)
+            if !force {
+                let raised = table.exposureIncreases(comparedTo: s.serving)
+                if !raised.isEmpty {
+                    throw .unsafeRollback(target: target.entry.version, increases: raised,
+                                          changed: TableDiff.describe(from: s.serving, to: table))
+                }
+            }
             return commit(&s, table: table, base: target.base, overrides: target.overrides, kind: .rollback, cause: cause,
                           route: nil, warnings: [], details: ["to": "\(target.entry.version)"], rolledBackTo: target.entry.version)
         }

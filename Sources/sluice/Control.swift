@@ -110,6 +110,7 @@ struct ControlBody: Encodable {
     var weights: [String: Double]?
     var cohort: String?
     var to: UInt64?
+    var force: Bool?
 }
 
 /// `sluice reload`: reload the config file of a running sluice.
@@ -240,7 +241,11 @@ struct Rollback: ParsableCommand {
         discussion: """
             The earlier version's table and runtime overrides are published as a new version \
             (see `sluice history` for the versions kept: the last 50). Without --to, rolls back \
-            to the version that served before the current one.
+            to the version that served before the current one (`sluice undo` does the same). \
+            A rollback that would send more traffic to a cohort that is not the route's \
+            baseline (a higher split weight, or rules forwarding to it again, e.g. after \
+            `sluice abort`) is refused with what it would change, exit 1 and nothing changed, \
+            unless --force is given. `sluice abort ROUTE` is the one-word way back to the baseline.
             """
     )
 
@@ -249,8 +254,12 @@ struct Rollback: ParsableCommand {
     @Option(help: "The version to go back to.")
     var to: UInt64?
 
+    @Flag(help: "Publish it even if it sends more traffic to a non-baseline cohort.")
+    var force = false
+
     func run() throws {
-        try ControlCall.change("rollback", "/admin/rollback", body: ControlBody(cause: ControlCall.cause("rollback"), to: to),
+        try ControlCall.change("rollback", "/admin/rollback",
+                               body: ControlBody(cause: ControlCall.cause("rollback"), to: to, force: force ? true : nil),
                                options: options)
     }
 }
