@@ -12,8 +12,9 @@ extension RoutingController {
         try rollback(to: nil, force: force, cause: cause)
     }
 
-    /// Adds the release-safety endpoints (issue 19) to `admin`: `POST /admin/undo`.
+    /// Adds the release-safety endpoints (issue 19) to `admin`: `POST /admin/undo`, `POST /admin/explain`.
     func registerSafetyEndpoints(on admin: AdminServer) {
+        registerExplainEndpoint(on: admin)
         admin.register("POST", "/admin/undo") { [self] request in
             Self.answer { () throws(ControlError) in
                 let body = try Self.decode(UndoBody.self, request)
@@ -29,4 +30,28 @@ struct UndoBody: Decodable {
     var force: Bool?
     /// Why.
     var cause: String?
+}
+
+extension RoutingController {
+    /// Explains `input` against the serving table (runtime overrides included) with the
+    /// process's parser limits and trusted proxies; a random entropy when the input has none.
+    public func explain(_ input: ExplainInput) throws(ControlError) -> ExplainReport {
+        let (table, overrides) = snapshot()
+        let settings = startSettings
+        return try Explainer.explain(input, table: table, overrides: overrides, trustedProxies: settings.trustedProxies,
+                                     limits: settings.limits.parser, randomEntropy: UInt64.random(in: 0...UInt64.max))
+    }
+
+    /// `POST /admin/explain` with an `ExplainInput` body: 200 with an `ExplainReport`, 400 for a
+    /// request that cannot be built or that the proxy would reject. Reads only: no token needed.
+    func registerExplainEndpoint(on admin: AdminServer) {
+        admin.register("POST", "/admin/explain", mutating: false) { [self] request in
+            do throws(ControlError) {
+                let input = try Self.decode(ExplainInput.self, request)
+                return .json(try explain(input))
+            } catch {
+                return .json(error.body, status: error.status)
+            }
+        }
+    }
 }

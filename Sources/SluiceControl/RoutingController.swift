@@ -162,6 +162,9 @@ public final class RoutingController: Sendable {
 
     // MARK: Reading
 
+    /// The settings the process started with (limits, trusted proxies: what `explain` needs).
+    package var startSettings: SluiceConfig { startConfig }
+
     /// The table serving now.
     public var table: RoutingTable {
         state.withLock { $0.serving }

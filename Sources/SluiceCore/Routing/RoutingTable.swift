@@ -169,13 +169,23 @@ public final class RoutingTable: Sendable {
     ///   - balancer: the calling worker's round-robin state for this table.
     public func decide(head: RequestHead, bytes: UnsafeRawBufferPointer, client: SocketAddress, entropy: UInt64,
                        balancer: inout BalancerState) -> RouteDecision {
+        var trace = NoTrace()
+        return decide(head: head, bytes: bytes, client: client, entropy: entropy, balancer: &balancer, trace: &trace)
+    }
+
+    /// `decide`, telling `trace` every step (`sluice explain`; the data path's `NoTrace` records nothing).
+    @inline(__always)
+    func decide<Trace: RoutingTrace>(head: RequestHead, bytes: UnsafeRawBufferPointer, client: SocketAddress, entropy: UInt64,
+                                     balancer: inout BalancerState, trace: inout Trace) -> RouteDecision {
         if !balancer.isBuilt(for: self) { balancer = BalancerState(table: self) }
         return bytePool.withUnsafeBytes { pool in
             let input = MatchInput(bytes: bytes, pool: pool, hostName: head.hostName(in: bytes), client: client)
             var r = 0
             while r < plans.count {
                 let plan = plans[r]
-                guard allMatch(start: plan.matchStart, count: plan.matchCount, head: head, input: input) else {
+                let failed = firstFailing(start: plan.matchStart, count: plan.matchCount, head: head, input: input)
+                trace.route(r, failed: failed)
+                guard failed < 0 else {
                     r += 1
                     continue
                 }
@@ -183,7 +193,9 @@ public final class RoutingTable: Sendable {
                 let rulesEnd = i + Int(plan.ruleCount)
                 while i < rulesEnd {
                     let rule = rules[i]
-                    if allMatch(start: rule.matchStart, count: rule.matchCount, head: head, input: input) {
+                    let ruleFailed = firstFailing(start: rule.matchStart, count: rule.matchCount, head: head, input: input)
+                    trace.rule(i, failed: ruleFailed)
+                    if ruleFailed < 0 {
                         if rule.cohort < 0 {
                             return RouteDecision(action: .respond, route: Int32(r), response: rule.response)
                         }
@@ -198,29 +210,34 @@ public final class RoutingTable: Sendable {
                 let own: ByteSpan
                 switch plan.sticky {
                 case .none:
-                    return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
-                                   balancer: &balancer)
+                    let bucket = Int(entropy % StickyHash.buckets)
+                    trace.split(.perRequest(bucket: bucket))
+                    return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
                 case .cookie(let name, let assigned):
                     if let v = head.cookieValue(named: slice(pool, name), in: bytes), v.count > 0 {
-                        return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
-                                       balancer: &balancer)
+                        let bucket = StickyHash.bucket(slice(bytes, v))
+                        trace.split(.userCookie(value: v, bucket: bucket))
+                        return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
                     }
                     own = assigned
                 case .header(let name, let assigned):
                     if let v = head.fieldValue(named: slice(pool, name), in: bytes), v.count > 0 {
-                        return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
-                                       balancer: &balancer)
+                        let bucket = StickyHash.bucket(slice(bytes, v))
+                        trace.split(.userHeader(value: v, bucket: bucket))
+                        return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
                     }
                     own = assigned
                 case .assigned(let name):
                     own = name
                 }
                 if let v = head.cookieValue(named: slice(pool, own), in: bytes), StickyHash.parseAssignedKey(slice(bytes, v)) != nil {
-                    return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
-                                   balancer: &balancer)
+                    let bucket = StickyHash.bucket(slice(bytes, v))
+                    trace.split(.assignedCookie(value: v, bucket: bucket))
+                    return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
                 }
-                var decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(assignedKey: entropy)),
-                                       balancer: &balancer)
+                let bucket = StickyHash.bucket(assignedKey: entropy)
+                trace.split(.assignedNew(key: entropy, bucket: bucket))
+                var decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
                 decision.setStickyCookie = true
                 decision.stickyKey = entropy
                 return decision
