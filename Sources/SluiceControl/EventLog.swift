@@ -27,6 +27,9 @@ public enum RoutingEventKind: String, Sendable, Codable, CaseIterable {
     /// A canary rollout's decision: started, a step promoted, a gate breached, rolled back,
     /// paused, resumed, promoted, aborted, restored after a restart (the cause has the numbers).
     case rollout
+    /// A fault drill started, was cleared, expired or ended because its route or cohort went
+    /// away (`sluice fault`; `details.action` says which). The table version does not change.
+    case fault
 }
 
 /// One routing change.

@@ -68,6 +68,8 @@ public struct ExplainReport: Sendable, Codable, Equatable {
     public var upstreamHeaders: [String]?
     /// Fields Sluice adds to the response (Set-Cookie for an assigned key, the cohort header).
     public var responseHeaders: [String]?
+    /// The fault drill that covered the request and what its roll did, if any.
+    public var fault: String?
     /// Notes (a generated X-Request-Id, framing fields).
     public var notes: [String]
 
@@ -149,7 +151,7 @@ public struct ExplainReport: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case version, request, from, entropy, routes, rules, action, route, cohort, decidedBy = "decided_by", status, split,
              override, upstream, endpoint, endpoints, upstreamHeaders = "upstream_headers",
-             responseHeaders = "response_headers", notes
+             responseHeaders = "response_headers", fault, notes
     }
 }
 
@@ -305,6 +307,21 @@ public enum Explainer {
         let r = Int(d.route)
         let route = table.routes[r]
         report.override = overrides[route.name]?.summary
+        if let f = walk.fault {
+            let origin = f.spec.runtime ? "runtime drill (sluice fault)" : "config drill"
+            var line = "\(origin): \(FaultController.describe(f.spec)); abort roll \(f.abortRoll)"
+            switch d.fault {
+            case .abort: line += " < \(f.spec.abortPercent): aborted with \(table.responses[Int(d.response)].status)"
+            case .delay: line += ", delay roll \(f.delayRoll): delayed \(d.delayNanos / 1_000_000)ms"
+            case .none: line += " not below \(f.spec.abortPercent): not injected"
+            }
+            report.fault = line
+            if d.fault == .abort {
+                report.cohort = route.cohorts[Int(d.cohort)].name
+                report.decidedBy = report.decidedBy ?? (walk.split != nil ? "split" : nil)
+                if let step = walk.split { report.split = splitLine(step, table: table, route: r, text: text, head: head, bytes: bytes) }
+            }
+        }
         switch d.action {
         case .notFound:
             report.notes.append("the route matched but no rule applied and it has no split: the proxy answers 404")

@@ -45,12 +45,15 @@ extension ExplainReport {
         case "forward":
             out += "decision: forward to \(route ?? "?") / \(cohort ?? "?"), decided by "
                 + (decidedBy == "split" ? "the split" : decidedBy ?? "?") + "\n"
+        case "respond" where fault != nil:
+            out += "decision: \(route ?? "?") / \(cohort ?? "?") answered \(status.map(String.init) ?? "?") by a fault drill\n"
         case "respond":
             out += "decision: \(route ?? "?") answers \(status.map(String.init) ?? "?") directly (\(decidedBy ?? "?"))\n"
         default:
             out += "decision: 404 (\(route.map { "route \($0) matched, nothing applied" } ?? "no route matched"))\n"
         }
         if let override { out += "  runtime override in force: \(override)\n" }
+        if let fault { out += "  fault: \(fault)\n" }
         if let s = split {
             let range = s.range.count == 2 ? "buckets \(s.range[0])..<\(s.range[1])" : "no split"
             if let key = s.key {

@@ -10,7 +10,7 @@ struct RouteCompiler {
 
     /// Keys of a route.
     static let routeKeys = ["name", "match", "upstream", "split", "cohorts", "baseline", "sticky", "rules", "respond",
-                            "cohort_header", "cohort_response_header", "rollout"]
+                            "cohort_header", "cohort_response_header", "rollout", "fault"]
     /// Keys of a `match`.
     static let matchKeys = ["host", "path_prefix", "path", "method", "header", "cookie", "query", "source"]
     /// Keys of a header, cookie or query test.
@@ -183,10 +183,23 @@ struct RouteCompiler {
         if let h = m["cohort_response_header"] {
             if let b = reader.bool(h, m.path("cohort_response_header")) { cohortResponseHeader = b } else { ok = false }
         }
+        var faults: [FaultSpec] = []
+        if let f = m["fault"] {
+            if cohorts.isEmpty {
+                reader.report(m.keyNode("fault"), m.path("fault"), "a route that answers directly has no cohorts to inject faults into")
+                ok = false
+            } else if let compiled = compileRouteFaults(f, m.path("fault"), cohorts: cohorts, reader: &reader) {
+                faults = compiled
+            } else {
+                ok = false
+            }
+        }
         guard ok else { return nil }
-        return RouteSpec(name: name, match: match, cohorts: cohorts, baseline: cohorts.isEmpty ? -1 : baseline,
-                         sticky: sticky, rules: rules, cohortHeader: cohortHeader,
-                         cohortResponseHeader: cohortResponseHeader, rollout: rollout)
+        var spec = RouteSpec(name: name, match: match, cohorts: cohorts, baseline: cohorts.isEmpty ? -1 : baseline,
+                             sticky: sticky, rules: rules, cohortHeader: cohortHeader,
+                             cohortResponseHeader: cohortResponseHeader, rollout: rollout)
+        spec.faults = faults
+        return spec
     }
 
     private func reportUnknownUpstream(_ node: Node, _ path: String, _ name: String, reader: inout ConfigReader) {
@@ -368,7 +381,7 @@ struct RouteCompiler {
         var rules: [RuleSpec] = []
         for (i, item) in items.enumerated() {
             let rpath = ConfigReader.join(path, i)
-            guard let m = reader.map(item, rpath, known: ["match", "cohort", "respond"],
+            guard let m = reader.map(item, rpath, known: ["match", "cohort", "respond", "fault"],
                                      example: "{ match: { header: { name: X-Canary, value: always } }, cohort: canary }") else {
                 ok = false
                 continue
@@ -377,6 +390,7 @@ struct RouteCompiler {
             if let mm = m["match"] {
                 if let compiled = compileMatch(mm, m.path("match"), reader: &reader) { match = compiled } else { ok = false }
             }
+            let rulesBefore = rules.count
             switch (m["cohort"], m["respond"]) {
             case (nil, nil):
                 reader.report(item, rpath, "a rule needs `cohort` or `respond`",
@@ -406,6 +420,19 @@ struct RouteCompiler {
                 if let response = compileRespond(r, m.path("respond"), reader: &reader) {
                     rules.append(RuleSpec(match: match, action: .respond(response)))
                 } else {
+                    ok = false
+                }
+            }
+            // A rule's fault drill covers the requests it forwards.
+            if let f = m["fault"], rules.count > rulesBefore {
+                if case .cohort = rules[rules.count - 1].action {
+                    if let spec = compileFault(f, m.path("fault"), cohorts: cohorts, allowCohort: false, reader: &reader) {
+                        rules[rules.count - 1].fault = spec
+                    } else {
+                        ok = false
+                    }
+                } else {
+                    reader.report(m.keyNode("fault"), m.path("fault"), "a rule that answers directly forwards nothing to inject faults into")
                     ok = false
                 }
             }

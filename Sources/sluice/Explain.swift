@@ -11,13 +11,13 @@ struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show how the running sluice would route a request: sluice explain GET http://shop.example/cart -H 'X-User-Id: 42'.",
         discussion: """
-            Asks the running sluice (POST /admin/explain) to route the request with its serving table, \\
-            runtime overrides included, using the same routing code as the proxy: which route matched \\
-            and why each earlier one did not (the first condition that failed and what the request had), \\
-            which rule or which bucket decided (the sticky key, its hash and bucket), the cohort, the \\
-            endpoint the balancer would pick, and the header fields the upstream would get (cohort \\
-            header, X-Forwarded-*). Nothing is sent to an upstream. Without a sticky key the split uses \\
-            the request's random value; --entropy fixes it (a Sluice cookie value 0123456789abcdef came \\
+            Asks the running sluice (POST /admin/explain) to route the request with its serving table, \
+            runtime overrides included, using the same routing code as the proxy: which route matched \
+            and why each earlier one did not (the first condition that failed and what the request had), \
+            which rule or which bucket decided (the sticky key, its hash and bucket), the cohort, the \
+            endpoint the balancer would pick, and the header fields the upstream would get (cohort \
+            header, X-Forwarded-*). Nothing is sent to an upstream. Without a sticky key the split uses \
+            the request's random value; --entropy fixes it (a Sluice cookie value 0123456789abcdef came \
             from --entropy 0x0123456789abcdef).
             """
     )

@@ -33,7 +33,7 @@ struct Sluice: ParsableCommand {
             """,
         version: sluiceVersion,
         subcommands: [Run.self, Check.self, Demo.self, Status.self, Reload.self, Split.self, Switch.self, Abort.self,
-                      Clear.self, Rollback.self, Undo.self, History.self, Rollout.self, Explain.self]
+                      Clear.self, Rollback.self, Undo.self, History.self, Rollout.self, Explain.self, Fault.self]
     )
 }
 
@@ -88,6 +88,8 @@ struct RunningSluice {
     let controller: RoutingController
     let rollouts: RolloutController
     let watcher: ConfigWatcher?
+    /// Runtime fault drills (between the routing controller and the workers).
+    var faults: FaultController?
 
     /// Starts the proxy, the stats sampler, the rollout controller, the admin API and (for a
     /// config file, unless `watch` is false) the file watcher. Runtime overrides and rollouts in
@@ -99,9 +101,12 @@ struct RunningSluice {
         let controller = try RoutingController(config: config, events: events, cause: cause)
         let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
                                  seriesMap: { hub.seriesMap(for: $0) })
-        controller.attach(server)
+        let faults = FaultController(routing: controller, events: events)
+        faults.attach(server)
         let admin = try AdminServer(config: config, hub: hub, events: events, server: server)
         controller.registerAdminEndpoints(on: admin, hub: hub)
+        faults.registerAdminEndpoints(on: admin)
+        try faults.start()
         try server.start()
         try hub.startSampler()
         // After the server: a rollout resumed from the state file may publish a split at once.
@@ -134,12 +139,13 @@ struct RunningSluice {
             }
         }
         return RunningSluice(server: server, hub: hub, admin: admin, events: events, controller: controller,
-                             rollouts: rollouts, watcher: watcher)
+                             rollouts: rollouts, watcher: watcher, faults: faults)
     }
 
     /// Stops the rollouts (saving their state), drains the proxy and stops the control plane.
     func stop(drainTimeout: UInt64) {
         rollouts.stop()
+        faults?.stop()
         watcher?.stop()
         server.shutdown(drainTimeout: drainTimeout)
         admin.stop()

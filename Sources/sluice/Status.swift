@@ -90,6 +90,12 @@ struct Status: ParsableCommand {
             throw ExitCode(1)
         }
         print(StatusTable.render(report, window: window), terminator: "")
+        // Fault drills (issue 19), when the running sluice has any.
+        if let faults = try? AdminClient.request("GET", "/admin/faults", to: target, token: token, timeoutMillis: Int32(timeout * 1000)),
+           faults.status == 200, let drills = try? JSONDecoder().decode(FaultReport.self, from: Data(faults.body)),
+           !drills.active.isEmpty || !(drills.configured ?? []).isEmpty {
+            print("\n" + drills.text, terminator: "")
+        }
     }
 
     /// `HOST:PORT` with a numeric host, `localhost` or a port alone.

@@ -10,6 +10,18 @@ public struct RoutingWalk: Sendable, Equatable {
     public var rules: [ConditionCheck]
     /// How the split chose the cohort; nil when a rule decided, or no route matched.
     public var split: SplitStep?
+    /// The fault drill that covered the request, if any.
+    public var fault: FaultCheck?
+}
+
+/// A fault drill that covered a request, and its rolls.
+public struct FaultCheck: Sendable, Equatable {
+    /// The fault.
+    package var spec: FaultSpec
+    /// The abort roll (0..<10000): aborted when below the abort share.
+    public var abortRoll: Int
+    /// The delay roll (0..<10000): delayed when below the delay share (and not aborted).
+    public var delayRoll: Int
 }
 
 /// One route's or rule's conditions evaluated.
@@ -33,6 +45,11 @@ private struct WalkRecorder: RoutingTrace {
     var routes: [ConditionCheck] = []
     var rules: [ConditionCheck] = []
     var split: SplitStep?
+    var fault: FaultCheck?
+
+    mutating func fault(_ fault: Int, abortRoll: Int, delayRoll: Int) {
+        self.fault = FaultCheck(spec: table.faults[fault].spec, abortRoll: abortRoll, delayRoll: delayRoll)
+    }
 
     mutating func route(_ route: Int, failed: Int) {
         let start = Int(table.plans[route].matchStart)
@@ -55,7 +72,8 @@ extension RoutingTable {
                      balancer: inout BalancerState) -> RoutingWalk {
         var recorder = WalkRecorder(table: self)
         let decision = decide(head: head, bytes: bytes, client: client, entropy: entropy, balancer: &balancer, trace: &recorder)
-        return RoutingWalk(decision: decision, routes: recorder.routes, rules: recorder.rules, split: recorder.split)
+        return RoutingWalk(decision: decision, routes: recorder.routes, rules: recorder.rules, split: recorder.split,
+                           fault: recorder.fault)
     }
 
     /// Number of conditions of route `route` (its `match:`).

@@ -35,6 +35,8 @@ public final class RoutingTable: Sendable {
     let endpointWeights: [Int]
     /// Start of each group's endpoints in `endpointWeights`; one extra entry at the end.
     let groupEndpointStart: [Int32]
+    /// Fault drills: route plans name a slice, rule plans an index.
+    let faults: [FaultPlan]
 
     /// Compiles validated specs into a table. The control plane has checked names, weights and
     /// patterns; violated invariants here are programming errors (preconditions).
@@ -46,28 +48,40 @@ public final class RoutingTable: Sendable {
         var rules: [RulePlan] = []
         var splitRanges: [SplitRange] = []
         var cohortUpstreams: [Int32] = []
+        var faults: [FaultPlan] = []
         for spec in specs {
             precondition(spec.cohorts.isEmpty || spec.cohorts.indices.contains(spec.baseline), "baseline out of range")
             let matchStart = builder.matchers.count
             for condition in spec.match { builder.add(condition) }
             let matchCount = builder.matchers.count - matchStart
-            var compiledRules: [(start: Int, count: Int, action: RuleAction)] = []
+            var compiledRules: [(start: Int, count: Int, action: RuleAction, fault: FaultSpec?)] = []
             for rule in spec.rules {
                 let start = builder.matchers.count
                 for condition in rule.match { builder.add(condition) }
-                compiledRules.append((start, builder.matchers.count - start, rule.action))
+                compiledRules.append((start, builder.matchers.count - start, rule.action, rule.fault))
             }
             let ruleStart = rules.count
             for r in compiledRules {
                 switch r.action {
                 case .cohort(let c):
                     precondition(spec.cohorts.indices.contains(c), "rule cohort out of range")
-                    rules.append(RulePlan(matchStart: Int32(r.start), matchCount: Int32(r.count), cohort: Int32(c), response: -1))
+                    var fault: Int32 = -1
+                    if let f = r.fault {
+                        faults.append(builder.faultPlan(f, responses: &responses))
+                        fault = Int32(faults.count - 1)
+                    }
+                    rules.append(RulePlan(matchStart: Int32(r.start), matchCount: Int32(r.count), cohort: Int32(c), response: -1,
+                                          fault: fault))
                 case .respond(let response):
                     rules.append(RulePlan(matchStart: Int32(r.start), matchCount: Int32(r.count), cohort: -1,
-                                          response: Int32(responses.count)))
+                                          response: Int32(responses.count), fault: -1))
                     responses.append(response)
                 }
+            }
+            let faultStart = faults.count
+            for f in spec.faults {
+                precondition(f.cohort.map { spec.cohorts.indices.contains($0) } ?? true, "fault cohort out of range")
+                faults.append(builder.faultPlan(f, responses: &responses))
             }
             let splitStart = splitRanges.count
             // A route without a split (a route-level `respond` whose rules forward to cohorts) has
@@ -97,7 +111,8 @@ public final class RoutingTable: Sendable {
                 matchStart: Int32(matchStart), matchCount: Int32(matchCount),
                 ruleStart: Int32(ruleStart), ruleCount: Int32(rules.count - ruleStart),
                 splitStart: Int32(splitStart), splitCount: Int32(splitRanges.count - splitStart),
-                cohortStart: Int32(cohortStart), sticky: sticky))
+                cohortStart: Int32(cohortStart), sticky: sticky,
+                faultStart: Int32(faultStart), faultCount: Int32(faults.count - faultStart)))
             routes.append(Route(
                 name: spec.name,
                 cohorts: spec.cohorts.map { Cohort(name: $0.name, upstream: Int32($0.upstream), weight: $0.weight, inSplit: $0.inSplit) },
@@ -132,23 +147,26 @@ public final class RoutingTable: Sendable {
         self.regexes = builder.regexes
         self.endpointWeights = weights
         self.groupEndpointStart = starts
+        self.faults = faults
     }
 
     /// A copy of `base` with a new version and, where given, new routes, plans, rules and split
     /// ranges (runtime changes: `RoutingTable+Runtime.swift`). Everything else is shared
     /// (copy-on-write arrays), so this costs a few retains.
     init(copying base: RoutingTable, version: UInt64, routes: [Route]? = nil, plans: [RoutePlan]? = nil,
-         rules: [RulePlan]? = nil, splitRanges: [SplitRange]? = nil) {
+         rules: [RulePlan]? = nil, splitRanges: [SplitRange]? = nil, responses: [DirectResponse]? = nil,
+         faults: [FaultPlan]? = nil, bytePool: [UInt8]? = nil) {
         self.version = version
         self.upstreams = base.upstreams
         self.routes = routes ?? base.routes
-        self.responses = base.responses
+        self.responses = responses ?? base.responses
+        self.faults = faults ?? base.faults
         self.plans = plans ?? base.plans
         self.rules = rules ?? base.rules
         self.matchers = base.matchers
         self.splitRanges = splitRanges ?? base.splitRanges
         self.cohortUpstreams = base.cohortUpstreams
-        self.bytePool = base.bytePool
+        self.bytePool = bytePool ?? base.bytePool
         self.spanPool = base.spanPool
         self.prefixes = base.prefixes
         self.regexes = base.regexes
@@ -189,57 +207,72 @@ public final class RoutingTable: Sendable {
                     r += 1
                     continue
                 }
-                var i = Int(plan.ruleStart)
-                let rulesEnd = i + Int(plan.ruleCount)
-                while i < rulesEnd {
-                    let rule = rules[i]
-                    let ruleFailed = firstFailing(start: rule.matchStart, count: rule.matchCount, head: head, input: input)
-                    trace.rule(i, failed: ruleFailed)
-                    if ruleFailed < 0 {
-                        if rule.cohort < 0 {
-                            return RouteDecision(action: .respond, route: Int32(r), response: rule.response)
+                var decision: RouteDecision
+                var ruleFault: Int32 = -1
+                decided: do {
+                    var i = Int(plan.ruleStart)
+                    let rulesEnd = i + Int(plan.ruleCount)
+                    while i < rulesEnd {
+                        let rule = rules[i]
+                        let ruleFailed = firstFailing(start: rule.matchStart, count: rule.matchCount, head: head, input: input)
+                        trace.rule(i, failed: ruleFailed)
+                        if ruleFailed < 0 {
+                            if rule.cohort < 0 {
+                                return RouteDecision(action: .respond, route: Int32(r), response: rule.response)
+                            }
+                            decision = forward(route: r, plan: plan, cohort: rule.cohort, balancer: &balancer)
+                            ruleFault = rule.fault
+                            break decided
                         }
-                        return forward(route: r, plan: plan, cohort: rule.cohort, balancer: &balancer)
+                        i += 1
                     }
-                    i += 1
-                }
-                if plan.splitCount == 0 { return RouteDecision(action: .notFound, route: Int32(r)) }
-                // The user's own key (cookie or header) when the route names one and it is present;
-                // otherwise Sluice's own cookie, read or assigned (and then set), so an anonymous
-                // visitor stays in one cohort too. `sticky: none` splits every request anew.
-                let own: ByteSpan
-                switch plan.sticky {
-                case .none:
-                    let bucket = Int(entropy % StickyHash.buckets)
-                    trace.split(.perRequest(bucket: bucket))
-                    return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
-                case .cookie(let name, let assigned):
-                    if let v = head.cookieValue(named: slice(pool, name), in: bytes), v.count > 0 {
+                    if plan.splitCount == 0 { return RouteDecision(action: .notFound, route: Int32(r)) }
+                    // The user's own key (cookie or header) when the route names one and it is present;
+                    // otherwise Sluice's own cookie, read or assigned (and then set), so an anonymous
+                    // visitor stays in one cohort too. `sticky: none` splits every request anew.
+                    let own: ByteSpan
+                    switch plan.sticky {
+                    case .none:
+                        let bucket = Int(entropy % StickyHash.buckets)
+                        trace.split(.perRequest(bucket: bucket))
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                        break decided
+                    case .cookie(let name, let assigned):
+                        if let v = head.cookieValue(named: slice(pool, name), in: bytes), v.count > 0 {
+                            let bucket = StickyHash.bucket(slice(bytes, v))
+                            trace.split(.userCookie(value: v, bucket: bucket))
+                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                            break decided
+                        }
+                        own = assigned
+                    case .header(let name, let assigned):
+                        if let v = head.fieldValue(named: slice(pool, name), in: bytes), v.count > 0 {
+                            let bucket = StickyHash.bucket(slice(bytes, v))
+                            trace.split(.userHeader(value: v, bucket: bucket))
+                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                            break decided
+                        }
+                        own = assigned
+                    case .assigned(let name):
+                        own = name
+                    }
+                    if let v = head.cookieValue(named: slice(pool, own), in: bytes), StickyHash.parseAssignedKey(slice(bytes, v)) != nil {
                         let bucket = StickyHash.bucket(slice(bytes, v))
-                        trace.split(.userCookie(value: v, bucket: bucket))
-                        return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                        trace.split(.assignedCookie(value: v, bucket: bucket))
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                        break decided
                     }
-                    own = assigned
-                case .header(let name, let assigned):
-                    if let v = head.fieldValue(named: slice(pool, name), in: bytes), v.count > 0 {
-                        let bucket = StickyHash.bucket(slice(bytes, v))
-                        trace.split(.userHeader(value: v, bucket: bucket))
-                        return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
-                    }
-                    own = assigned
-                case .assigned(let name):
-                    own = name
+                    let bucket = StickyHash.bucket(assignedKey: entropy)
+                    trace.split(.assignedNew(key: entropy, bucket: bucket))
+                    decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                    decision.setStickyCookie = true
+                    decision.stickyKey = entropy
                 }
-                if let v = head.cookieValue(named: slice(pool, own), in: bytes), StickyHash.parseAssignedKey(slice(bytes, v)) != nil {
-                    let bucket = StickyHash.bucket(slice(bytes, v))
-                    trace.split(.assignedCookie(value: v, bucket: bucket))
-                    return forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                // Fault drills: only routes (or deciding rules) that have one pay for the check.
+                if plan.faultCount > 0 || ruleFault >= 0 {
+                    decision = applyFault(decision, plan: plan, ruleFault: ruleFault, head: head, bytes: bytes, pool: pool,
+                                          entropy: entropy, trace: &trace)
                 }
-                let bucket = StickyHash.bucket(assignedKey: entropy)
-                trace.split(.assignedNew(key: entropy, bucket: bucket))
-                var decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
-                decision.setStickyCookie = true
-                decision.stickyKey = entropy
                 return decision
             }
             return .notFound
@@ -304,6 +337,10 @@ struct RoutePlan: Sendable {
     var cohortStart: Int32
     /// Where the sticky key comes from.
     var sticky: StickyMode
+    /// The route's and its cohorts' faults: `faults[faultStart..<faultStart+faultCount]`.
+    var faultStart: Int32
+    /// Number of faults.
+    var faultCount: Int32
 }
 
 /// A rule compiled to a slice of matchers and an action (`cohort` ≥ 0 forwards, else `response`).
@@ -316,6 +353,8 @@ struct RulePlan: Sendable {
     var cohort: Int32
     /// Index into `responses` when `cohort` is -1.
     var response: Int32
+    /// Index into `faults` of the rule's fault drill, or -1.
+    var fault: Int32
 }
 
 extension RoutingTable {

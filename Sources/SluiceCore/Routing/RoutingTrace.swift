@@ -9,6 +9,9 @@ protocol RoutingTrace {
     mutating func rule(_ rule: Int, failed: Int)
     /// How the split picked the cohort (not called when a rule decided).
     mutating func split(_ step: SplitStep)
+    /// Fault `fault` (index into `faults`) covered the request; the rolls (0..<10000) decided
+    /// against its percentages.
+    mutating func fault(_ fault: Int, abortRoll: Int, delayRoll: Int)
 }
 
 /// The data path's trace: records nothing.
@@ -16,6 +19,7 @@ struct NoTrace: RoutingTrace {
     @inline(__always) mutating func route(_ route: Int, failed: Int) {}
     @inline(__always) mutating func rule(_ rule: Int, failed: Int) {}
     @inline(__always) mutating func split(_ step: SplitStep) {}
+    @inline(__always) mutating func fault(_ fault: Int, abortRoll: Int, delayRoll: Int) {}
 }
 
 /// Where the key that picked a bucket of the split came from.

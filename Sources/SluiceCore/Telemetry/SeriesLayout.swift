@@ -20,6 +20,15 @@ enum SeriesLayout {
     @usableFromInline static let upstreamErrors = 6
     /// Prometheus duration buckets (non-cumulative), `DurationBuckets.count` words, last is +Inf.
     @usableFromInline static let durationBuckets = 11
+    /// Requests answered with an injected fault (fault drills), words 25 and 26.
+    @usableFromInline static let faultsAbort = 25
+    /// Requests delayed by a fault drill.
+    @usableFromInline static let faultsDelay = 26
+    /// Injected requests kept out of the rollout gates (`count_in_gates: false`): their count
+    /// and their 5xx, subtracted by `StatsWindow`; their latency is not recorded in `latency`.
+    @usableFromInline static let gateExcludedRequests = 27
+    /// 5xx among `gateExcludedRequests`.
+    @usableFromInline static let gateExcludedErrors = 28
     /// Status code counts: word 0 for codes outside 100...599, then one word per code 100...599.
     @usableFromInline static let codes = 32
     /// Number of status code words.
