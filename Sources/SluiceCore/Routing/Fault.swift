@@ -123,8 +123,9 @@ extension RoutingTable {
     /// `decision` (a forward of route `plan`'s request) with the first applicable fault applied:
     /// the deciding rule's fault, else the first route fault whose cohort and header conditions
     /// hold (runtime faults come first). An abort turns it into a direct response that keeps the
-    /// route and cohort (for metrics and logs); a delay keeps forwarding.
-    @inline(__always)
+    /// route and cohort (for metrics and logs); a delay keeps forwarding. Not inlined: only
+    /// routes with faults call it, and `decide` stays small.
+    @inline(never)
     func applyFault<Trace: RoutingTrace>(_ decision: RouteDecision, plan: RoutePlan, ruleFault: Int32, head: RequestHead,
                                          bytes: UnsafeRawBufferPointer, pool: UnsafeRawBufferPointer, entropy: UInt64,
                                          trace: inout Trace) -> RouteDecision {
