@@ -25,7 +25,12 @@ struct Sluice: ParsableCommand {
               sluice split web stable=90 canary=10 -c FILE
                                             change a split at runtime
               sluice abort web -c FILE      all traffic to the baseline, now
-              sluice history -c FILE        versions (sluice rollback undoes one)
+              sluice history -c FILE        versions (sluice undo / rollback go back; they
+                                            refuse to reopen a canary without --force)
+              sluice explain GET http://shop.example/cart -H 'X-User-Id: 42' -c FILE
+                                            how a request would be routed, step by step
+              sluice fault web canary --abort 503 --percent 5 --for 2m -c FILE
+                                            a fault drill that ends by itself
               sluice rollout start web -c FILE
                                             automated canary rollout
 
