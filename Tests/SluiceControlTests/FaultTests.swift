@@ -68,6 +68,15 @@ import Testing
         }
     }
 
+    @Test func aRuleDrillStopsWhenAnAbortPointsTheRuleAtTheBaseline() throws {
+        let config = try #require(mustLoad(Self.yaml))
+        let request = TestRequest(headers: [("X-Canary", "always"), ("X-Drill", "1")])
+        #expect(decide(config.table, request, entropy: 9).fault == .abort)
+        let aborted = try config.table.applying([.abort(route: "web")], version: 2)
+        let d = decide(aborted, request, entropy: 9)
+        #expect(d.action == .forward && d.cohort == 0 && d.fault == .none)
+    }
+
     @Test func runtimeFaultsComeFirstAndKeepTheConfigs() throws {
         let t = try #require(mustLoad(Self.yaml)).table
         let f = t.applyingFaults([RuntimeFault(route: "web", cohort: "canary", abortStatus: 502, percent: 10_000)])

@@ -66,7 +66,10 @@ public final class RoutingTable: Sendable {
                 case .cohort(let c):
                     precondition(spec.cohorts.indices.contains(c), "rule cohort out of range")
                     var fault: Int32 = -1
-                    if let f = r.fault {
+                    if var f = r.fault {
+                        // Scoped to the rule's cohort: after an abort or switch points the rule
+                        // elsewhere, its drill no longer fires (an abort never drills the baseline).
+                        f.cohort = c
                         faults.append(builder.faultPlan(f, responses: &responses))
                         fault = Int32(faults.count - 1)
                     }
