@@ -108,6 +108,8 @@ public struct ControlErrorBody: Sendable, Codable, Equatable {
     public var diagnostics: [String]?
     /// The version still serving.
     public var version: UInt64?
+    /// For a refused rollback or undo: the non-baseline cohorts it would send more traffic to.
+    public var raises: [ExposureIncrease]?
 
     /// Creates a body.
     public init(error: String, status: Int, diagnostics: [String]? = nil, version: UInt64? = nil) {
@@ -145,13 +147,16 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
     /// shared with the other replicas and is refused (`sluice abort --local` still works), or it
     /// did not confirm the write in time. The text says which.
     case clusterUnavailable(String)
+    /// A rollback or undo to version `target` would raise these non-baseline cohorts' traffic
+    /// (`changed`: the whole change it would make); refused without `force`.
+    case unsafeRollback(target: UInt64, increases: [ExposureIncrease], changed: String)
 
     /// The HTTP status the admin API answers with.
     public var status: Int {
         switch self {
         case .invalidConfig: return 422
         case .invalidChange, .unknownVersion, .badRequest: return 400
-        case .alreadyServing, .nothingToRollBack, .noOverride, .noConfigFile, .conflict: return 409
+        case .alreadyServing, .nothingToRollBack, .noOverride, .noConfigFile, .conflict, .unsafeRollback: return 409
         case .stateFile: return 500
         case .clusterUnavailable: return 503
         }
@@ -183,6 +188,8 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
             return message
         case .clusterUnavailable(let message):
             return message
+        case .unsafeRollback(let target, let increases, let changed):
+            return Self.unsafeRollbackText(target: target, increases: increases, changed: changed)
         }
     }
 
@@ -192,6 +199,10 @@ public enum ControlError: Error, Sendable, CustomStringConvertible {
         case .invalidConfig(let error, let version):
             return ControlErrorBody(error: description, status: status, diagnostics: error.diagnostics.map(\.description),
                                     version: version)
+        case .unsafeRollback(_, let increases, _):
+            var body = ControlErrorBody(error: description, status: status)
+            body.raises = increases
+            return body
         default:
             return ControlErrorBody(error: description, status: status)
         }

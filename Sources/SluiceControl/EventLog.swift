@@ -31,6 +31,9 @@ public enum RoutingEventKind: String, Sendable, Codable, CaseIterable {
     /// With `cluster:`: the shared store connected or became unreachable, a rollout leadership
     /// was taken or lost, a local abort was shared, the routing file differs from the fleet's.
     case cluster
+    /// A fault drill started, was cleared, expired or ended because its route or cohort went
+    /// away (`sluice fault`; `details.action` says which). The table version does not change.
+    case fault
 }
 
 /// One routing change.
@@ -150,7 +153,7 @@ extension ReloadCounters {
         case .reloadRejected:
             failures += 1
             lastSuccessful = false
-        case .split, .switch, .abort, .rollback, .clear, .restore, .overrideDropped, .rollout, .cluster:
+        case .split, .switch, .abort, .rollback, .clear, .restore, .overrideDropped, .rollout, .cluster, .fault:
             break
         }
     }

@@ -11,7 +11,7 @@ struct RouteCompiler {
     /// Keys of a route.
     static let routeKeys = ["name", "match", "upstream", "split", "cohorts", "baseline", "sticky", "rules", "respond",
                             "cohort_header", "cohort_response_header", "rollout", "upgrade", "compression",
-                            "path_normalization", "forward_normalized_path"]
+                            "path_normalization", "forward_normalized_path", "fault"]
     /// Keys of a `match`.
     static let matchKeys = ["host", "path_prefix", "path", "method", "header", "cookie", "query", "source"]
     /// Keys of a header, cookie or query test.
@@ -239,6 +239,17 @@ struct RouteCompiler {
                 ok = false
             }
         }
+        var faults: [FaultSpec] = []
+        if let f = m["fault"] {
+            if cohorts.isEmpty {
+                reader.report(m.keyNode("fault"), m.path("fault"), "a route that answers directly has no cohorts to inject faults into")
+                ok = false
+            } else if let compiled = compileRouteFaults(f, m.path("fault"), cohorts: cohorts, reader: &reader) {
+                faults = compiled
+            } else {
+                ok = false
+            }
+        }
         var compression: CompressionSpec?
         if let node = m["compression"] {
             switch compileCompression(node, m.path("compression"), reader: &reader) {
@@ -253,6 +264,7 @@ struct RouteCompiler {
                              pathNormalization: normalizing, forwardNormalizedPath: forwardNormalized)
         spec.upgrade = upgrade
         spec.compression = compression ?? nil
+        spec.faults = faults
         return spec
     }
 
@@ -380,7 +392,9 @@ struct RouteCompiler {
             return nil
         }
         guard let m = reader.map(node, path, known: Self.stickyKeys, example: "{ cookie: session_id }") else { return nil }
-        let modes = ["cookie", "header", "assign_cookie"].filter { m.has($0) }
+        // `cookie` or `header` names the user's key; `assign_cookie`/`max_age` shape Sluice's own
+        // cookie, which holds the key of a client without one (alone, or next to `cookie`/`header`).
+        let modes = ["cookie", "header"].filter { m.has($0) }
         if modes.count > 1 {
             reader.report(m.keyNode(modes[1]), m.path(modes[1]),
                           "`\(modes[0])` and `\(modes[1])` cannot both be set", hint: "pick one source for the sticky key")
@@ -388,33 +402,13 @@ struct RouteCompiler {
         }
         var maxAge: UInt64?
         if let a = m["max_age"] {
+            // With `cookie`/`header` it shapes Sluice's own fallback cookie (issue 19).
             guard let ns = reader.duration(a, m.path("max_age"), max: ConfigValues.maxCookieAge) else { return nil }
-            if modes.first == "cookie" || modes.first == "header" {
-                reader.report(m.keyNode("max_age"), m.path("max_age"), "`max_age` applies only to the cookie sluice assigns",
-                              hint: "use `sticky: { assign_cookie: NAME, max_age: 30d }`, or remove `max_age`")
-                return nil
-            }
             guard ns >= 1_000_000_000 else {
                 reader.report(a, m.path("max_age"), "max_age must be at least 1s")
                 return nil
             }
             maxAge = ns / 1_000_000_000
-        }
-        if let c = m["cookie"] {
-            guard let name = reader.string(c, m.path("cookie")) else { return nil }
-            guard ConfigValues.isToken(name) else {
-                reader.report(c, m.path("cookie"), "`\(name)` is not a valid cookie name")
-                return nil
-            }
-            return .cookie(name)
-        }
-        if let h = m["header"] {
-            guard let name = reader.string(h, m.path("header")) else { return nil }
-            guard ConfigValues.isToken(name) else {
-                reader.report(h, m.path("header"), "`\(name)` is not a valid header name")
-                return nil
-            }
-            return .header(name)
         }
         var cookie = StickyPolicy.defaultCookieName
         if let c = m["assign_cookie"] {
@@ -424,6 +418,22 @@ struct RouteCompiler {
                 return nil
             }
             cookie = name
+        }
+        if let c = m["cookie"] {
+            guard let name = reader.string(c, m.path("cookie")) else { return nil }
+            guard ConfigValues.isToken(name) else {
+                reader.report(c, m.path("cookie"), "`\(name)` is not a valid cookie name")
+                return nil
+            }
+            return .cookie(name, assignCookie: cookie, maxAge: maxAge)
+        }
+        if let h = m["header"] {
+            guard let name = reader.string(h, m.path("header")) else { return nil }
+            guard ConfigValues.isToken(name) else {
+                reader.report(h, m.path("header"), "`\(name)` is not a valid header name")
+                return nil
+            }
+            return .header(name, assignCookie: cookie, maxAge: maxAge)
         }
         return .assigned(cookie: cookie, maxAge: maxAge)
     }
@@ -438,7 +448,7 @@ struct RouteCompiler {
         var rules: [RuleSpec] = []
         for (i, item) in items.enumerated() {
             let rpath = ConfigReader.join(path, i)
-            guard let m = reader.map(item, rpath, known: ["match", "cohort", "respond"],
+            guard let m = reader.map(item, rpath, known: ["match", "cohort", "respond", "fault"],
                                      example: "{ match: { header: { name: X-Canary, value: always } }, cohort: canary }") else {
                 ok = false
                 continue
@@ -451,6 +461,7 @@ struct RouteCompiler {
                     ok = false
                 }
             }
+            let rulesBefore = rules.count
             switch (m["cohort"], m["respond"]) {
             case (nil, nil):
                 reader.report(item, rpath, "a rule needs `cohort` or `respond`",
@@ -480,6 +491,19 @@ struct RouteCompiler {
                 if let response = compileRespond(r, m.path("respond"), reader: &reader) {
                     rules.append(RuleSpec(match: match, action: .respond(response)))
                 } else {
+                    ok = false
+                }
+            }
+            // A rule's fault drill covers the requests it forwards.
+            if let f = m["fault"], rules.count > rulesBefore {
+                if case .cohort = rules[rules.count - 1].action {
+                    if let spec = compileFault(f, m.path("fault"), cohorts: cohorts, allowCohort: false, reader: &reader) {
+                        rules[rules.count - 1].fault = spec
+                    } else {
+                        ok = false
+                    }
+                } else {
+                    reader.report(m.keyNode("fault"), m.path("fault"), "a rule that answers directly forwards nothing to inject faults into")
                     ok = false
                 }
             }

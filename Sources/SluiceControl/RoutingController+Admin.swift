@@ -16,7 +16,8 @@ extension RoutingController {
     /// | `POST /admin/routes/{route}/switch` | `{"cohort": "green"}` | all traffic to one cohort |
     /// | `POST /admin/routes/{route}/abort` | | all traffic to the baseline |
     /// | `POST /admin/routes/{route}/clear` | | remove the route's runtime override |
-    /// | `POST /admin/rollback` | `{"to": 7}` (optional) | publish an earlier version again |
+    /// | `POST /admin/rollback` | `{"to": 7, "force": true}` (both optional) | publish an earlier version again (409 when it would raise a non-baseline cohort's traffic, unless `force`) |
+    /// | `POST /admin/undo` | `{"force": true}` (optional) | publish the previous version again (same guard) |
     /// | `GET /admin/history` | | recent versions and the overrides in force |
     ///
     /// Every body may carry `"cause": "..."` (recorded in the history and events). Success is
@@ -89,9 +90,11 @@ extension RoutingController {
         admin.register("POST", "/admin/rollback") { [self] request in
             Self.answer { () throws(ControlError) in
                 let body = try Self.decode(RollbackBody.self, request)
-                return try rollback(to: body.to, cause: Self.cause(body.cause, "POST /admin/rollback"), ifVersion: body.ifVersion)
+                return try rollback(to: body.to, force: body.force ?? false, cause: Self.cause(body.cause, "POST /admin/rollback"),
+                                    ifVersion: body.ifVersion)
             }
         }
+        registerSafetyEndpoints(on: admin)
     }
 
     /// Runs a change and turns its result or error into a response.
@@ -178,13 +181,15 @@ struct SwitchBody: Decodable {
 struct RollbackBody: Decodable {
     /// The version to go back to (nil: the one before the current).
     var to: UInt64?
+    /// Publish it even if it sends more traffic to a non-baseline cohort.
+    var force: Bool?
     /// Why.
     var cause: String?
     /// Refuse the change unless this version is current.
     var ifVersion: UInt64?
 
     enum CodingKeys: String, CodingKey {
-        case to, cause, ifVersion = "if_version"
+        case to, force, cause, ifVersion = "if_version"
     }
 }
 

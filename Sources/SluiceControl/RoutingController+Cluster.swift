@@ -282,7 +282,7 @@ extension RoutingController {
 
     /// `rollback` with `cluster:`: the fleet's overrides of an earlier fleet version, applied on
     /// top of this replica's file (each replica keeps its own file). Caller holds the lock.
-    func fleetRollback(_ s: inout State, to version: UInt64?, cause: String) throws(ControlError) -> ChangeResult {
+    func fleetRollback(_ s: inout State, to version: UInt64?, force: Bool, cause: String) throws(ControlError) -> ChangeResult {
         let current = s.serving.version
         let history = s.fleet.doc?.history ?? s.history.map(\.entry)
         let target: HistoryEntry
@@ -310,6 +310,14 @@ extension RoutingController {
             table = try s.base.applying(Self.changes(overrides, in: s.base), version: current + 1)
         } catch {
             throw .invalidChange(error)
+        }
+        if !force {
+            // The same guard as a single node's rollback: never reopen a canary by surprise.
+            let raised = table.exposureIncreases(comparedTo: s.serving)
+            if !raised.isEmpty {
+                throw .unsafeRollback(target: target.version, increases: raised,
+                                      changed: TableDiff.describe(from: s.serving, to: table))
+            }
         }
         _ = try share(&s, kind: .rollback, route: nil, cause: cause, table: table, overrides: overrides, fleetOverrides: target.overrides)
         return commit(&s, table: table, base: s.base, overrides: overrides, kind: .rollback, cause: cause, route: nil,

@@ -164,6 +164,9 @@ public final class RoutingController: Sendable {
 
     // MARK: Reading
 
+    /// The settings the process started with (limits, trusted proxies: what `explain` needs).
+    package var startSettings: SluiceConfig { startConfig }
+
     /// The table serving now.
     public var table: RoutingTable {
         state.withLock { $0.serving }
@@ -380,10 +383,14 @@ public final class RoutingController: Sendable {
 
     /// Publishes an earlier version again, as a new version: its table, its overrides and its
     /// file table. Without `version`, the version that served before the current one.
-    public func rollback(to version: UInt64? = nil, cause: String, ifVersion: UInt64? = nil) throws(ControlError) -> ChangeResult {
+    /// Unless `force`, refuses (`ControlError.unsafeRollback`, nothing changed) when that
+    /// version would send more traffic to a cohort that is not its route's baseline
+    /// (`RoutingTable.exposureIncreases`): "rollback" must never reopen a canary by surprise.
+    public func rollback(to version: UInt64? = nil, force: Bool = false, cause: String,
+                         ifVersion: UInt64? = nil) throws(ControlError) -> ChangeResult {
         let result = try state.withLock { s throws(ControlError) -> ChangeResult in
             try checkVersion(s, ifVersion)
-            if s.fleet.store != nil { return try fleetRollback(&s, to: version, cause: cause) }
+            if s.fleet.store != nil { return try fleetRollback(&s, to: version, force: force, cause: cause) }
             let current = s.serving.version
             let target: VersionRecord
             if let version {
@@ -397,6 +404,13 @@ public final class RoutingController: Sendable {
                 target = s.history[s.history.count - 2]
             }
             let table = target.table.renumbered(version: current + 1)
+            if !force {
+                let raised = table.exposureIncreases(comparedTo: s.serving)
+                if !raised.isEmpty {
+                    throw .unsafeRollback(target: target.entry.version, increases: raised,
+                                          changed: TableDiff.describe(from: s.serving, to: table))
+                }
+            }
             return commit(&s, table: table, base: target.base, overrides: target.overrides, kind: .rollback, cause: cause,
                           route: nil, warnings: [], details: ["to": "\(target.entry.version)"], rolledBackTo: target.entry.version)
         }

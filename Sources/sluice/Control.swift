@@ -125,9 +125,10 @@ struct ControlBody: Encodable {
     var to: UInt64?
     var local: Bool?
     var ifVersion: UInt64?
+    var force: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case cause, weights, cohort, to, local, ifVersion = "if_version"
+        case cause, weights, cohort, to, local, force, ifVersion = "if_version"
     }
 }
 
@@ -282,7 +283,11 @@ struct Rollback: ParsableCommand {
         discussion: """
             The earlier version's table and runtime overrides are published as a new version \
             (see `sluice history` for the versions kept: the last 50). Without --to, rolls back \
-            to the version that served before the current one.
+            to the version that served before the current one (`sluice undo` does the same). \
+            A rollback that would send more traffic to a cohort that is not the route's \
+            baseline (a higher split weight, or rules forwarding to it again, e.g. after \
+            `sluice abort`) is refused with what it would change, exit 1 and nothing changed, \
+            unless --force is given. `sluice abort ROUTE` is the one-word way back to the baseline.
             """
     )
 
@@ -293,9 +298,13 @@ struct Rollback: ParsableCommand {
 
     @OptionGroup var versionGuard: VersionGuard
 
+    @Flag(help: "Publish it even if it sends more traffic to a non-baseline cohort.")
+    var force = false
+
     func run() throws {
         try ControlCall.change("rollback", "/admin/rollback",
-                               body: ControlBody(cause: ControlCall.cause("rollback"), to: to, ifVersion: versionGuard.ifVersion),
+                               body: ControlBody(cause: ControlCall.cause("rollback"), to: to, ifVersion: versionGuard.ifVersion,
+                                                 force: force ? true : nil),
                                options: options)
     }
 }

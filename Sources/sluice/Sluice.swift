@@ -26,7 +26,12 @@ struct Sluice: ParsableCommand {
               sluice split web stable=90 canary=10 -c FILE
                                             change a split at runtime
               sluice abort web -c FILE      all traffic to the baseline, now
-              sluice history -c FILE        versions (sluice rollback undoes one)
+              sluice history -c FILE        versions (sluice undo / rollback go back; they
+                                            refuse to reopen a canary without --force)
+              sluice explain GET http://shop.example/cart -H 'X-User-Id: 42' -c FILE
+                                            how a request would be routed, step by step
+              sluice fault web canary --abort 503 --percent 5 --for 2m -c FILE
+                                            a fault drill that ends by itself
               sluice rollout start web -c FILE
                                             automated canary rollout
 
@@ -34,7 +39,7 @@ struct Sluice: ParsableCommand {
             """,
         version: sluiceVersion,
         subcommands: [Run.self, Check.self, Demo.self, Status.self, Reload.self, Split.self, Switch.self, Abort.self,
-                      Clear.self, Rollback.self, History.self, Rollout.self, Health.self]
+                      Clear.self, Rollback.self, Undo.self, History.self, Rollout.self, Explain.self, Fault.self, Health.self]
     )
 }
 
@@ -108,6 +113,8 @@ struct RunningSluice {
     let cluster: ClusterStore?
     /// Readiness (`GET /ready`) and the systemd notifications.
     let health: ServiceHealth
+    /// Runtime fault drills (between the routing controller and the workers).
+    var faults: FaultController?
 
     /// Starts the proxy, the stats sampler, the rollout controller, the admin API and (for a
     /// config file, unless `watch` is false) the file watcher. Runtime overrides and rollouts in
@@ -131,10 +138,15 @@ struct RunningSluice {
         }
         let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
                                  seriesMap: { hub.seriesMap(for: $0) })
-        controller.attach(server)
+        // The fault controller sits between the routing controller and the workers: it publishes
+        // the routing controller's tables with the drills in force applied.
+        let faults = FaultController(routing: controller, events: events)
+        faults.attach(server)
         let health = ServiceHealth()
         let admin = try AdminServer(config: config, hub: hub, events: events, server: server, health: health)
         controller.registerAdminEndpoints(on: admin, hub: hub)
+        faults.registerAdminEndpoints(on: admin)
+        try faults.start()
         try server.start()
         try hub.startSampler()
         // After the server: a rollout resumed from the state file may publish a split at once.
@@ -179,7 +191,7 @@ struct RunningSluice {
         // Listening, config loaded, admin API up: ready (READY=1 to systemd with Type=notify).
         health.markReady(status: "serving version \(controller.version)")
         return RunningSluice(server: server, hub: hub, admin: admin, events: events, controller: controller,
-                             rollouts: rollouts, watcher: watcher, cluster: cluster, health: health)
+                             rollouts: rollouts, watcher: watcher, cluster: cluster, health: health, faults: faults)
     }
 
     /// Stops the rollouts (saving their state), drains the proxy and stops the control plane.
@@ -188,6 +200,7 @@ struct RunningSluice {
         health.beginDrain()
         rollouts.stop()
         cluster?.stop()
+        faults?.stop()
         watcher?.stop()
         health.drain(server, timeout: drainTimeout)
         admin.stop()

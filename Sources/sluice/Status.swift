@@ -79,7 +79,7 @@ struct Status: ParsableCommand {
             case .success(let t): token = t
             case .failure(let e):
                 printError("sluice status: --token-file: \(e.message)")
-                throw ExitCode(2)
+                throw ExitCode(1)
             }
         }
         let target = AdminClient.reachableAddress(for: address)
@@ -111,6 +111,12 @@ struct Status: ParsableCommand {
         if let c = try? AdminClient.request("GET", "/admin/cluster", to: target, token: token, timeoutMillis: Int32(timeout * 1000)),
            c.status == 200, let cluster = try? JSONDecoder().decode(ClusterStatus.self, from: Data(c.body)) {
             print(cluster.text, terminator: "")
+        }
+        // Fault drills (issue 19), when the running sluice has any.
+        if let faults = try? AdminClient.request("GET", "/admin/faults", to: target, token: token, timeoutMillis: Int32(timeout * 1000)),
+           faults.status == 200, let drills = try? JSONDecoder().decode(FaultReport.self, from: Data(faults.body)),
+           !drills.active.isEmpty || !(drills.configured ?? []).isEmpty {
+            print("\n" + drills.text, terminator: "")
         }
     }
 

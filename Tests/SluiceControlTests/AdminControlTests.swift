@@ -80,7 +80,9 @@ import Testing
         #expect(ab.version == 4 && ab.override?.kind == .abort && ab.override?.cohort == "stable")
         let cl = try rig.result(try rig.call("POST", "/admin/routes/web/clear", "{}"))
         #expect(cl.version == 5 && cl.override == nil && cl.split == "stable=95% canary=5%")
-        let rb = try rig.result(try rig.call("POST", "/admin/rollback", #"{"to": 2}"#))
+        // Version 2 had the canary at 9.5% (5% now): a rollback that raises it needs `force`.
+        #expect(try rig.call("POST", "/admin/rollback", #"{"to": 2}"#).status == 409)
+        let rb = try rig.result(try rig.call("POST", "/admin/rollback", #"{"to": 2, "force": true}"#))
         #expect(rb.version == 6 && rb.rolledBackTo == 2)
         #expect(rig.base.weights() == ["stable": 90.5, "canary": 9.5])
         let prev = try rig.result(try rig.call("POST", "/admin/rollback"))

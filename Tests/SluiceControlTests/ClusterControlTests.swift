@@ -270,7 +270,11 @@ final class MemoryStore: SharedRoutingStore, Sendable {
         let (rig2, store2) = try self.rig()
         defer { rig2.dir.remove() }
         _ = try rig2.controller.abort(route: "web", cause: "a")
-        _ = try rig2.controller.rollback(cause: "undo")
+        // Going back from an abort reopens the canary: the fleet refuses it without `force`, as a
+        // single node does (issue 19), and nothing is shared.
+        #expect(throws: ControlError.self) { try rig2.controller.rollback(cause: "undo") }
+        #expect(store2.state?.history.last?.kind == .abort)
+        _ = try rig2.controller.rollback(force: true, cause: "undo")
         #expect(rig2.controller.overrides.isEmpty)
         #expect(store2.state?.overrides.isEmpty == true)
     }

@@ -308,7 +308,7 @@ import Testing
                     case 0: _ = try rig.controller.setSplit(route: "web", weights: split(["stable": 50, "canary": 50]), cause: "t\(t)")
                     case 1: _ = try rig.controller.abort(route: "web", cause: "t\(t)")
                     case 2: _ = try rig.controller.reloadFromFile(cause: "t\(t)")
-                    default: _ = try rig.controller.rollback(cause: "t\(t)")
+                    default: _ = try rig.controller.rollback(force: true, cause: "t\(t)")
                     }
                     succeeded.add()
                 } catch {

@@ -313,16 +313,6 @@ import Testing
         // UInt64.max % 10000 = 1615, in stable.
     }
 
-    @Test func configuredStickyKeyAbsentFallsBackToEntropyWithoutCookie() throws {
-        let config = try #require(mustLoad(Self.exampleConfig))
-        let low = decide(config.table, TestRequest(), entropy: 100)
-        let high = decide(config.table, TestRequest(), entropy: 9_900)
-        #expect(low.cohort == 0 && high.cohort == 1)
-        #expect(!low.setStickyCookie && !high.setStickyCookie)
-        // An empty cookie value counts as absent.
-        #expect(decide(config.table, TestRequest(headers: [("Cookie", "session_id=")]), entropy: 9_900).cohort == 1)
-    }
-
     @Test func smoothWeightedRoundRobinMatchesNginx() throws {
         let config = try #require(mustLoad("""
             listeners: [{ name: public, address: 127.0.0.1:8080 }]

@@ -69,7 +69,21 @@ struct ReloadCLITests {
         #expect(r.status == 0)
         #expect(r.out.split(separator: "\n").contains { $0.hasPrefix("*  4 ") && $0.contains("abort") }, "\(r.out)")
         #expect(r.out.contains("runtime overrides in force:\n  web: abort (all to stable)"))
-        r = try runSluiceCLI(["rollback", "--config", p, "--to", "2"])
+        // After an abort, going back to the 10% canary is refused (exit 1, what it would do, nothing changed)...
+        for command in [["rollback", "--config", p, "--to", "2"], ["rollback", "--config", p], ["undo", "--config", p]] {
+            r = try runSluiceCLI(command)
+            #expect(r.status == 1, "\(command): \(r.out)")
+            #expect(r.out == "")
+            let to = command.contains("--to") ? "2" : "3"
+            #expect(r.err.hasPrefix("sluice \(command[0]): refused: going back to version \(to) would send more traffic to a "
+                                    + "cohort that is not the baseline (web: canary 0%→"), "\(r.err)")
+            #expect(r.err.contains("Nothing changed. To publish it anyway, repeat with --force"))
+        }
+        #expect(try bodies(a!.port) == ["stable"])
+        r = try runSluiceCLI(["history", "--config", p])
+        #expect(r.out.split(separator: "\n").contains { $0.hasPrefix("*  4 ") }, "still version 4: \(r.out)")
+        // ... unless forced.
+        r = try runSluiceCLI(["rollback", "--config", p, "--to", "2", "--force"])
         #expect(r.status == 0, "\(r.err)")
         #expect(r.out.hasPrefix("rolled back to version 2, serving it as version 5 (was 4): "))
         r = try runSluiceCLI(["rollback", "--config", p, "--to", "99"])

@@ -159,4 +159,44 @@ struct RoutingIntegrationTests {
             proxy.stop()
         }
     }
+
+    /// Issue 19: on a `sticky: { cookie: session_id }` (or `header:`) route, a client without that
+    /// key gets Sluice's own cookie and keeps its cohort with it; its own key, once sent, wins.
+    @Test func anonymousVisitorsStayPutUntilTheirOwnKeyAppears() throws {
+        let f = try CohortFixture()
+        defer { f.stop() }
+        for (sticky, carrier) in [("sticky: { cookie: session_id }", "Cookie: session_id="), ("sticky: { header: X-User-Id }", "X-User-Id: ")] {
+            let proxy = try ProxyHarness(yaml: f.yaml(split: "{ stable: 50, canary: 50 }", sticky: sticky), workers: 2)
+            defer { proxy.stop() }
+            let route = try #require(proxy.config.table.routes.firstIndex { $0.name == "web" })
+            for _ in 0..<8 {
+                // No cookie at all: Sluice assigns its own.
+                let first = try proxy.request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+                let setCookie = try #require(first.header("Set-Cookie"), "\(sticky): no Set-Cookie for an anonymous visitor")
+                #expect(setCookie.hasSuffix("; Path=/; HttpOnly; SameSite=Lax"))
+                let pair = String(setCookie.split(separator: ";")[0])
+                #expect(pair.hasPrefix("sluice_sticky=") && pair.count == "sluice_sticky=".count + 16)
+                let cohort = String(first.bodyText.split(separator: " ")[1])
+                // Sent back 20 times (new connections, either worker): same cohort, no new cookie.
+                for _ in 0..<20 {
+                    let again = try proxy.request("GET / HTTP/1.1\r\nHost: h\r\nCookie: \(pair)\r\n\r\n")
+                    #expect(String(again.bodyText.split(separator: " ")[1]) == cohort)
+                    #expect(again.header("Set-Cookie") == nil)
+                }
+                // The visitor logs in: a key whose bucket belongs to the other cohort moves them there.
+                let wanted: Int32 = cohort == "stable" ? 1 : 0
+                let key = try #require((0..<1000).map { "user-\($0)" }.first {
+                    proxy.config.table.cohort(route: route, bucket: StickyHash.bucket(Array($0.utf8))) == wanted
+                })
+                let keyLine = carrier.hasPrefix("Cookie") ? "Cookie: \(pair); session_id=\(key)" : "Cookie: \(pair)\r\n\(carrier)\(key)"
+                for _ in 0..<5 {
+                    let mine = try proxy.request("GET / HTTP/1.1\r\nHost: h\r\n\(keyLine)\r\n\r\n")
+                    #expect(mine.bodyText.split(separator: " ")[1] == (wanted == 1 ? "canary" : "stable"))
+                    #expect(mine.header("Set-Cookie") == nil)
+                }
+            }
+            // What the upstreams received agrees: every request carried its cohort's header.
+            #expect(f.canary.requests.allSatisfy { $0.header("X-Sluice-Cohort") == "canary" })
+        }
+    }
 }

@@ -54,16 +54,17 @@ struct MatchInput {
 }
 
 extension RoutingTable {
-    /// True when every matcher in `matchers[start..<start+count]` holds.
+    /// The index of the first matcher in `matchers[start..<start+count]` that does not hold, or
+    /// -1 when all hold (`decide`'s walk; the index tells `sluice explain` which condition failed).
     @inline(__always)
-    func allMatch(start: Int32, count: Int32, head: borrowing RequestHead, input: MatchInput) -> Bool {
+    func firstFailing(start: Int32, count: Int32, head: borrowing RequestHead, input: MatchInput) -> Int {
         var i = Int(start)
         let end = i + Int(count)
         while i < end {
-            if !matches(matchers[i], head: head, input: input) { return false }
+            if !matches(matchers[i], head: head, input: input) { return i }
             i += 1
         }
-        return true
+        return -1
     }
 
     /// Evaluates one matcher.

@@ -52,15 +52,8 @@ public struct Route: Sendable {
         if let upgrade { self.upgradeProtocols = upgrade.map { Array($0.lowercased().utf8) } }
         self.cohortHeaderLowercased = Array(cohortHeader.lowercased().utf8)
         self.cohortHeaderLines = cohorts.map { Array("\(cohortHeader): \($0.name)\r\n".utf8) }
-        let cookieName: String
-        var maxAge: UInt64?
-        switch sticky {
-        case .assigned(let name, let age):
-            cookieName = name
-            maxAge = age
-        default:
-            cookieName = StickyPolicy.defaultCookieName
-        }
+        let cookieName = sticky.assignedCookie?.name ?? StickyPolicy.defaultCookieName
+        let maxAge = sticky.assignedCookie?.maxAge
         self.setCookiePrefix = Array("Set-Cookie: \(cookieName)=".utf8)
         var suffix = "; Path=/"
         if let maxAge { suffix += "; Max-Age=\(maxAge)" }
@@ -109,14 +102,25 @@ public struct Cohort: Sendable {
 public enum StickyPolicy: Sendable, Equatable {
     /// Every request is split anew from the entropy it is given; no cookie.
     case none
-    /// The value of this request cookie is the key; without it, a per-request pick (no cookie set).
-    case cookie(String)
-    /// The value of this request header is the key; without it, a per-request pick (no cookie set).
-    case header(String)
+    /// The value of this request cookie is the key. Without it (an anonymous visitor), Sluice's
+    /// own cookie `assignCookie` keeps the client in place exactly as `.assigned` does (read, or
+    /// assigned and set); once the user's cookie appears, it wins.
+    case cookie(String, assignCookie: String = StickyPolicy.defaultCookieName, maxAge: UInt64? = nil)
+    /// The value of this request header is the key; without it, Sluice's own cookie as for `.cookie`.
+    case header(String, assignCookie: String = StickyPolicy.defaultCookieName, maxAge: UInt64? = nil)
     /// Sluice's own cookie (default `sluice_sticky`) holds the key; without it, sluice assigns a
     /// key from entropy and sets the cookie. `maxAge` in seconds, nil for a session cookie.
     case assigned(cookie: String, maxAge: UInt64?)
 
     /// The cookie name sluice uses when the config does not name one.
     public static let defaultCookieName = "sluice_sticky"
+
+    /// Sluice's own cookie (name, Max-Age in seconds) used when the route has no other key for a
+    /// client; nil for `.none` (every request is split anew).
+    public var assignedCookie: (name: String, maxAge: UInt64?)? {
+        switch self {
+        case .none: return nil
+        case .cookie(_, let name, let age), .header(_, let name, let age), .assigned(let name, let age): return (name, age)
+        }
+    }
 }

@@ -26,6 +26,13 @@ public struct RouteDecision: Equatable, Sendable {
     public var setStickyCookie: Bool
     /// The assigned sticky key when `setStickyCookie` is true, else 0.
     public var stickyKey: UInt64
+    /// A fault drill's injection: `.abort` (a `.respond` decision that keeps `route` and
+    /// `cohort`, answered with `responses[response]`) or `.delay` (forward after `delayNanos`).
+    public var fault: FaultKind = .none
+    /// The injected request is kept out of the rollout gates' statistics (`count_in_gates: false`).
+    public var faultOutsideGates: Bool = false
+    /// For `.delay`: how long to hold the request before forwarding it (the data plane's timer).
+    public var delayNanos: UInt64 = 0
 
     /// Creates a decision.
     public init(action: Action, route: Int32 = -1, cohort: Int32 = -1, upstream: Int32 = -1, endpoint: Int32 = -1,

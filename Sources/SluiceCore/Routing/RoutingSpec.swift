@@ -29,6 +29,8 @@ package struct RouteSpec: Sendable {
     package var pathNormalization: Bool
     /// The upstream is sent the normalized path instead of the client's (`forward_normalized_path`).
     package var forwardNormalizedPath: Bool
+    /// Fault drills of the route or of one of its cohorts (`fault:`), tried in order.
+    package var faults: [FaultSpec] = []
 
     /// Creates a route spec.
     package init(name: String, match: [MatchCondition] = [], cohorts: [CohortSpec], baseline: Int = 0,
@@ -76,11 +78,14 @@ package struct RuleSpec: Sendable {
     package var match: [MatchCondition]
     /// What the rule does.
     package var action: RuleAction
+    /// A fault drill for the requests this rule forwards.
+    package var fault: FaultSpec?
 
     /// Creates a rule spec.
-    package init(match: [MatchCondition], action: RuleAction) {
+    package init(match: [MatchCondition], action: RuleAction, fault: FaultSpec? = nil) {
         self.match = match
         self.action = action
+        self.fault = fault
     }
 }
 

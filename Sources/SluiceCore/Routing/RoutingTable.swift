@@ -38,6 +38,8 @@ public final class RoutingTable: Sendable {
     /// True when some route that normalizes paths has a `path` or `path_prefix` condition (in
     /// its match or its rules): only then is a request's path normalized.
     let normalizesAnyPath: Bool
+    /// Fault drills: route plans name a slice, rule plans an index.
+    let faults: [FaultPlan]
 
     /// Compiles validated specs into a table. The control plane has checked names, weights and
     /// patterns; violated invariants here are programming errors (preconditions).
@@ -50,6 +52,7 @@ public final class RoutingTable: Sendable {
         var splitRanges: [SplitRange] = []
         var cohortUpstreams: [Int32] = []
         var normalizesAnyPath = false
+        var faults: [FaultPlan] = []
         for spec in specs {
             let conditions = spec.match + spec.rules.flatMap(\.match)
             if spec.pathNormalization && conditions.contains(where: \.isPathCondition) { normalizesAnyPath = true }
@@ -57,23 +60,37 @@ public final class RoutingTable: Sendable {
             let matchStart = builder.matchers.count
             for condition in spec.match { builder.add(condition) }
             let matchCount = builder.matchers.count - matchStart
-            var compiledRules: [(start: Int, count: Int, action: RuleAction)] = []
+            var compiledRules: [(start: Int, count: Int, action: RuleAction, fault: FaultSpec?)] = []
             for rule in spec.rules {
                 let start = builder.matchers.count
                 for condition in rule.match { builder.add(condition) }
-                compiledRules.append((start, builder.matchers.count - start, rule.action))
+                compiledRules.append((start, builder.matchers.count - start, rule.action, rule.fault))
             }
             let ruleStart = rules.count
             for r in compiledRules {
                 switch r.action {
                 case .cohort(let c):
                     precondition(spec.cohorts.indices.contains(c), "rule cohort out of range")
-                    rules.append(RulePlan(matchStart: Int32(r.start), matchCount: Int32(r.count), cohort: Int32(c), response: -1))
+                    var fault: Int32 = -1
+                    if var f = r.fault {
+                        // Scoped to the rule's cohort: after an abort or switch points the rule
+                        // elsewhere, its drill no longer fires (an abort never drills the baseline).
+                        f.cohort = c
+                        faults.append(builder.faultPlan(f, responses: &responses))
+                        fault = Int32(faults.count - 1)
+                    }
+                    rules.append(RulePlan(matchStart: Int32(r.start), matchCount: Int32(r.count), cohort: Int32(c), response: -1,
+                                          fault: fault))
                 case .respond(let response):
                     rules.append(RulePlan(matchStart: Int32(r.start), matchCount: Int32(r.count), cohort: -1,
-                                          response: Int32(responses.count)))
+                                          response: Int32(responses.count), fault: -1))
                     responses.append(response)
                 }
+            }
+            let faultStart = faults.count
+            for f in spec.faults {
+                precondition(f.cohort.map { spec.cohorts.indices.contains($0) } ?? true, "fault cohort out of range")
+                faults.append(builder.faultPlan(f, responses: &responses))
             }
             let splitStart = splitRanges.count
             // A route without a split (a route-level `respond` whose rules forward to cohorts) has
@@ -93,15 +110,18 @@ public final class RoutingTable: Sendable {
             let sticky: StickyMode
             switch spec.sticky {
             case .none: sticky = .none
-            case .cookie(let name): sticky = .cookie(builder.intern(Array(name.utf8)))
-            case .header(let name): sticky = .header(builder.intern(RoutingBytes.lowercased(Array(name.utf8))))
+            case .cookie(let name, let own, _):
+                sticky = .cookie(builder.intern(Array(name.utf8)), assigned: builder.intern(Array(own.utf8)))
+            case .header(let name, let own, _):
+                sticky = .header(builder.intern(RoutingBytes.lowercased(Array(name.utf8))), assigned: builder.intern(Array(own.utf8)))
             case .assigned(let name, _): sticky = .assigned(builder.intern(Array(name.utf8)))
             }
             plans.append(RoutePlan(
                 matchStart: Int32(matchStart), matchCount: Int32(matchCount),
                 ruleStart: Int32(ruleStart), ruleCount: Int32(rules.count - ruleStart),
                 splitStart: Int32(splitStart), splitCount: Int32(splitRanges.count - splitStart),
-                cohortStart: Int32(cohortStart), sticky: sticky, normalizePath: spec.pathNormalization))
+                cohortStart: Int32(cohortStart), sticky: sticky, normalizePath: spec.pathNormalization,
+                faultStart: Int32(faultStart), faultCount: Int32(faults.count - faultStart)))
             routes.append(Route(
                 name: spec.name,
                 cohorts: spec.cohorts.map { Cohort(name: $0.name, upstream: Int32($0.upstream), weight: $0.weight, inSplit: $0.inSplit) },
@@ -138,23 +158,26 @@ public final class RoutingTable: Sendable {
         self.endpointWeights = weights
         self.groupEndpointStart = starts
         self.normalizesAnyPath = normalizesAnyPath
+        self.faults = faults
     }
 
     /// A copy of `base` with a new version and, where given, new routes, plans, rules and split
     /// ranges (runtime changes: `RoutingTable+Runtime.swift`). Everything else is shared
     /// (copy-on-write arrays), so this costs a few retains.
     init(copying base: RoutingTable, version: UInt64, routes: [Route]? = nil, plans: [RoutePlan]? = nil,
-         rules: [RulePlan]? = nil, splitRanges: [SplitRange]? = nil) {
+         rules: [RulePlan]? = nil, splitRanges: [SplitRange]? = nil, responses: [DirectResponse]? = nil,
+         faults: [FaultPlan]? = nil, bytePool: [UInt8]? = nil) {
         self.version = version
         self.upstreams = base.upstreams
         self.routes = routes ?? base.routes
-        self.responses = base.responses
+        self.responses = responses ?? base.responses
+        self.faults = faults ?? base.faults
         self.plans = plans ?? base.plans
         self.rules = rules ?? base.rules
         self.matchers = base.matchers
         self.splitRanges = splitRanges ?? base.splitRanges
         self.cohortUpstreams = base.cohortUpstreams
-        self.bytePool = base.bytePool
+        self.bytePool = bytePool ?? base.bytePool
         self.spanPool = base.spanPool
         self.prefixes = base.prefixes
         self.regexes = base.regexes
@@ -180,79 +203,109 @@ public final class RoutingTable: Sendable {
     /// a temporary buffer (on the stack for paths up to about 340 bytes); otherwise the raw bytes are matched.
     public func decide(head: RequestHead, bytes: UnsafeRawBufferPointer, client: SocketAddress, entropy: UInt64,
                        balancer: inout BalancerState) -> RouteDecision {
+        var trace = NoTrace()
+        return decide(head: head, bytes: bytes, client: client, entropy: entropy, balancer: &balancer, trace: &trace)
+    }
+
+    /// `decide`, telling `trace` every step (`sluice explain`; the data path's `NoTrace` records nothing).
+    @inline(__always)
+    func decide<Trace: RoutingTrace>(head: RequestHead, bytes: UnsafeRawBufferPointer, client: SocketAddress, entropy: UInt64,
+                                     balancer: inout BalancerState, trace: inout Trace) -> RouteDecision {
         if !balancer.isBuilt(for: self) { balancer = BalancerState(table: self) }
         let rawPath = UnsafeRawBufferPointer(rebasing: bytes[Int(head.path.start)..<Int(head.path.start) + Int(head.path.count)])
         guard normalizesAnyPath && PathNormalizer.needsNormalization(rawPath) else {
             return decide(head: head, bytes: bytes, client: client, entropy: entropy, balancer: &balancer,
-                          rawPath: rawPath, normalizedPath: rawPath)
+                          rawPath: rawPath, normalizedPath: rawPath, trace: &trace)
         }
         return withUnsafeTemporaryAllocation(byteCount: PathNormalizer.capacity(for: rawPath.count), alignment: 1) { scratch in
             let n = PathNormalizer.normalize(rawPath, into: scratch)
             return decide(head: head, bytes: bytes, client: client, entropy: entropy, balancer: &balancer,
-                          rawPath: rawPath, normalizedPath: UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
+                          rawPath: rawPath, normalizedPath: UnsafeRawBufferPointer(rebasing: scratch[0..<n]), trace: &trace)
         }
     }
 
     /// `decide` with both forms of the path at hand.
-    private func decide(head: RequestHead, bytes: UnsafeRawBufferPointer, client: SocketAddress, entropy: UInt64,
-                        balancer: inout BalancerState, rawPath: UnsafeRawBufferPointer,
-                        normalizedPath: UnsafeRawBufferPointer) -> RouteDecision {
+    @inline(__always)
+    private func decide<Trace: RoutingTrace>(head: RequestHead, bytes: UnsafeRawBufferPointer, client: SocketAddress,
+                                             entropy: UInt64, balancer: inout BalancerState, rawPath: UnsafeRawBufferPointer,
+                                             normalizedPath: UnsafeRawBufferPointer, trace: inout Trace) -> RouteDecision {
         return bytePool.withUnsafeBytes { pool in
             var input = MatchInput(bytes: bytes, pool: pool, hostName: head.hostName(in: bytes), client: client, path: rawPath)
             var r = 0
             while r < plans.count {
                 let plan = plans[r]
                 input.path = plan.normalizePath ? normalizedPath : rawPath
-                guard allMatch(start: plan.matchStart, count: plan.matchCount, head: head, input: input) else {
+                let failed = firstFailing(start: plan.matchStart, count: plan.matchCount, head: head, input: input)
+                trace.route(r, failed: failed)
+                guard failed < 0 else {
                     r += 1
                     continue
                 }
-                var i = Int(plan.ruleStart)
-                let rulesEnd = i + Int(plan.ruleCount)
-                while i < rulesEnd {
-                    let rule = rules[i]
-                    if allMatch(start: rule.matchStart, count: rule.matchCount, head: head, input: input) {
-                        if rule.cohort < 0 {
-                            return RouteDecision(action: .respond, route: Int32(r), response: rule.response)
-                        }
-                        return forward(route: r, plan: plan, cohort: rule.cohort, balancer: &balancer)
-                    }
-                    i += 1
-                }
-                if plan.splitCount == 0 { return RouteDecision(action: .notFound, route: Int32(r)) }
                 var decision: RouteDecision
-                switch plan.sticky {
-                case .none:
-                    decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
-                                       balancer: &balancer)
-                case .cookie(let name):
-                    if let v = head.cookieValue(named: slice(pool, name), in: bytes), v.count > 0 {
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
-                                           balancer: &balancer)
-                    } else {
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
-                                           balancer: &balancer)
+                var ruleFault: Int32 = -1
+                decided: do {
+                    var i = Int(plan.ruleStart)
+                    let rulesEnd = i + Int(plan.ruleCount)
+                    while i < rulesEnd {
+                        let rule = rules[i]
+                        let ruleFailed = firstFailing(start: rule.matchStart, count: rule.matchCount, head: head, input: input)
+                        trace.rule(i, failed: ruleFailed)
+                        if ruleFailed < 0 {
+                            if rule.cohort < 0 {
+                                return RouteDecision(action: .respond, route: Int32(r), response: rule.response)
+                            }
+                            decision = forward(route: r, plan: plan, cohort: rule.cohort, balancer: &balancer)
+                            ruleFault = rule.fault
+                            break decided
+                        }
+                        i += 1
                     }
-                case .header(let name):
-                    if let v = head.fieldValue(named: slice(pool, name), in: bytes), v.count > 0 {
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
-                                           balancer: &balancer)
-                    } else {
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: Int(entropy % StickyHash.buckets)),
-                                           balancer: &balancer)
+                    if plan.splitCount == 0 { return RouteDecision(action: .notFound, route: Int32(r)) }
+                    // The user's own key (cookie or header) when the route names one and it is present;
+                    // otherwise Sluice's own cookie, read or assigned (and then set), so an anonymous
+                    // visitor stays in one cohort too. `sticky: none` splits every request anew.
+                    let own: ByteSpan
+                    switch plan.sticky {
+                    case .none:
+                        let bucket = Int(entropy % StickyHash.buckets)
+                        trace.split(.perRequest(bucket: bucket))
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                        break decided
+                    case .cookie(let name, let assigned):
+                        if let v = head.cookieValue(named: slice(pool, name), in: bytes), v.count > 0 {
+                            let bucket = StickyHash.bucket(slice(bytes, v))
+                            trace.split(.userCookie(value: v, bucket: bucket))
+                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                            break decided
+                        }
+                        own = assigned
+                    case .header(let name, let assigned):
+                        if let v = head.fieldValue(named: slice(pool, name), in: bytes), v.count > 0 {
+                            let bucket = StickyHash.bucket(slice(bytes, v))
+                            trace.split(.userHeader(value: v, bucket: bucket))
+                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                            break decided
+                        }
+                        own = assigned
+                    case .assigned(let name):
+                        own = name
                     }
-                case .assigned(let name):
-                    if let v = head.cookieValue(named: slice(pool, name), in: bytes),
-                       StickyHash.parseAssignedKey(slice(bytes, v)) != nil {
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: StickyHash.bucket(slice(bytes, v))),
-                                           balancer: &balancer)
-                    } else {
-                        decision = forward(route: r, plan: plan,
-                                           cohort: cohort(plan: plan, bucket: StickyHash.bucket(assignedKey: entropy)),
-                                           balancer: &balancer)
-                        decision.setStickyCookie = true
-                        decision.stickyKey = entropy
+                    if let v = head.cookieValue(named: slice(pool, own), in: bytes), StickyHash.parseAssignedKey(slice(bytes, v)) != nil {
+                        let bucket = StickyHash.bucket(slice(bytes, v))
+                        trace.split(.assignedCookie(value: v, bucket: bucket))
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                        break decided
                     }
+                    let bucket = StickyHash.bucket(assignedKey: entropy)
+                    trace.split(.assignedNew(key: entropy, bucket: bucket))
+                    decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                    decision.setStickyCookie = true
+                    decision.stickyKey = entropy
+                }
+                // Fault drills: only routes (or deciding rules) that have one pay for the check.
+                if plan.faultCount > 0 || ruleFault >= 0 {
+                    decision = applyFault(decision, plan: plan, ruleFault: ruleFault, head: head, bytes: bytes, pool: pool,
+                                          entropy: entropy, trace: &trace)
                 }
                 return decision
             }
@@ -292,10 +345,10 @@ public final class RoutingTable: Sendable {
 enum StickyMode: Sendable {
     /// Per-request pick from entropy.
     case none
-    /// Key from this cookie (name span).
-    case cookie(ByteSpan)
-    /// Key from this header (lowercased name span).
-    case header(ByteSpan)
+    /// Key from this cookie (name span); without it, as `.assigned` with the second span.
+    case cookie(ByteSpan, assigned: ByteSpan)
+    /// Key from this header (lowercased name span); without it, as `.assigned` with the second span.
+    case header(ByteSpan, assigned: ByteSpan)
     /// Key from sluice's own cookie (name span); assigned when missing.
     case assigned(ByteSpan)
 }
@@ -320,6 +373,10 @@ struct RoutePlan: Sendable {
     var sticky: StickyMode
     /// Path conditions see the normalized path.
     var normalizePath: Bool
+    /// The route's and its cohorts' faults: `faults[faultStart..<faultStart+faultCount]`.
+    var faultStart: Int32
+    /// Number of faults.
+    var faultCount: Int32
 }
 
 /// A rule compiled to a slice of matchers and an action (`cohort` ≥ 0 forwards, else `response`).
@@ -332,6 +389,8 @@ struct RulePlan: Sendable {
     var cohort: Int32
     /// Index into `responses` when `cohort` is -1.
     var response: Int32
+    /// Index into `faults` of the rule's fault drill, or -1.
+    var fault: Int32
 }
 
 extension RoutingTable {

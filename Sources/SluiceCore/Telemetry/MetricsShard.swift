@@ -63,7 +63,8 @@ public final class MetricsShard: @unchecked Sendable {
     /// The first word of series `series` (series 0 when out of range).
     @inlinable @inline(__always)
     func series(_ series: Int32) -> UnsafeMutablePointer<UInt64> {
-        let s = UInt32(bitPattern: series) < seriesLimit ? Int(series) : 0
+        let id = series < 0 ? series : series & SeriesMap.idMask  // fault flags off (see `SeriesMap.series(for:)`)
+        let s = UInt32(bitPattern: id) < seriesLimit ? Int(id) : 0
         return seriesBase + s &* SeriesLayout.stride
     }
 
@@ -80,6 +81,10 @@ public final class MetricsShard: @unchecked Sendable {
         csluice_add_relaxed(p + SeriesLayout.bytesOut, bytesOut)
         csluice_add_relaxed(p + SeriesLayout.durationBuckets + DurationBuckets.index(nanos: durationNanos), 1)
         csluice_add_relaxed(p + SeriesLayout.codes + SeriesLayout.codeSlot(status), 1)
+        if series & ~SeriesMap.idMask != 0 && series > 0 {
+            recordFault(p, series: series, status: status)
+            if series & SeriesMap.outsideGatesFlag != 0 { return }  // no latency sample for the gates
+        }
         csluice_add_relaxed(p + SeriesLayout.latency + LatencyScale.index(nanos: durationNanos), 1)
     }
 
@@ -90,6 +95,17 @@ public final class MetricsShard: @unchecked Sendable {
         let p = self.series(series)
         csluice_add_relaxed(p + SeriesLayout.firstByteBuckets + DurationBuckets.index(nanos: nanos), 1)
         csluice_add_relaxed(p + SeriesLayout.firstByteSumNanos, nanos)
+    }
+
+    /// Counts a fault drill's request (the flags of `series`). Worker thread only.
+    @inlinable
+    func recordFault(_ p: UnsafeMutablePointer<UInt64>, series: Int32, status: Int) {
+        if series & SeriesMap.faultAbortFlag != 0 { csluice_add_relaxed(p + SeriesLayout.faultsAbort, 1) }
+        if series & SeriesMap.faultDelayFlag != 0 { csluice_add_relaxed(p + SeriesLayout.faultsDelay, 1) }
+        if series & SeriesMap.outsideGatesFlag != 0 {
+            csluice_add_relaxed(p + SeriesLayout.gateExcludedRequests, 1)
+            if status >= 500 { csluice_add_relaxed(p + SeriesLayout.gateExcludedErrors, 1) }
+        }
     }
 
     /// Records one upstream failure of an exchange of `series`. Worker thread only.

@@ -40,6 +40,18 @@ public struct MetricsTotals: Sendable {
     public func requests(series: Int) -> UInt64 { word(series, SeriesLayout.requests) }
     /// Requests of `series` answered with a status of 500 or more.
     public func serverErrors(series: Int) -> UInt64 { word(series, SeriesLayout.serverErrors) }
+    /// Requests of the series answered (`.abort`) or delayed (`.delay`) by a fault drill.
+    public func faultsInjected(series: Int, kind: FaultKind) -> UInt64 {
+        switch kind {
+        case .none: return 0
+        case .abort: return word(series, SeriesLayout.faultsAbort)
+        case .delay: return word(series, SeriesLayout.faultsDelay)
+        }
+    }
+    /// Injected requests kept out of the rollout gates (`count_in_gates: false`).
+    public func gateExcludedRequests(series: Int) -> UInt64 { word(series, SeriesLayout.gateExcludedRequests) }
+    /// 5xx among `gateExcludedRequests`.
+    public func gateExcludedErrors(series: Int) -> UInt64 { word(series, SeriesLayout.gateExcludedErrors) }
     /// Sum of the durations of `series`' requests, in nanoseconds.
     public func durationSumNanos(series: Int) -> UInt64 { word(series, SeriesLayout.durationSumNanos) }
     /// Bytes received from clients for `series`.

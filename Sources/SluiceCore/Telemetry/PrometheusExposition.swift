@@ -71,6 +71,8 @@ public enum PrometheusExposition {
             }
         }
 
+        renderFaults(&out, totals: totals, names: names, shown: shown)
+
         family(&out, "sluice_requests_in_flight", "gauge",
                "Requests forwarded to an upstream and not yet finished, by route and cohort.")
         for s in shown where !names.series[s].cohort.isEmpty {

@@ -41,8 +41,17 @@ enum SeriesLayout {
     @usableFromInline static let firstByteBuckets = latency + LatencyScale.bucketCount
     /// Sum of times to the upstream's first response byte, in nanoseconds.
     @usableFromInline static let firstByteSumNanos = firstByteBuckets + DurationBuckets.count
+    /// Requests answered with an injected fault (fault drills).
+    @usableFromInline static let faultsAbort = firstByteSumNanos + 1
+    /// Requests delayed by a fault drill.
+    @usableFromInline static let faultsDelay = faultsAbort + 1
+    /// Injected requests kept out of the rollout gates (`count_in_gates: false`): their count
+    /// and their 5xx, subtracted by `StatsWindow`; their latency is not recorded in `latency`.
+    @usableFromInline static let gateExcludedRequests = faultsDelay + 1
+    /// 5xx among `gateExcludedRequests`.
+    @usableFromInline static let gateExcludedErrors = gateExcludedRequests + 1
     /// Words per series.
-    @usableFromInline static let stride = firstByteSumNanos + 1
+    @usableFromInline static let stride = gateExcludedErrors + 1
 
     /// The status-code word for `status`: 1...500 for 100...599, 0 for anything else.
     @inlinable @inline(__always)

@@ -13,6 +13,14 @@ public struct SeriesMap: Sendable {
     /// The series of requests that matched no route or were rejected before routing
     /// (labels route="", cohort="").
     public static let unroutedSeries: Int32 = 0
+    /// Flag on a series id: the request was answered with an injected fault.
+    public static let faultAbortFlag: Int32 = 1 << 28
+    /// Flag on a series id: the request was delayed by a fault drill.
+    public static let faultDelayFlag: Int32 = 1 << 29
+    /// Flag on a series id: keep the request out of the rollout gates' statistics.
+    public static let outsideGatesFlag: Int32 = 1 << 30
+    /// The bits of a series id that are the id.
+    public static let idMask: Int32 = (1 << 28) - 1
 
     /// Creates a map.
     public init(cohortSeries: [[Int32]], directSeries: [Int32], upstreamSeries: [Int32], tableVersion: UInt64) {
@@ -25,10 +33,21 @@ public struct SeriesMap: Sendable {
     /// The series a routing decision's request is recorded under: the cohort's series when
     /// forwarding, the route's direct series for a direct response or a 404 of a matched route,
     /// the unrouted series when no route matched.
+    ///
+    /// A fault drill's request is recorded under its cohort's series (an injected abort too),
+    /// with flag bits (`faultAbortFlag`, `faultDelayFlag`, `outsideGatesFlag`) that the shard
+    /// reads and masks off: the id stays one `Int32` the IO layer carries without knowing.
     @inlinable
     public func series(for decision: RouteDecision) -> Int32 {
         let r = Int(decision.route)
         guard r >= 0 && r < directSeries.count else { return SeriesMap.unroutedSeries }
+        if decision.fault != .none {
+            let cohorts = cohortSeries[r]
+            let c = Int(decision.cohort)
+            let id = c >= 0 && c < cohorts.count ? cohorts[c] : directSeries[r]
+            return id | (decision.fault == .abort ? SeriesMap.faultAbortFlag : SeriesMap.faultDelayFlag)
+                | (decision.faultOutsideGates ? SeriesMap.outsideGatesFlag : 0)
+        }
         if decision.action == .forward {
             let cohorts = cohortSeries[r]
             let c = Int(decision.cohort)

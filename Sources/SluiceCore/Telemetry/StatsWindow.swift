@@ -64,8 +64,11 @@ public struct StatsWindow: Sendable {
         var changes: [SeriesChange] = []
         for s in 0..<totals.seriesCount {
             let known = s < prev.seriesCount
-            let requests = Self.delta(totals.requests(series: s), known ? prev.requests(series: s) : 0)
-            let errors = Self.delta(totals.serverErrors(series: s), known ? prev.serverErrors(series: s) : 0)
+            // Fault-drill requests with `count_in_gates: false` are not the cohort's own: left out.
+            let requests = Self.delta(totals.requests(series: s) &- totals.gateExcludedRequests(series: s),
+                                      known ? prev.requests(series: s) &- prev.gateExcludedRequests(series: s) : 0)
+            let errors = Self.delta(totals.serverErrors(series: s) &- totals.gateExcludedErrors(series: s),
+                                    known ? prev.serverErrors(series: s) &- prev.gateExcludedErrors(series: s) : 0)
             let upstreamErrors = Self.delta(totals.upstreamErrors(series: s), known ? prev.upstreamErrors(series: s) : 0)
             // Every bucket is compared, not only when `requests` moved: a sample may see a
             // request's bucket before its request count.
