@@ -37,10 +37,8 @@ final class Exchange {
     var retireAt: UInt64 = 0
     /// The request's X-Request-Id (received or generated).
     var requestID: [UInt8] = []
-    /// Copies of the request's method, path and traceparent for the access log (only when it is on).
-    var logMethod: [UInt8] = []
-    var logPath: [UInt8] = []
-    var logTraceparent: [UInt8] = []
+    /// The request-head fields of the access-log line, copied when the head is parsed (only when the log is on).
+    var capture = AccessLogCapture()
     /// The client's address as text (X-Forwarded-For, access log), for the address `usePeer` was given.
     private(set) var peerText: [UInt8] = []
     /// The address `peerText` was formatted from (its port does not matter).

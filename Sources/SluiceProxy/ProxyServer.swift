@@ -19,6 +19,8 @@ public struct ProxySettings: Sendable {
     public var accessLogFD: Int32 = -1
     /// Record per-request metrics (on by default; off only to measure what recording costs).
     public var recordMetrics = true
+    /// Which access-log fields are written, in which order, and which query parameters are redacted.
+    public var accessLogFormat: AccessLogFormat = .all
 
     /// Creates settings.
     public init(workers: Int, listeners: [ListenerSpec], timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),

@@ -5,7 +5,6 @@ import SluiceCore
 /// worker's metrics shard and access log however the request ends.
 extension Worker {
     static let requestIDName: [UInt8] = Array("x-request-id".utf8)
-    static let traceparentName: [UInt8] = Array("traceparent".utf8)
 
     /// Starts accounting for a request whose head was parsed (or rejected).
     func beginRequest(_ c: ClientConnection, _ x: Exchange, parsed: Bool) {
@@ -33,17 +32,10 @@ extension Worker {
         let (sec, ms) = Worker.wallClock()
         x.record.wallSeconds = sec
         x.record.wallMillis = ms
-        x.logMethod.removeAll(keepingCapacity: true)
-        x.logPath.removeAll(keepingCapacity: true)
-        x.logTraceparent.removeAll(keepingCapacity: true)
-        guard parsed else { return }
-        let head = x.head
-        x.logMethod.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[head.methodSpan.range]))
-        x.logPath.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[head.target.range].prefix(2048)))
-        Worker.traceparentName.withUnsafeBytes { name in
-            if let v = head.fieldValue(named: name, in: bytes), v.count <= 256 {
-                x.logTraceparent.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[v.range]))
-            }
+        if parsed {
+            x.capture.capture(x.head, in: bytes)
+        } else {
+            x.capture.reset()
         }
     }
 
@@ -86,28 +78,27 @@ extension Worker {
         let bytesIn = record.headBytes &+ x.state.requestBodyBytes
         var line = AccessLogRecord(unixSeconds: record.wallSeconds, milliseconds: record.wallMillis, status: status,
                                    durationNanos: duration, bytesIn: bytesIn, bytesOut: record.bytesOut)
+        line.upstreamStatus = record.upstreamStatus
+        line.upstreamConnectNanos = record.upstreamConnectNanos
+        line.upstreamFirstByteNanos = record.upstreamFirstByteNanos
+        line.errorReason = record.errorReason
         let policy = x.policy
         var routeName = policy?.routeName ?? ""
         var cohortName = policy?.cohortName ?? ""
         let upstream = x.pool?.hostBytes ?? []
+        let format = settings.accessLogFormat
         x.peerText.withUnsafeBytes { client in
-        x.logMethod.withUnsafeBytes { method in
-        x.logPath.withUnsafeBytes { path in
-        x.logTraceparent.withUnsafeBytes { trace in
         x.requestID.withUnsafeBytes { rid in
         upstream.withUnsafeBytes { up in
         routeName.withUTF8 { rn in
         cohortName.withUTF8 { cn in
             line.client = client
-            line.method = method
-            line.path = path
-            line.traceparent = trace
             line.requestID = rid
             line.upstream = up
             line.route = UnsafeRawBufferPointer(rn)
             line.cohort = UnsafeRawBufferPointer(cn)
-            AccessLogLine.append(line, to: &accessLog.buffer)
-        }}}}}}}}
+            x.capture.withRecord(line) { AccessLogLine.append($0, format: format, to: &accessLog.buffer) }
+        }}}}}
         if accessLog.buffer.count >= AccessLogSink.flushThreshold { accessLog.flush(now: now) }
     }
 

@@ -231,6 +231,7 @@ extension Worker {
             u.connected = true
             u.lastProgress = now
             u.deadline = 0
+            x.record.upstreamConnectNanos = now &- u.connectStart
             progressed = true
         }
 
@@ -242,7 +243,9 @@ extension Worker {
         if !u.outBuffer.isEmpty && u.writable {
             switch flush(u.fd, &u.outBuffer, writable: &u.writable) {
             case .idle: break
-            case .wrote: progressed = true
+            case .wrote:
+                if x.record.upstreamSentAt == 0 { x.record.upstreamSentAt = now }
+                progressed = true
             case .failed(let e):
                 u.hangup = true
                 u.writable = false

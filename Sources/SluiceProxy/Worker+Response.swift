@@ -42,6 +42,12 @@ extension Worker {
             case .done:
                 return progressed
             case .awaitingHead:
+                if !u.inBuffer.isEmpty && x.record.upstreamFirstByteNanos == nil && x.record.upstreamSentAt != 0 {
+                    // The first byte of the upstream's answer (an interim response counts).
+                    let nanos = now &- x.record.upstreamSentAt
+                    x.record.upstreamFirstByteNanos = nanos
+                    if recordMetrics { metrics.recordUpstreamFirstByte(series: x.record.series, nanos: nanos) }
+                }
                 if u.inBuffer.isEmpty {
                     if u.readEOF || u.failedErrno != 0 || (u.hangup && !u.readable) {
                         perform(c, x, step(c, x, .upstreamLost(reused: u.reused, connected: u.connected)))
@@ -282,6 +288,7 @@ extension Worker {
             x.compressor = compressor
         }
         _ = step(c, x, .responseHead(facts))
+        x.record.upstreamStatus = rh.status
         c.outBuffer.append(scratch)
         x.record.status = rh.status
         x.record.bytesOut &+= UInt64(scratch.count)

@@ -27,6 +27,7 @@ extension Worker {
         }
         u.inBuffer.consume(rh.headLength)
         x.record.status = 101
+        x.record.upstreamStatus = 101
         x.record.bytesOut &+= UInt64(scratch.count)
         // The handshake is a request like any other in the metrics; the tunnel's life is not (it
         // would swamp the latency the rollout gates read): it has its own gauge and summary.

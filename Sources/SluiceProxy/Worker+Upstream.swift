@@ -44,10 +44,11 @@ extension Worker {
         }
         if conn == nil {
             conn = connectUpstream(pool, metricsID: x.record.upstreamMetricsID)
-            if conn == nil {
+            guard let fresh = conn else {
                 perform(c, x, step(c, x, .upstreamFailed(.connectRefused)))
                 return
             }
+            if fresh.connected { x.record.upstreamConnectNanos = 0 }  // connected at once
         }
         let u = conn!
         u.client = c
@@ -153,6 +154,7 @@ extension Worker {
 
     /// Counts an upstream failure for the exchange's route and cohort.
     func noteUpstreamError(_ x: Exchange, _ reason: UpstreamErrorReason) {
+        x.record.errorReason = reason
         guard recordMetrics else { return }
         metrics.recordUpstreamError(series: x.record.series, reason: reason)
     }

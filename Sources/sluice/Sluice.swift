@@ -64,12 +64,6 @@ func problemCount(_ n: Int) -> String {
     n == 1 ? "1 problem" : "\(n) problems"
 }
 
-/// Converts a validated config into the IO layer's settings.
-func proxySettings(_ config: SluiceConfig, workersOverride: Int?) -> ProxySettings {
-    ProxySettings(workers: workersOverride ?? config.workers, listeners: config.listeners,
-                  timeouts: config.timeouts, limits: config.limits, trustedProxies: config.trustedProxies)
-}
-
 /// Opens the access-log destination: -1 for off, a dup of stdout, or the file (append, created 0644).
 func openAccessLog(_ target: AccessLogTarget) throws -> Int32 {
     switch target {
@@ -99,112 +93,13 @@ func reopenAccessLog(_ target: AccessLogTarget, fd: Int32) {
     log.info("reopened the access log", metadata: ["path": "\(path)"])
 }
 
-/// The proxy plus its control plane: metrics hub, routing controller, rollout controller,
-/// admin API, event log and the config file watcher.
-struct RunningSluice {
-    let server: ProxyServer
-    let hub: MetricsHub
-    let admin: AdminServer
-    let events: EventLog
-    let controller: RoutingController
-    let rollouts: RolloutController
-    let watcher: ConfigWatcher?
-    /// With `cluster:`: the fleet's shared state in etcd.
-    let cluster: ClusterStore?
-    /// Readiness (`GET /ready`) and the systemd notifications.
-    let health: ServiceHealth
-    /// Runtime fault drills (between the routing controller and the workers).
-    var faults: FaultController?
-
-    /// Starts the proxy, the stats sampler, the rollout controller, the admin API and (for a
-    /// config file, unless `watch` is false) the file watcher. Runtime overrides and rollouts in
-    /// the state file are applied.
-    static func start(_ config: SluiceConfig, settings: ProxySettings, cause: String, watch: Bool = true) throws -> RunningSluice {
-        let hub = MetricsHub(workers: max(1, settings.workers), listenerNames: config.listeners.map(\.name),
-                             buildVersion: sluiceVersion, sampleInterval: RolloutController.sampleInterval(for: config.table))
-        let events = EventLog()
-        hub.attach(events: events)
-        let controller = try RoutingController(config: config, events: events, cause: cause)
-        // With `cluster:`, the fleet's state is read (and applied) before the first table is served.
-        var cluster: ClusterStore?
-        if let settings = config.cluster {
-            let store = try ClusterStore(settings: settings, events: events)
-            store.attach(controller)
-            if !store.isConnected {
-                printError("sluice: cluster store (etcd) unreachable at \(settings.endpoints.joined(separator: ", ")): "
-                           + "serving the state file's overrides, changes refused until it answers")
-            }
-            cluster = store
+/// Logs what a change of the config file did (the runtime's watcher reports it).
+func reportFileChange(path: String) -> @Sendable (Result<ChangeResult, ControlError>) -> Void {
+    { outcome in
+        switch outcome {
+        case .success(let result): report(result, prefix: "\(path) changed")
+        case .failure(let error): logRejected(error, cause: "config file changed", path: path)
         }
-        let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
-                                 seriesMap: { hub.seriesMap(for: $0) })
-        // The fault controller sits between the routing controller and the workers: it publishes
-        // the routing controller's tables with the drills in force applied.
-        let faults = FaultController(routing: controller, events: events)
-        faults.attach(server)
-        let health = ServiceHealth()
-        let admin = try AdminServer(config: config, hub: hub, events: events, server: server, health: health)
-        controller.registerAdminEndpoints(on: admin, hub: hub)
-        faults.registerAdminEndpoints(on: admin)
-        try faults.start()
-        try server.start()
-        try hub.startSampler()
-        // After the server: a rollout resumed from the state file may publish a split at once.
-        let rollouts = RolloutController(routing: controller, hub: hub)
-        rollouts.registerAdminEndpoints(on: admin)
-        if let cluster {
-            rollouts.joinFleet(cluster)
-            cluster.registerAdminEndpoints(on: admin, hub: hub, routing: controller, rollouts: rollouts)
-            try cluster.start()
-        }
-        try rollouts.start()
-        try admin.start()
-        if let stateFile = config.stateFile, let problem = StateFileCheck.problem(path: stateFile) {
-            log.warning("\(problem)", metadata: ["state_file": "\(stateFile)"])
-        }
-        for (route, o) in controller.overrides.sorted(by: { $0.key < $1.key }) {
-            log.notice("runtime override restored: \(o.summary)",
-                       metadata: ["route": "\(route)", "state_file": "\(config.stateFile ?? "")", "since": "\(o.since)"])
-        }
-        for status in rollouts.statuses() where status.state != "pending" || status.lastDecision != nil {
-            log.notice("rollout restored: \(status.lastDecision?.summary ?? status.state)", metadata: ["route": "\(status.route)"])
-        }
-        var watcher: ConfigWatcher?
-        if watch, let path = config.sourcePath {
-            let w = ConfigWatcher(path: path) { [controller] in
-                do throws(ControlError) {
-                    if let result = try controller.reloadIfChanged(cause: "config file changed") {
-                        report(result, prefix: "\(path) changed")
-                    }
-                } catch {
-                    logRejected(error, cause: "config file changed", path: path)
-                }
-            }
-            do {
-                try w.start()
-                watcher = w
-            } catch {
-                log.warning("not watching the config file for changes (SIGHUP and `sluice reload` still work)",
-                            metadata: ["path": "\(path)", "error": "\(error)"])
-            }
-        }
-        // Listening, config loaded, admin API up: ready (READY=1 to systemd with Type=notify).
-        health.markReady(status: "serving version \(controller.version)")
-        return RunningSluice(server: server, hub: hub, admin: admin, events: events, controller: controller,
-                             rollouts: rollouts, watcher: watcher, cluster: cluster, health: health, faults: faults)
-    }
-
-    /// Stops the rollouts (saving their state), drains the proxy and stops the control plane.
-    func stop(drainTimeout: UInt64) {
-        // Not ready from the first moment (GET /ready 503, STOPPING=1), while the listeners still accept.
-        health.beginDrain()
-        rollouts.stop()
-        cluster?.stop()
-        faults?.stop()
-        watcher?.stop()
-        health.drain(server, timeout: drainTimeout)
-        admin.stop()
-        hub.stopSampler()
     }
 }
 
@@ -226,7 +121,7 @@ func logRejected(_ error: ControlError, cause: String, path: String? = nil) {
 
 /// Runs a server until SIGTERM/SIGINT, then drains. SIGHUP reloads the config file (through
 /// the routing controller) when there is one.
-func serve(_ running: RunningSluice, drainTimeout: UInt64,
+func serve(_ running: SluiceRuntime, drainTimeout: UInt64,
            accessLog: AccessLogTarget = .off, accessLogFD: Int32 = -1) -> Int32 {
     while true {
         guard let signal = ProcessSignals.wait(timeoutMs: 1000) else { continue }
@@ -299,7 +194,7 @@ struct Run: ParsableCommand {
         }
         if let stateFile { loaded.stateFile = stateFile == "off" ? nil : stateFile }
         ServerLogHandler.bootstrap()
-        var settings = proxySettings(loaded, workersOverride: workers)
+        var settings = loaded.proxySettings(workers: workers)
         do {
             settings.accessLogFD = try openAccessLog(loaded.accessLog)
         } catch {
@@ -307,9 +202,10 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         settings.recordMetrics = !noMetrics
-        let running: RunningSluice
+        let running: SluiceRuntime
         do {
-            running = try RunningSluice.start(loaded, settings: settings, cause: "sluice run --config \(config)", watch: watch)
+            running = try SluiceRuntime.start(loaded, settings: settings, cause: "sluice run --config \(config)", watch: watch,
+                                              buildVersion: sluiceVersion, onFileChange: reportFileChange(path: config))
         } catch {
             log.error("cannot start: \(error)")
             throw ExitCode(1)
@@ -390,7 +286,8 @@ struct Demo: ParsableCommand {
                     try DemoBackend(address: ep.address, text: text).start()
                 }
             }
-            let running = try RunningSluice.start(loaded, settings: proxySettings(loaded, workersOverride: 1), cause: "sluice demo")
+            let running = try SluiceRuntime.start(loaded, settings: loaded.proxySettings(workers: 1), cause: "sluice demo",
+                                                  buildVersion: sluiceVersion)
             let addr = running.server.boundAddresses.first.map { "\($0)" } ?? "127.0.0.1:8080"
             let admin = running.admin.boundAddress.map { "\($0)" } ?? "127.0.0.1:9901"
             print("""

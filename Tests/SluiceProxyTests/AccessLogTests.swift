@@ -65,3 +65,58 @@ struct AccessLogTests {
         #expect(third["route"] is NSNull)
     }
 }
+
+/// Issue 18's access-log fields, filled in by the data plane: a 200, a 502 with its reason, and a
+/// redacted query, with the fields chosen by `access_log.fields`.
+@Suite(.serialized)
+struct AccessLogFieldsProxyTests {
+    @Test func newFieldsFromTheDataPlane() throws {
+        let up = try TestUpstream { _ in .ok("ok") }
+        defer { up.stop() }
+        let dead = try TestSocket.closedPort()
+        let path = NSTemporaryDirectory() + "sluice-access-fields-\(getpid()).log"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        #expect(fd >= 0)
+        defer { unlink(path) }
+        let yaml = """
+            listeners: [{ name: public, address: "127.0.0.1:0" }]
+            access_log: { path: stdout, redact_query: [token] }
+            upstreams:
+              app: { endpoints: ["127.0.0.1:\(up.port)"] }
+              gone: { endpoints: ["127.0.0.1:\(dead)"] }
+            routes:
+              - name: down
+                match: { path_prefix: "/down" }
+                upstream: gone
+                sticky: none
+              - name: web
+                match: { path_prefix: "/" }
+                upstream: app
+                sticky: none
+            """
+        let proxy = try ProxyHarness(yaml: yaml, accessLogFD: fd)
+        _ = try proxy.request("GET /page?a=1&token=s3cret HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: test/1.0\r\nReferer: http://ref.example/\r\n\r\n")
+        _ = try proxy.request("GET /down HTTP/1.0\r\n\r\n")
+        proxy.stop()
+        close(fd)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let ok = objects[0]
+        #expect(ok["status"] as? Int == 200)
+        #expect(ok["path"] as? String == "/page?a=1&token=REDACTED")
+        #expect(ok["host"] as? String == "shop.example")
+        #expect(ok["protocol"] as? String == "HTTP/1.1")
+        #expect(ok["user_agent"] as? String == "test/1.0")
+        #expect(ok["referer"] as? String == "http://ref.example/")
+        #expect(ok["upstream_status"] as? Int == 200)
+        #expect(ok["upstream_connect_ms"] is Double || ok["upstream_connect_ms"] is Int, "\(ok)")
+        #expect(ok["upstream_first_byte_ms"] is Double || ok["upstream_first_byte_ms"] is Int, "\(ok)")
+        #expect(ok["error"] is NSNull || ok["error"] == nil)
+        let failed = objects[1]
+        #expect(failed["status"] as? Int == 502)
+        #expect(failed["protocol"] as? String == "HTTP/1.0")
+        #expect(failed["error"] as? String == "connect_refused", "\(failed)")
+        #expect(failed["upstream_status"] is NSNull || failed["upstream_status"] as? Int == 0, "\(failed)")
+    }
+}

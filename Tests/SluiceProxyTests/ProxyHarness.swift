@@ -17,8 +17,7 @@ final class ProxyHarness: Sendable {
 
     init(yaml: String, workers: Int = 1, accessLogFD: Int32 = -1) throws {
         config = try ConfigLoader.parse(yaml: yaml, file: "test.yaml")
-        var settings = ProxySettings(workers: workers, listeners: config.listeners, timeouts: config.timeouts,
-                                     limits: config.limits, trustedProxies: config.trustedProxies)
+        var settings = config.proxySettings(workers: workers)  // the same settings `sluice run` derives
         settings.accessLogFD = accessLogFD
         let hub = MetricsHub(workers: workers, listenerNames: config.listeners.map(\.name), buildVersion: "test")
         self.hub = hub

@@ -5,17 +5,20 @@ import SluiceControl
 import SluiceCore
 import SluiceProxy
 
-/// A real ProxyServer driven by a RoutingController over a config file in a temp directory,
-/// optionally with the admin API: what `sluice run` wires, in process.
+/// Everything `sluice run` wires (`SluiceRuntime`: routing controller, fault drills, rollouts,
+/// metrics hub, admin API on a free loopback port) over a config file in a temp directory, in
+/// process. The config file is not watched (tests reload explicitly).
 final class ControlledProxy: Sendable {
     let dir: String
     let configPath: String
-    let server: ProxyServer
-    let controller: RoutingController
-    let events: EventLog
-    let hub: MetricsHub
-    let admin: AdminServer?
+    let runtime: SluiceRuntime
     let port: UInt16
+    var server: ProxyServer { runtime.server }
+    var controller: RoutingController { runtime.controller }
+    var events: EventLog { runtime.events }
+    var hub: MetricsHub { runtime.hub }
+    /// The admin API (nil unless asked for: it always runs, the tests that do not use it ignore it).
+    let admin: AdminServer?
 
     /// Writes `yaml` (listener 127.0.0.1:0) as the config and starts everything.
     init(yaml: String, workers: Int = 2, adminToken: String? = nil, withAdmin: Bool = false) throws {
@@ -24,27 +27,13 @@ final class ControlledProxy: Sendable {
         dir = String(cString: made)
         configPath = dir + "/sluice.yaml"
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let config = try ConfigLoader.load(path: configPath)
-        events = EventLog()
-        controller = try RoutingController(config: config, events: events, cause: "test start")
-        hub = MetricsHub(workers: workers, listenerNames: config.listeners.map(\.name), buildVersion: "test")
-        let hub = self.hub
-        server = ProxyServer(settings: ProxySettings(workers: workers, listeners: config.listeners, timeouts: config.timeouts,
-                                                     limits: config.limits),
-                             table: controller.table, shards: hub.shards, seriesMap: { hub.seriesMap(for: $0) })
-        controller.attach(server)
-        if withAdmin {
-            let controller = self.controller
-            let a = try AdminServer(address: .v4(0x7f00_0001, port: 0), token: adminToken, hub: hub, events: events,
-                                    table: { controller.table })
-            controller.registerAdminEndpoints(on: a, hub: hub)
-            try a.start()
-            admin = a
-        } else {
-            admin = nil
-        }
-        try server.start()
-        port = server.boundAddresses[0].port
+        var config = try ConfigLoader.load(path: configPath)
+        config.adminAddress = .v4(0x7f00_0001, port: 0)
+        config.adminToken = adminToken
+        runtime = try SluiceRuntime.start(config, settings: config.proxySettings(workers: workers), cause: "test start",
+                                          watch: false, buildVersion: "test")
+        admin = withAdmin ? runtime.admin : nil
+        port = runtime.server.boundAddresses[0].port
     }
 
     /// Replaces the config file the way editors do (temporary file, rename).
@@ -55,8 +44,7 @@ final class ControlledProxy: Sendable {
     }
 
     func stop() {
-        admin?.stop()
-        server.shutdown(drainTimeout: 2_000_000_000)
+        runtime.stop(drainTimeout: 2_000_000_000)
         try? FileManager.default.removeItem(atPath: dir)
     }
 

@@ -26,6 +26,16 @@ public struct RequestRecord: Sendable {
     public var logPending = false
     /// Monotonic time the tunnel started (0: no tunnel).
     public var tunnelStart: UInt64 = 0
+    /// Status of the upstream's final response head (0: none arrived).
+    public var upstreamStatus = 0
+    /// Connect time of a new upstream connection (nil: a pooled one was reused, or none).
+    public var upstreamConnectNanos: UInt64?
+    /// When the request head was first handed to the upstream socket (0: not yet).
+    public var upstreamSentAt: UInt64 = 0
+    /// From `upstreamSentAt` to the first byte of the upstream's response (nil: none arrived).
+    public var upstreamFirstByteNanos: UInt64?
+    /// The upstream failure that ended the request, if one did.
+    public var errorReason: UpstreamErrorReason?
 
     /// No request.
     public init() {}
