@@ -66,15 +66,30 @@ extension RouteCompiler {
             }
         }
         if let d = m["delay"] {
-            // The pure core decides delays (`RouteDecision.delayNanos`), but this build's data plane
-            // has no timer to hold a request with: refuse rather than silently not delay.
-            reader.report(m.keyNode("delay"), m.path("delay"), "delay faults are not supported by this build's data plane yet",
-                          hint: "use `abort:` for now; delays need the data plane's per-request timer")
-            _ = d
-            ok = false
+            // The data plane holds the request on its timer for `duration`, then forwards it.
+            if let dm = reader.map(d, m.path("delay"), known: ["duration", "percent"], required: ["duration", "percent"],
+                                   example: "{ duration: 200ms, percent: 10 }") {
+                if let v = dm["duration"], let ns = reader.duration(v, dm.path("duration"), max: 60_000_000_000) {
+                    if ns == 0 {
+                        reader.report(v, dm.path("duration"), "must be longer than 0", hint: "e.g. `duration: 200ms`")
+                        ok = false
+                    } else {
+                        spec.delayNanos = ns
+                    }
+                } else {
+                    ok = false
+                }
+                if let p = dm["percent"], let percent = faultPercent(p, dm.path("percent"), reader: &reader) {
+                    spec.delayPercent = percent
+                } else {
+                    ok = false
+                }
+            } else {
+                ok = false
+            }
         }
         if !m.has("abort") && !m.has("delay") {
-            reader.report(node, path, "a fault needs `abort`", hint: "e.g. `fault: \(example)`")
+            reader.report(node, path, "a fault needs `abort` or `delay`", hint: "e.g. `fault: \(example)`")
             ok = false
         }
         if let h = m["when_header"], let name = reader.string(h, m.path("when_header")) {

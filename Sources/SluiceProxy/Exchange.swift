@@ -29,6 +29,10 @@ final class Exchange {
     var upstreamHead: [UInt8] = []
     /// The client's Upgrade value when the request is forwarded with it (a tunnel may follow).
     var upgradeValue: [UInt8] = []
+    /// A fault drill's delay: the routed request is held until this monotonic time (0: none).
+    var delayUntil: UInt64 = 0
+    /// The routing outcome reported once the delay is over.
+    var delayedOutcome = RouteOutcome.notFound
     /// The client accepts gzip (only looked up when the route compresses).
     var acceptsGzip = false
     /// The deflate stream of a compressed response (from the worker's pool).
@@ -76,6 +80,7 @@ final class Exchange {
         upstream = nil
         pool = nil
         retireAt = 0
+        delayUntil = 0
         acceptsGzip = false
         compressor = nil
     }

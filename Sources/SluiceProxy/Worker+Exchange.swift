@@ -50,6 +50,13 @@ extension Worker {
     // MARK: - Request heads
 
     func advanceAwaitingHead(_ c: ClientConnection, budget: inout Int) -> Bool {
+        if let x = c.exchange, x.delayUntil != 0 {
+            // Held by a fault drill's delay: nothing to parse; a client that leaves ends it.
+            if c.readEOF || c.hangup {
+                closeClient(c)
+            }
+            return false
+        }
         // A pipelined request waits until the previous response has left the output buffer: that
         // buffer is the backpressure, for generated responses as for proxied ones.
         if !c.inBuffer.isEmpty && c.outBuffer.isEmpty {
@@ -89,7 +96,7 @@ extension Worker {
     }
 
     /// Routes a parsed request with the worker's current table and reports the outcome.
-    private func routeRequest(_ c: ClientConnection, _ x: Exchange) {
+    func routeRequest(_ c: ClientConnection, _ x: Exchange) {
         let table = self.table
         let decision = table.decide(head: x.head, bytes: c.inBuffer.readable, client: c.peer, entropy: nextEntropy(),
                                     balancer: &balancer)
@@ -117,6 +124,22 @@ extension Worker {
             outcome = .forward(upgrade: upgrade)
         }
         if case .forward = outcome {} else { c.inBuffer.consume(x.head.headLength) }
+        if decision.fault == .delay && decision.delayNanos > 0, case .forward = outcome {
+            // A fault drill's delay: hold the request (its head stays in the buffer) until the
+            // client's timer fires, then forward it (`resumeDelayed`).
+            x.delayUntil = now &+ decision.delayNanos
+            x.delayedOutcome = outcome
+            setClientDeadline(c, x.delayUntil)
+            return
+        }
+        perform(c, x, step(c, x, .routed(outcome)))
+    }
+
+    /// A delayed request's time has come: forward it as routed.
+    func resumeDelayed(_ c: ClientConnection, _ x: Exchange) {
+        let outcome = x.delayedOutcome
+        x.delayUntil = 0
+        c.deadline = 0
         perform(c, x, step(c, x, .routed(outcome)))
     }
 

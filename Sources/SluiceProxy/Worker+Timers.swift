@@ -46,6 +46,11 @@ extension Worker {
 
     private func clientTimedOut(_ c: ClientConnection) {
         c.deadline = 0
+        if let x = c.exchange, x.delayUntil != 0 {
+            resumeDelayed(c, x)
+            if c.conn.phase != .closed { drive(c) }
+            return
+        }
         let inputBuffered = !c.inBuffer.isEmpty
         let x: Exchange? = c.conn.phase == .awaitingHead && inputBuffered ? attachExchange(c) : c.exchange
         if let x, c.conn.phase == .awaitingHead && inputBuffered { beginRequest(c, x, parsed: false) }
