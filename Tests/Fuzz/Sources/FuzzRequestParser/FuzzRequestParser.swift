@@ -7,6 +7,9 @@
 //   framing agree with the fields, limits are respected;
 // - incrementality: every shorter prefix of a complete head is `.incomplete` (the proxy parses as
 //   bytes arrive), and the head alone parses to the same result;
+// - resumption: fed in pieces (sizes from the input) with one `RequestHeadProgress`, as a
+//   connection does, the parse ends exactly as one parse of all the bytes, valid or not (an
+//   invalid byte in a last, unterminated field line is reported once its line feed arrives);
 // - the upstream head that HeadWriter builds from it parses again as a valid request with the same
 //   method, target, host and framing (nothing invalid is passed on).
 // Both the default limits and small ones (chosen from the input length) are used.
@@ -48,6 +51,7 @@ enum RequestParserFuzz {
         let status = RequestParser.parse(input, into: &head, limits: limits)
         let again = RequestParser.parse(input, into: &reused, limits: limits)
         fuzzCheck(status == again, "second parse gave \(again), first \(status)")
+        checkResumed(input, limits: limits, whole: status, head: head)
         guard case .complete = status else { return }
         fuzzCheck(same(head, reused), "second parse gave a different head")
 
@@ -72,6 +76,39 @@ enum RequestParserFuzz {
         fuzzCheck(alone == .complete && same(head, head0), "the head alone parsed as \(alone)")
 
         checkRoundTrip(head0, input: input, bytes: bytes)
+    }
+
+    /// Feeds the input in pieces with one progress: the first terminal status (or `.incomplete`
+    /// after the last piece) must be the whole input's status, with the same head.
+    static func checkResumed(_ input: UnsafeRawBufferPointer, limits: ParserLimits, whole: ParseStatus, head: RequestHead) {
+        guard !input.isEmpty else { return }
+        var resumed = RequestHead()
+        var progress = RequestHeadProgress()
+        let piece = 1 + Int(input[0]) % 23
+        var n = 0
+        var status = ParseStatus.incomplete
+        while n < input.count {
+            n = min(input.count, n + piece)
+            status = RequestParser.parse(UnsafeRawBufferPointer(rebasing: input[0..<n]), into: &resumed, progress: &progress,
+                                         limits: limits)
+            if status != .incomplete { break }
+        }
+        if status == .incomplete, case .invalid = whole {
+            // A field line still incomplete is looked at again only once its line feed arrives
+            // (so a long line in small pieces is not re-read per piece): the error must come then.
+            let more = Array(input) + [10]
+            let ended = more.withUnsafeBytes {
+                RequestParser.parse($0, into: &resumed, progress: &progress, limits: limits)
+            }
+            if case .invalid = ended {} else {
+                fuzzCheck(false, "in \(piece)-byte pieces still \(ended) after the line ended; in one go: \(whole)")
+            }
+            return
+        }
+        fuzzCheck(status == whole, "in \(piece)-byte pieces: \(status), in one go: \(whole)")
+        if case .complete = whole, status == whole {
+            fuzzCheck(same(resumed, head), "in \(piece)-byte pieces the head differs")
+        }
     }
 
     static func checkSpans(_ head: RequestHead, bytes: [UInt8]) {
