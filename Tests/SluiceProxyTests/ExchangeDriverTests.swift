@@ -229,3 +229,29 @@ func processCPUNanos(_ pid: Int32) -> UInt64 {
     }
     return total
 }
+
+/// Issue 17: `timeouts.upstream_response_header` is a deadline for the whole final head, not an
+/// inactivity timer: an upstream trickling interim responses (or a head) cannot hold the exchange.
+@Suite(.serialized)
+struct ResponseHeaderDeadlineTests {
+    @Test func aStreamOfInterimResponsesDoesNotExtendTheDeadline() throws {
+        let interim = Array("HTTP/1.1 102 Processing\r\n\r\n".utf8)
+        let up = try TestUpstream { _ in .paced(Array(repeating: (pause: 0.25, bytes: interim), count: 16)) }
+        defer { up.stop() }
+        let proxy = try ProxyHarness(yaml: ProxyHarness.singleUpstreamYAML(ports: [up.port],
+                                                                           extra: "timeouts: { upstream_response_header: 1s }"))
+        defer { proxy.stop() }
+        let fd = try proxy.connect()
+        defer { close(fd) }
+        let start = Date()
+        try TestSocket.send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        let reader = TestReader(fd: fd)
+        var final: TestMessage?
+        while let m = try reader.readMessage(isResponse: true) {
+            if m.status >= 200 { final = m; break }
+        }
+        let took = Date().timeIntervalSince(start)
+        #expect(final?.status == 504, "\(String(describing: final?.startLine))")
+        #expect(took >= 0.9 && took < 2.5, "answered after \(took) s; the upstream trickled for 4 s")
+    }
+}
