@@ -39,64 +39,94 @@ final class Compressor {
     /// Starts a new gzip member at `level` (the pool's streams are reused).
     func reset(level: Int) {
         deflateReset(stream)
+        pendingStart = 0
+        pendingEnd = 0
         if Int32(level) != self.level {
             deflateParams(stream, Int32(level), Z_DEFAULT_STRATEGY)
             self.level = Int32(level)
         }
     }
 
-    /// The most input bytes whose compressed form (with what deflate still holds) is sure to fit
-    /// in `room` output bytes.
-    func inputFitting(room: Int) -> Int {
-        var pending: UInt32 = 0
-        var bits: Int32 = 0
-        deflatePending(stream, &pending, &bits)
-        var n = room - Int(pending) - 64 - (room >> 10)
-        while n > 0 && Int(deflateBound(stream, UInt(n))) + Int(pending) + 32 > room { n -= max(64, n >> 4) }
-        return max(0, min(n, Compressor.outputCapacity - Int(pending) - 1024))
+    /// Output produced but not yet taken (`output[pendingStart..<pendingEnd]`).
+    private var pendingStart = 0
+    private var pendingEnd = 0
+
+    /// Most input given to one `compress` call. With the output buffer empty, deflate's output for
+    /// this much input plus what it still holds (its symbol buffer, at most about 16 KiB of earlier
+    /// input at memLevel 8) always fits in `outputCapacity`, so every call consumes all its input.
+    static let maxInput = 16 * 1024
+
+    /// True when produced output waits to be taken.
+    var hasPendingOutput: Bool { pendingStart < pendingEnd }
+
+    /// The produced output not yet taken, at most `max` bytes (valid until the next call).
+    func pendingOutput(max: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: output + pendingStart, count: min(max, pendingEnd - pendingStart))
     }
 
-    /// Compresses `input` (all of it, when `inputFitting` allowed its size); returns the number of
-    /// output bytes at `output`.
+    /// Marks `n` bytes of the pending output as taken.
+    func took(_ n: Int) {
+        pendingStart += n
+        if pendingStart >= pendingEnd { pendingStart = 0; pendingEnd = 0 }
+    }
+
+    /// Compresses up to `maxInput` bytes of `input` once the pending output was taken; returns how
+    /// many input bytes deflate consumed (0 while output is pending).
     func compress(_ input: UnsafeRawBufferPointer) -> Int {
-        guard !input.isEmpty else { return 0 }
+        guard !input.isEmpty, !hasPendingOutput else { return 0 }
+        let n = min(input.count, Compressor.maxInput)
         stream.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress!.assumingMemoryBound(to: Bytef.self))
-        stream.pointee.avail_in = UInt32(input.count)
+        stream.pointee.avail_in = UInt32(n)
         stream.pointee.next_out = output.assumingMemoryBound(to: Bytef.self)
         stream.pointee.avail_out = UInt32(Compressor.outputCapacity)
         deflate(stream, Z_NO_FLUSH)
-        return Compressor.outputCapacity - Int(stream.pointee.avail_out)
+        pendingStart = 0
+        pendingEnd = Compressor.outputCapacity - Int(stream.pointee.avail_out)
+        return n - Int(stream.pointee.avail_in)
     }
 
-    /// Ends the stream into at most `room` bytes; returns the bytes written at `output` and
-    /// whether the stream is complete (else call again when there is room).
-    func finish(room: Int) -> (count: Int, done: Bool) {
+    /// Ends the stream once the pending output was taken; returns true when the last of it has
+    /// been produced (take the pending output, then the stream is complete), false while more
+    /// remains (take the pending output and call again).
+    func finish() -> Bool {
+        guard !hasPendingOutput else { return false }
         stream.pointee.next_in = nil
         stream.pointee.avail_in = 0
         stream.pointee.next_out = output.assumingMemoryBound(to: Bytef.self)
-        let space = min(room, Compressor.outputCapacity)
-        stream.pointee.avail_out = UInt32(max(space, 0))
+        stream.pointee.avail_out = UInt32(Compressor.outputCapacity)
         let r = deflate(stream, Z_FINISH)
-        return (space - Int(stream.pointee.avail_out), r == Z_STREAM_END)
+        pendingStart = 0
+        pendingEnd = Compressor.outputCapacity - Int(stream.pointee.avail_out)
+        return r == Z_STREAM_END
     }
 }
 
-/// A worker's idle compressors.
+/// A worker's compressors: idle ones kept for reuse, and a cap on how many are in use at once
+/// (each holds about 330 KiB), beyond which responses are sent uncompressed.
 final class CompressorPool {
     private var free: [Compressor] = []
     private let maxFree = 32
+    /// Compressors in use at most per worker (beyond: identity, not an error).
+    static let maxActive = 256
+    private(set) var active = 0
 
-    /// A compressor at `level` (nil only when zlib cannot allocate one).
+    /// A compressor at `level`; nil when `maxActive` are in use or zlib cannot allocate one (the
+    /// response is then sent as it is).
     func take(level: Int) -> Compressor? {
+        guard active < CompressorPool.maxActive else { return nil }
         if let c = free.popLast() {
             c.reset(level: level)
+            active += 1
             return c
         }
-        return Compressor(level: level)
+        guard let c = Compressor(level: level) else { return nil }
+        active += 1
+        return c
     }
 
-    /// Returns a compressor (its stream is reset when taken again).
+    /// Returns a compressor taken from this pool (its stream is reset when taken again).
     func give(_ c: Compressor) {
+        active -= 1
         if free.count < maxFree { free.append(c) }
     }
 }

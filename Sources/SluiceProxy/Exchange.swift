@@ -37,6 +37,8 @@ final class Exchange {
     var acceptsGzip = false
     /// The deflate stream of a compressed response (from the worker's pool).
     var compressor: Compressor?
+    /// The deflate stream has produced its last bytes (some may still wait to be queued).
+    var compressFinished = false
     /// When a tunnel whose route, cohort or endpoint a reload removed is closed (0: not retired).
     var retireAt: UInt64 = 0
     /// The request's X-Request-Id (received or generated).

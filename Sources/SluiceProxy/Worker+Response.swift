@@ -105,9 +105,10 @@ extension Worker {
                     }
                     let n = min(Int(min(remaining, UInt64(Int.max))), u.inBuffer.count, compressibleInput(c, x))
                     if n <= 0 { return progressed }
-                    compressInto(c, x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
-                    u.inBuffer.consume(n)
-                    x.state.responseBody = .length(remaining: remaining - UInt64(n))
+                    let consumed = compressInto(c, x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
+                    if consumed == 0 { return progressed }
+                    u.inBuffer.consume(consumed)
+                    x.state.responseBody = .length(remaining: remaining - UInt64(consumed))
                     progressed = true
                     continue
                 }
@@ -173,7 +174,12 @@ extension Worker {
                 case .data(let offset, let count, let consumed):
                     let data = UnsafeRawBufferPointer(rebasing: input[offset..<offset + count])
                     if x.compressor != nil {
-                        compressInto(c, x, data)
+                        // At most `Compressor.maxInput` bytes with no output pending: deflate takes all of them.
+                        if compressInto(c, x, data) != data.count {
+                            // Cannot happen (see `Compressor.maxInput`); never relay a body with a hole.
+                            perform(c, x, step(c, x, .upstreamFailed(.badResponse)))
+                            return true
+                        }
                     } else if chunkedOut {
                         scratch.removeAll(keepingCapacity: true)
                         HeadWriter.appendChunk(data, to: &scratch)
@@ -226,9 +232,9 @@ extension Worker {
         if x.compressor != nil {
             let n = min(u.inBuffer.count, compressibleInput(c, x))
             if n <= 0 { return false }
-            compressInto(c, x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
-            u.inBuffer.consume(n)
-            return true
+            let consumed = compressInto(c, x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
+            u.inBuffer.consume(consumed)
+            return consumed > 0
         }
         let chunkedOut = x.state.responseOutFraming == .chunked
         let room = c.outBuffer.freeSpace - (chunkedOut ? 32 : 0)
@@ -272,6 +278,12 @@ extension Worker {
                                         bytes: u.inBuffer.readable) {
             gzip = spec
         }
+        var compressor: Compressor? = nil
+        if let spec = gzip {
+            // Over the per-worker cap (or if zlib cannot allocate): the response goes as it is.
+            compressor = compressors.take(level: spec.level)
+            if compressor == nil { gzip = nil }
+        }
         let facts = ResponseFacts(status: rh.status, framing: rh.framing, keepAlive: rh.keepAlive, compress: gzip != nil)
         let plan = ExchangeMachine.responsePlan(for: facts, connection: c.conn, exchange: x.state, limits: exchangeLimits)
         scratch.removeAll(keepingCapacity: true)
@@ -279,14 +291,12 @@ extension Worker {
                                        policy: x.policy, gzip: gzip != nil, to: &scratch)
         HeadWriter.appendFraming(plan.framing, closeConnection: plan.closing, http10KeepAlive: plan.http10KeepAlive,
                                  to: &scratch)
-        if scratch.count > c.outBuffer.freeSpace { return false }
-        if let gzip {
-            guard let compressor = compressors.take(level: gzip.level) else {
-                perform(c, x, step(c, x, .upstreamFailed(.badResponse)))  // zlib could not allocate
-                return true
-            }
-            x.compressor = compressor
+        if scratch.count > c.outBuffer.freeSpace {
+            if let compressor { compressors.give(compressor) }
+            return false
         }
+        x.compressor = compressor
+        x.compressFinished = false
         _ = step(c, x, .responseHead(facts))
         x.record.upstreamStatus = rh.status
         c.outBuffer.append(scratch)
@@ -298,40 +308,40 @@ extension Worker {
 
     // MARK: - gzip
 
-    /// How many body bytes can be compressed now without overflowing the client's output buffer.
+    /// How many body bytes may be offered to the compressor now (0 while its output waits for
+    /// room in the client's buffer).
     func compressibleInput(_ c: ClientConnection, _ x: Exchange) -> Int {
         guard let z = x.compressor else { return 0 }
-        let chunked = x.state.responseOutFraming == .chunked
-        return z.inputFitting(room: c.outBuffer.freeSpace - (chunked ? 32 : 0))
+        if z.hasPendingOutput { queueCompressed(c, x) }
+        return z.hasPendingOutput ? 0 : Compressor.maxInput
     }
 
-    /// Compresses `data` (sized by `compressibleInput`) and queues the output for the client,
-    /// chunk-framed for an HTTP/1.1 client.
-    func compressInto(_ c: ClientConnection, _ x: Exchange, _ data: UnsafeRawBufferPointer) {
-        guard let z = x.compressor else { return }
-        let produced = z.compress(data)
-        queueCompressed(c, x, UnsafeRawBufferPointer(start: z.output, count: produced))
-        if recordMetrics { metrics.recordCompression(series: x.record.series, bytesIn: UInt64(data.count), bytesOut: UInt64(produced)) }
+    /// Compresses `data` (at most `compressibleInput` bytes) and queues what fits of the output
+    /// for the client; returns the input bytes consumed (the rest of the output waits in the
+    /// compressor, so nothing is ever dropped).
+    @discardableResult
+    func compressInto(_ c: ClientConnection, _ x: Exchange, _ data: UnsafeRawBufferPointer) -> Int {
+        guard let z = x.compressor else { return 0 }
+        let consumed = z.compress(data)
+        if recordMetrics { metrics.recordCompression(series: x.record.series, bytesIn: UInt64(consumed), bytesOut: 0) }
+        queueCompressed(c, x)
+        return consumed
     }
 
     /// Ends the deflate stream and the body (last chunk with the filtered trailer for HTTP/1.1).
-    /// False when the client's buffer has no room yet.
+    /// False while the client's buffer has no room for what remains.
     func finishCompressed(_ c: ClientConnection, _ x: Exchange, trailer: UnsafeRawBufferPointer) -> Bool {
         guard let z = x.compressor else { return true }
-        let chunked = x.state.responseOutFraming == .chunked
         while true {
-            let room = c.outBuffer.freeSpace - (chunked ? 32 + 8192 + trailer.count : 0)
-            if room < 64 { return false }
-            let (count, done) = z.finish(room: room)
-            queueCompressed(c, x, UnsafeRawBufferPointer(start: z.output, count: count))
-            if recordMetrics { metrics.recordCompression(series: x.record.series, bytesIn: 0, bytesOut: UInt64(count)) }
-            if done { break }
-            if count == 0 { return false }
+            queueCompressed(c, x)
+            if z.hasPendingOutput { return false }
+            if x.compressFinished { break }
+            x.compressFinished = z.finish()
         }
-        if chunked {
+        if x.state.responseOutFraming == .chunked {
             scratch.removeAll(keepingCapacity: true)
             HeadWriter.appendLastChunk(trailer: trailer, droppedField: x.policy?.droppedRequestField ?? [], to: &scratch)
-            c.outBuffer.append(scratch)
+            guard c.outBuffer.append(scratch) else { return false }
             x.record.bytesOut &+= UInt64(scratch.count)
         }
         compressors.give(z)
@@ -339,16 +349,24 @@ extension Worker {
         return true
     }
 
-    private func queueCompressed(_ c: ClientConnection, _ x: Exchange, _ bytes: UnsafeRawBufferPointer) {
-        guard !bytes.isEmpty else { return }
-        if x.state.responseOutFraming == .chunked {
+    /// Moves as much of the compressor's pending output as fits into the client's buffer (one
+    /// chunk for an HTTP/1.1 client).
+    private func queueCompressed(_ c: ClientConnection, _ x: Exchange) {
+        guard let z = x.compressor, z.hasPendingOutput else { return }
+        let chunked = x.state.responseOutFraming == .chunked
+        let room = c.outBuffer.freeSpace - (chunked ? 32 : 0)
+        guard room > 0 else { return }
+        let bytes = z.pendingOutput(max: room)
+        if chunked {
             scratch.removeAll(keepingCapacity: true)
             HeadWriter.appendChunk(bytes, to: &scratch)
-            c.outBuffer.append(scratch)
+            guard c.outBuffer.append(scratch) else { return }
             x.record.bytesOut &+= UInt64(scratch.count)
         } else {
-            c.outBuffer.append(bytes)
+            guard c.outBuffer.append(bytes) else { return }
             x.record.bytesOut &+= UInt64(bytes.count)
         }
+        if recordMetrics { metrics.recordCompression(series: x.record.series, bytesIn: 0, bytesOut: UInt64(bytes.count)) }
+        z.took(bytes.count)
     }
 }

@@ -18,6 +18,14 @@ private func shell(_ command: String) throws -> (status: Int32, out: [UInt8]) {
 
 private let json = "{\"items\":[" + (0..<400).map { "{\"id\":\($0),\"name\":\"item \($0)\",\"tags\":[\"a\",\"b\"]}" }.joined(separator: ",") + "]}"
 private let text = String(repeating: "The quick brown fox jumps over the lazy dog.\n", count: 300)
+/// Incompressible bytes (deflate's output is larger than its input): 600 KiB from a fixed seed.
+private let randomBody: [UInt8] = {
+    var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+    return (0..<600 * 1024).map { _ in
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17
+        return UInt8(truncatingIfNeeded: x)
+    }
+}()
 
 private func compressionYAML(_ port: UInt16, listen: String = "127.0.0.1:0") -> String {
     """
@@ -49,6 +57,17 @@ struct CompressionTests {
                     return String(part.utf8.count, radix: 16) + "\r\n" + part + "\r\n"
                 }.joined()
                 return raw("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked", chunks + "0\r\n\r\n")
+            case "/random":
+                return .raw(Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(randomBody.count)\r\n\r\n".utf8) + randomBody)
+            case "/random-chunked":
+                var out = Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+                var i = 0
+                while i < randomBody.count {
+                    let n = min(50_000, randomBody.count - i)
+                    out += Array((String(n, radix: 16) + "\r\n").utf8) + randomBody[i..<i + n] + [13, 10]
+                    i += n
+                }
+                return .raw(out + Array("0\r\n\r\n".utf8))
             case "/small": return raw("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10", "0123456789")
             case "/png": return raw("HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: \(text.utf8.count)", text)
             case "/encoded": return raw("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: br\r\nContent-Length: \(text.utf8.count)", text)
@@ -85,6 +104,14 @@ struct CompressionTests {
                 #expect(plain.header("Content-Encoding") == nil)
                 #expect(plain.bodyText == expected)
             }
+        }
+        // Incompressible bodies (deflate output larger than its input, arriving in pieces of
+        // every size): nothing is lost or dropped, whatever the client's buffer holds.
+        for path in ["/random", "/random-chunked"] {
+            let r = try shell("curl -s --compressed \(base)\(path)")
+            #expect(r.out.count == randomBody.count && r.out == randomBody, "\(path): \(r.out.count) bytes")
+            let slow = try shell("curl -s --compressed --limit-rate 2M \(base)\(path)")
+            #expect(slow.out == randomBody, "\(path), slow reader")
         }
         // HTTP/1.0: close-delimited gzip.
         let r10 = try shell("curl -s -0 --compressed \(base)/json")
