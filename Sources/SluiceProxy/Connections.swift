@@ -95,6 +95,8 @@ final class UpstreamConnection {
     var idleSince: UInt64 = 0
     /// When the whole request was handed to the kernel (0 while still sending).
     var requestSentAt: UInt64 = 0
+    /// Last time request bytes went out (or were taken into the queue for it).
+    var lastSendProgress: UInt64 = 0
 
     init(fd: Int32, generation: UInt32, pool: EndpointPool, capacity: Int, buffers: BufferPool) {
         self.fd = fd

@@ -162,6 +162,7 @@ extension Worker {
             if x.record.active || x.record.logPending { endRequest(c, x) }
             releaseCompressor(x)
             abortUpstream(x)
+            x.reset()  // drop its table, pool and upstream references before it waits in the pool
             detachExchange(c)
         }
         ExchangeMachine.closed(&c.conn)

@@ -268,6 +268,7 @@ extension Worker {
             case .idle: break
             case .wrote:
                 if x.record.upstreamSentAt == 0 { x.record.upstreamSentAt = now }
+                u.lastSendProgress = now
                 progressed = true
             case .failed(let e):
                 u.hangup = true

@@ -26,6 +26,7 @@ extension Worker {
                     return progressed
                 }
                 if taken == 0 { return progressed }
+                u.lastSendProgress = now
                 c.inBuffer.consume(taken)
                 x.state.requestBodyBytes += UInt64(taken)
                 progressed = true

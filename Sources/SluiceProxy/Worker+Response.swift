@@ -42,15 +42,18 @@ extension Worker {
             case .done:
                 return progressed
             case .awaitingHead:
-                if !u.inBuffer.isEmpty && x.record.upstreamFirstByteNanos == nil && x.record.upstreamSentAt != 0 {
+                if !u.inBuffer.isEmpty && x.record.upstreamFirstByteNanos == nil {
                     // The first byte of the upstream's answer (an interim response counts).
-                    let nanos = now &- x.record.upstreamSentAt
+                    let nanos = x.record.upstreamSentAt == 0 ? 0 : now &- x.record.upstreamSentAt
                     x.record.upstreamFirstByteNanos = nanos
                     if recordMetrics { metrics.recordUpstreamFirstByte(series: x.record.series, nanos: nanos) }
                 }
                 if u.inBuffer.isEmpty {
                     if u.readEOF || u.failedErrno != 0 || (u.hangup && !u.readable) {
-                        perform(c, x, step(c, x, .upstreamLost(reused: u.reused, connected: u.connected)))
+                        // After an interim response the upstream did get the request: no retry.
+                        let answered = x.record.upstreamFirstByteNanos != nil
+                        perform(c, x, step(c, x, answered ? .upstreamFailed(.reset)
+                                                          : .upstreamLost(reused: u.reused, connected: u.connected)))
                         return true
                     }
                     return progressed
@@ -140,6 +143,11 @@ extension Worker {
                     if !relayUntilClose(c, x, u) { return progressed }
                     progressed = true
                     continue
+                }
+                if u.readEOF && u.failedErrno != 0 {
+                    // A reset is not the end of a close-delimited body: the response is cut short.
+                    perform(c, x, step(c, x, .upstreamFailed(.reset)))
+                    return true
                 }
                 if u.readEOF {
                     if x.compressor != nil {

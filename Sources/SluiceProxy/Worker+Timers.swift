@@ -114,6 +114,10 @@ extension Worker {
         case .awaitingHead:
             if u.requestSentAt != 0 {
                 setUpstreamDeadline(u, u.requestSentAt &+ t.upstreamResponseHeader)
+            } else if !u.outBuffer.isEmpty && !u.writable {
+                // The upstream stopped taking the request: as long without progress as it may
+                // take to answer (nginx's proxy_send_timeout plays this part).
+                setUpstreamDeadline(u, u.lastSendProgress &+ t.upstreamResponseHeader)
             } else if u.deadline != 0 {
                 u.deadline = 0
             }

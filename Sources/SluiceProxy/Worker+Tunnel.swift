@@ -128,7 +128,8 @@ extension Worker {
         let drain = settings.timeouts.drain
         for (i, c) in orphans.enumerated() {
             guard let x = c.exchange else { continue }
-            x.retireAt = now &+ drain &+ drain / 4 * UInt64(i) / UInt64(orphans.count)
+            let spread = Double(drain / 4) * Double(i) / Double(orphans.count)
+            x.retireAt = now &+ drain &+ UInt64(spread)
             updateClientTimer(c)
         }
     }

@@ -56,9 +56,13 @@ extension Worker {
         u.outBuffer.clear()
         u.requestSentAt = 0
         u.lastProgress = now
+        u.lastSendProgress = now
         u.deadline = 0
         x.upstream = u
-        _ = u.outBuffer.append(x.upstreamHead)
+        if !u.outBuffer.append(x.upstreamHead) {
+            // The head grew past a buffer (X-Forwarded-Host repeats a long Host): refuse it, 431.
+            perform(c, x, step(c, x, .requestBodyInvalid(.headTooLarge)))
+        }
     }
 
     private func connectUpstream(_ pool: EndpointPool, metricsID: Int32) -> UpstreamConnection? {

@@ -237,6 +237,18 @@ struct ExchangeMachineTests {
             #expect(reason == .connectRefused)
         } else { Issue.record("respond expected") }
 
+        // A POST is never sent twice, even without a body; nor an empty chunked body (its last
+        // chunk was sent with the first attempt).
+        var post = Script()
+        _ = post.on(.headParsed(facts(.post)))
+        _ = post.on(.routed(.forward(upgrade: false)))
+        #expect(generated(post.on(.upstreamLost(reused: true, connected: true)))?.status == 502)
+        var emptyChunked = Script()
+        _ = emptyChunked.on(.headParsed(facts(.put, framing: .chunked)))
+        _ = emptyChunked.on(.routed(.forward(upgrade: false)))
+        emptyChunked.x.requestBody = .done
+        #expect(generated(emptyChunked.on(.upstreamLost(reused: true, connected: true)))?.status == 502)
+
         var withBody = Script()
         _ = withBody.on(.headParsed(facts(.post, framing: .contentLength(4))))
         _ = withBody.on(.routed(.forward(upgrade: false)))

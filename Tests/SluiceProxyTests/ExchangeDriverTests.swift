@@ -167,6 +167,20 @@ struct ExchangeDriverTests {
         #expect(only.bodyText == "body")
     }
 
+    @Test("a head that grows past a buffer on its way upstream (X-Forwarded-Host repeats Host) gets 431, at once")
+    func upstreamHeadTooLarge() throws {
+        let up = try TestUpstream { _ in .ok("never") }
+        defer { up.stop() }
+        let proxy = try ProxyHarness(upstreamPorts: [up.port])
+        defer { proxy.stop() }
+        let host = String(repeating: "a", count: 32_700)
+        let start = Date()
+        let m = try proxy.request("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
+        #expect(m.status == 431)
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(up.requests.isEmpty)
+    }
+
     @Test("a 60 KiB head in 100-byte reads: late reads cost at most 2x the CPU of early ones")
     func slowHeadIsLinear() throws {
         let upstream = try TestUpstream { _ in .ok("ok") }

@@ -367,8 +367,10 @@ public enum ExchangeMachine {
             return respond(&c, &x, status: 413, .bodyTooLarge(limits.maxBodyBytes), forceClose: true, limits)
         case (.exchange, .upstreamLost(let reused, let connected)):
             // A pooled connection the upstream had closed meanwhile: one retry on a fresh one, only
-            // when nothing of a body was sent (the request can be repeated as it was).
-            if reused && x.requestBody.isDone && x.requestBodyBytes == 0 && x.attempts < 2 && !x.responseStarted {
+            // for a request without a body whose method may be repeated (RFC 9110 9.2.2): a POST
+            // is never sent twice. The driver reports `.upstreamFailed` instead once any byte of
+            // an answer (an interim one included) has arrived.
+            if reused && x.request.bodyless && x.request.method.isIdempotent && x.attempts < 2 && !x.responseStarted {
                 x.attempts += 1
                 return .retry
             }

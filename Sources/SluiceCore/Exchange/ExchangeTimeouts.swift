@@ -52,6 +52,8 @@ extension ExchangeMachine {
     public static func clientDeadline(_ f: ClientTimerFacts, _ t: Timeouts) -> ClientDeadline {
         switch f.phase {
         case .awaitingHead:
+            // The previous response still leaving: the client is reading, the send timeout applies.
+            if f.outputBlocked { return .at(f.lastWriteProgress &+ t.clientSend) }
             if f.hasDeadline { return .keep }
             let base = !f.inputBuffered && f.requestsServed > 0 ? t.clientIdle : t.clientHeader
             return .at(f.phaseStart &+ base)

@@ -83,6 +83,15 @@ public enum HTTPVersion: UInt8, Sendable {
 /// Request methods the proxy cares about by name; anything else valid is `.other`.
 public enum HTTPMethod: UInt8, Sendable {
     case get, head, post, put, delete, options, patch, trace, connect, other
+
+    /// Idempotent (RFC 9110 9.2.2): GET, HEAD, PUT, DELETE, OPTIONS, TRACE.
+    @inlinable
+    public var isIdempotent: Bool {
+        switch self {
+        case .get, .head, .put, .delete, .options, .trace: return true
+        case .post, .patch, .connect, .other: return false
+        }
+    }
 }
 
 /// How a message body is delimited on the wire (RFC 9112 section 6).
