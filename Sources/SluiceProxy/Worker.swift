@@ -21,8 +21,10 @@ enum WorkerMessage {
 ///   turns its decisions into IO), request heads and generated responses;
 /// - `Worker+RequestBody.swift`, `Worker+Response.swift`, `Worker+Splice.swift`: moving body bytes;
 /// - `Worker+Upstream.swift`: upstream pools, connects, reuse;
+/// - `Worker+Tunnel.swift`: Upgrade (WebSocket) tunnels after a 101;
 /// - `Worker+Timers.swift`: deadlines and what their expiry means;
-/// - `Worker+Accounting.swift`: the per-request record into metrics and the access log.
+/// - `Worker+Accounting.swift`: the per-request record into metrics and the access log;
+/// - `Compressor.swift`: gzip streams (zlib) and their per-worker pool.
 ///
 /// `@unchecked Sendable`: the object is created on the starting thread and then used only by
 /// its own loop thread, except `post(_:)`, which takes `mailboxLock`.

@@ -6,7 +6,8 @@
 // State lives in two values: `ConnectionState` for as long as the connection is open, and
 // `ExchangeState` for one request (pooled with the exchange, so an idle connection holds none).
 // `handle` switches over (phase, event) exhaustively; pairs that cannot happen are listed and
-// answered with `.none` (or the safe `.close`), never defaulted.
+// answered with `.none` (or the safe `.close`); only the closing, lingering and closed phases,
+// where every HTTP event is moot, answer the rest of their events with one wildcard each.
 
 /// The facts of a parsed request head that the exchange decides on.
 public struct RequestFacts: Sendable, Equatable {
