@@ -188,14 +188,8 @@ extension Worker {
                             perform(c, x, step(c, x, .upstreamFailed(.badResponse)))
                             return true
                         }
-                    } else if chunkedOut {
-                        scratch.removeAll(keepingCapacity: true)
-                        HeadWriter.appendChunk(data, to: &scratch)
-                        c.outBuffer.append(scratch)
-                        x.record.bytesOut &+= UInt64(scratch.count)
                     } else {
-                        c.outBuffer.append(data)
-                        x.record.bytesOut &+= UInt64(count)
+                        queueBody(c, x, data, chunked: chunkedOut)
                     }
                     u.inBuffer.consume(consumed)
                     x.state.responseBody = .chunked(decoder)
@@ -248,18 +242,23 @@ extension Worker {
         let room = c.outBuffer.freeSpace - (chunkedOut ? 32 : 0)
         let n = min(room, u.inBuffer.count)
         if n <= 0 { return false }
-        let data = UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n])
-        if chunkedOut {
+        queueBody(c, x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]), chunked: chunkedOut)
+        u.inBuffer.consume(n)
+        return true
+    }
+
+    /// Queues body bytes for the client as they are, or as one chunk (the caller checked the room:
+    /// the data plus 32 bytes of chunk framing).
+    private func queueBody(_ c: ClientConnection, _ x: Exchange, _ data: UnsafeRawBufferPointer, chunked: Bool) {
+        if chunked {
             scratch.removeAll(keepingCapacity: true)
             HeadWriter.appendChunk(data, to: &scratch)
             c.outBuffer.append(scratch)
             x.record.bytesOut &+= UInt64(scratch.count)
         } else {
             c.outBuffer.append(data)
-            x.record.bytesOut &+= UInt64(n)
+            x.record.bytesOut &+= UInt64(data.count)
         }
-        u.inBuffer.consume(n)
-        return true
     }
 
     /// Queues an interim response (102, 103 Early Hints with its Link fields, ...) for the client
