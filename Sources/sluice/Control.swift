@@ -65,6 +65,23 @@ struct AdminOptions: ParsableArguments {
 
 /// Sending control requests and printing their results.
 enum ControlCall {
+    /// GETs `path` and decodes its JSON as `T`; with `json`, prints the raw JSON and returns nil.
+    /// Any other answer, or JSON this version cannot read, is a one-line error (exit 1).
+    static func report<T: Decodable>(_ type: T.Type, _ command: String, _ path: String, options: AdminOptions,
+                                     json: Bool) throws -> T? {
+        let response = try send(command, "GET", path, options: options)
+        guard response.status == 200 else { failed(command, response) }
+        if json {
+            print(response.text, terminator: response.text.hasSuffix("\n") ? "" : "\n")
+            return nil
+        }
+        guard let value = try? JSONDecoder().decode(T.self, from: Data(response.body)) else {
+            printError("sluice \(command): the admin API answered JSON this version cannot read: \(response.text)")
+            throw ExitCode(1)
+        }
+        return value
+    }
+
     /// The cause recorded with the change: the command and, when known, the user running it.
     static func cause(_ command: String) -> String {
         if let user = getenv("USER").map({ String(cString: $0) }), !user.isEmpty {
@@ -424,16 +441,8 @@ struct RolloutStatusCommand: ParsableCommand {
     @Flag(help: "Print the raw JSON of GET /admin/routes/ROUTE/rollout.") var json = false
 
     func run() throws {
-        let response = try ControlCall.send("rollout status", "GET", "/admin/routes/\(route)/rollout", options: options)
-        guard response.status == 200 else { ControlCall.failed("rollout status", response) }
-        if json {
-            print(response.text, terminator: response.text.hasSuffix("\n") ? "" : "\n")
-            return
-        }
-        guard let status = try? JSONDecoder().decode(RolloutStatus.self, from: Data(response.body)) else {
-            printError("sluice rollout status: the admin API answered JSON this version cannot read: \(response.text)")
-            throw ExitCode(1)
-        }
+        guard let status = try ControlCall.report(RolloutStatus.self, "rollout status", "/admin/routes/\(route)/rollout",
+                                                  options: options, json: json) else { return }
         print(status.text(), terminator: "")
     }
 }

@@ -111,16 +111,8 @@ struct FaultList: ParsableCommand {
     @Flag(help: "Print the raw JSON of GET /admin/faults.") var json = false
 
     func run() throws {
-        let response = try ControlCall.send("fault list", "GET", "/admin/faults", options: options)
-        guard response.status == 200 else { ControlCall.failed("fault list", response) }
-        if json {
-            print(response.text, terminator: response.text.hasSuffix("\n") ? "" : "\n")
-            return
-        }
-        guard let report = try? JSONDecoder().decode(FaultReport.self, from: Data(response.body)) else {
-            printError("sluice fault list: the admin API answered JSON this version cannot read: \(response.text)")
-            throw ExitCode(1)
-        }
+        guard let report = try ControlCall.report(FaultReport.self, "fault list", "/admin/faults", options: options,
+                                                  json: json) else { return }
         print(report.text, terminator: "")
     }
 }
