@@ -33,6 +33,10 @@ final class Exchange {
     var delayUntil: UInt64 = 0
     /// The routing outcome reported once the delay is over.
     var delayedOutcome = RouteOutcome.notFound
+    /// Endpoints of the decision's group this request tried (bit i: endpoint i), for retries.
+    var triedEndpoints: UInt64 = 0
+    /// The endpoint a `.retryElsewhere` goes to (found before asking the machine).
+    var alternate: Int32 = -1
     /// The client accepts gzip (only looked up when the route compresses).
     var acceptsGzip = false
     /// The deflate stream of a compressed response (from the worker's pool).
@@ -83,6 +87,8 @@ final class Exchange {
         pool = nil
         retireAt = 0
         delayUntil = 0
+        triedEndpoints = 0
+        alternate = -1
         acceptsGzip = false
         compressor = nil
     }

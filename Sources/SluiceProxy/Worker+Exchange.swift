@@ -35,6 +35,14 @@ extension Worker {
         case .retry:
             abortUpstream(x)
             if let pool = x.pool { attachUpstream(c, x, pool: pool, allowPooled: false) }
+        case .retryElsewhere:
+            abortUpstream(x)
+            let upstream = Int(x.decision.upstream), endpoint = Int(x.alternate)
+            x.decision.endpoint = x.alternate
+            if endpoint < 64 { x.triedEndpoints |= 1 << UInt64(endpoint) }
+            let pool = pools[upstream][endpoint]
+            x.pool = pool
+            attachUpstream(c, x, pool: pool, allowPooled: true)
         case .cut(let reason):
             if let reason { noteUpstreamError(x, reason) }
             abortUpstream(x)
@@ -172,6 +180,7 @@ extension Worker {
         HeadWriter.appendFraming(plan.upstreamFraming, closeConnection: false, http10KeepAlive: false, to: &x.upstreamHead)
         c.inBuffer.consume(x.head.headLength)
         x.pool = pool
+        if decision.endpoint >= 0 && decision.endpoint < 64 { x.triedEndpoints = 1 << UInt64(decision.endpoint) }
         x.record.upstreamMetricsID = series.upstream(for: decision)
         if recordMetrics {
             metrics.addInFlight(series: x.record.series, 1)
@@ -227,6 +236,17 @@ extension Worker {
 
     static let acceptEncodingName: [UInt8] = Array("accept-encoding".utf8)
 
+    /// The event for a connection that failed before any byte was sent, with whether another
+    /// endpoint of the group is left to try (only on the table the request was routed with).
+    func connectFailed(_ x: Exchange, _ reason: UpstreamErrorReason) -> ExchangeEvent {
+        x.alternate = -1
+        if let t = x.table, t === table,
+           let e = table.alternateEndpoint(upstream: x.decision.upstream, tried: x.triedEndpoints, balancer: &balancer) {
+            x.alternate = e
+        }
+        return .connectFailed(reason, another: x.alternate >= 0)
+    }
+
     // MARK: - Proxying
 
     func advanceExchange(_ c: ClientConnection, _ x: Exchange, budget: inout Int) -> Bool {
@@ -240,15 +260,13 @@ extension Worker {
             return false
         }
 
-        // Connect completion.
+        // Connect completion. The request body stays with the client until the connection is
+        // up, so a failed connect can be retried on another endpoint with nothing lost.
         if !u.connected {
-            guard u.failedErrno != 0 || u.writable || u.hangup else {
-                // Still connecting; buffer request body meanwhile.
-                return pumpRequestBody(c, x, u, budget: &budget)
-            }
+            guard u.failedErrno != 0 || u.writable || u.hangup else { return false }
             let err = u.failedErrno != 0 ? u.failedErrno : Sys.pendingError(u.fd)
             if err != 0 || u.hangup && !u.writable {
-                perform(c, x, step(c, x, .upstreamFailed(.connectRefused)))
+                perform(c, x, step(c, x, connectFailed(x, .connectRefused)))
                 return true
             }
             u.connected = true

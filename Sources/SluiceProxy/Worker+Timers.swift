@@ -76,7 +76,7 @@ extension Worker {
             updateUpstreamTimer(u, x)
             return
         }
-        perform(c, x, step(c, x, .upstreamFailed(u.connected ? .responseTimeout : .connectTimeout)))
+        perform(c, x, step(c, x, u.connected ? .upstreamFailed(.responseTimeout) : connectFailed(x, .connectTimeout)))
         if c.conn.phase != .closed { drive(c) }
     }
 

@@ -45,7 +45,7 @@ extension Worker {
         if conn == nil {
             conn = connectUpstream(pool, metricsID: x.record.upstreamMetricsID)
             guard let fresh = conn else {
-                perform(c, x, step(c, x, .upstreamFailed(.connectRefused)))
+                perform(c, x, step(c, x, connectFailed(x, .connectRefused)))
                 return
             }
             if fresh.connected { x.record.upstreamConnectNanos = 0 }  // connected at once

@@ -257,6 +257,23 @@ struct ExchangeMachineTests {
         #expect(generated(withBody.on(.upstreamLost(reused: true, connected: true)))?.status == 502)
     }
 
+    @Test("a failed connect goes to another endpoint while one is left and no body byte was taken")
+    func connectFailures() {
+        var s = Script()
+        _ = s.on(.headParsed(facts(.post, framing: .contentLength(10))))
+        _ = s.on(.routed(.forward(upgrade: false)))
+        #expect(s.on(.connectFailed(.connectRefused, another: true)) == .retryElsewhere)
+        #expect(s.on(.connectFailed(.connectTimeout, another: true)) == .retryElsewhere)
+        #expect(s.x.attempts == 3)
+        let last = s.on(.connectFailed(.connectRefused, another: false))
+        #expect(generated(last)?.status == 502)
+        var sent = Script()
+        _ = sent.on(.headParsed(facts(.post, framing: .contentLength(10))))
+        _ = sent.on(.routed(.forward(upgrade: false)))
+        sent.x.requestBodyBytes = 4
+        #expect(generated(sent.on(.connectFailed(.connectTimeout, another: true)))?.status == 504)
+    }
+
     @Test("upstream failures: 502/504 before the response, cut short after it", arguments: UpstreamErrorReason.allCases)
     func upstreamFailures(reason: UpstreamErrorReason) {
         var s = Script()

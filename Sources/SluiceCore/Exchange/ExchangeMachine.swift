@@ -239,6 +239,9 @@ public enum ExchangeEvent: Sendable, Equatable {
     case upstreamLost(reused: Bool, connected: Bool)
     /// The upstream failed (connect, timeout, reset, invalid response).
     case upstreamFailed(UpstreamErrorReason)
+    /// The connection to the endpoint failed before any byte was sent (refused, unreachable,
+    /// connect timeout); `another`: the group has an endpoint not tried yet for this request.
+    case connectFailed(UpstreamErrorReason, another: Bool)
     /// Both bodies are complete.
     case bodiesComplete
     /// The response is complete but the client is still sending its body.
@@ -268,6 +271,8 @@ public enum ExchangeAction: Sendable, Equatable {
     case startTunnel
     /// Drop the upstream connection and try a fresh one to the same endpoint.
     case retry
+    /// Drop the upstream connection and try another endpoint of the same group.
+    case retryElsewhere
     /// Drop the upstream connection; the client connection closes once what is queued is flushed.
     case cut(UpstreamErrorReason?)
     /// Drop the upstream connection and close the client connection now.
@@ -329,7 +334,8 @@ public enum ExchangeMachine {
             return .none
         case (.awaitingHead, .responseHead), (.awaitingHead, .switchingProtocols), (.awaitingHead, .tunnelEnded),
              (.awaitingHead, .requestBodyInvalid), (.awaitingHead, .requestBodyTooLarge),
-             (.awaitingHead, .upstreamLost), (.awaitingHead, .upstreamFailed), (.awaitingHead, .bodiesComplete),
+             (.awaitingHead, .upstreamLost), (.awaitingHead, .upstreamFailed), (.awaitingHead, .connectFailed),
+             (.awaitingHead, .bodiesComplete),
              (.awaitingHead, .responseCompleteFirst):
             return .none  // no exchange in progress
 
@@ -378,6 +384,14 @@ public enum ExchangeMachine {
             return upstreamFailed(&c, &x, connected ? .reset : .connectRefused, limits)
         case (.exchange, .upstreamFailed(let reason)):
             return upstreamFailed(&c, &x, reason, limits)
+        case (.exchange, .connectFailed(let reason, let another)):
+            // Nothing reached the endpoint: any request may go to another one of the same cohort
+            // (a POST too), as long as none of its body was taken from the client yet.
+            if another && !x.responseStarted && x.requestBodyBytes == 0 && x.attempts < 8 {
+                x.attempts += 1
+                return .retryElsewhere
+            }
+            return upstreamFailed(&c, &x, reason, limits)
         case (.exchange, .bodiesComplete):
             let reusable = x.upstreamKeepAlive && !c.draining
             finishRequest(&c, x, close: c.closeAfterResponse, limits)
@@ -410,7 +424,8 @@ public enum ExchangeMachine {
             c.closeAfterResponse = true
             c.phase = .closing
             return .cut(nil)
-        case (.tunnel, .clientGone), (.tunnel, .clientTimedOut), (.tunnel, .upstreamFailed), (.tunnel, .upstreamLost):
+        case (.tunnel, .clientGone), (.tunnel, .clientTimedOut), (.tunnel, .upstreamFailed), (.tunnel, .upstreamLost),
+             (.tunnel, .connectFailed):
             return closeNow(&c)
         case (.tunnel, .drain):
             c.draining = true

@@ -334,6 +334,21 @@ public final class RoutingTable: Sendable {
 
     /// A forward decision to `cohort` of route `route`, picking the endpoint.
     @inline(__always)
+    /// Another endpoint of `upstream` for a request whose connection failed before any byte was
+    /// sent: the balancer's next pick not in `tried` (bit i set: endpoint i was tried; endpoints
+    /// past 63 are never excluded). Nil when the group has no other endpoint.
+    public func alternateEndpoint(upstream: Int32, tried: UInt64, balancer: inout BalancerState) -> Int32? {
+        guard upstream >= 0, Int(upstream) < upstreams.count else { return nil }
+        let count = upstreams[Int(upstream)].endpoints.count
+        guard count > 1 else { return nil }
+        if !balancer.isBuilt(for: self) { balancer = BalancerState(table: self) }
+        for _ in 0..<(2 * count) {
+            let e = balancer.pick(group: Int(upstream), in: self)
+            if e >= 64 || tried & (1 << UInt64(e)) == 0 { return e }
+        }
+        return nil
+    }
+
     private func forward(route: Int, plan: RoutePlan, cohort: Int32, balancer: inout BalancerState) -> RouteDecision {
         let upstream = cohortUpstreams[Int(plan.cohortStart) + Int(cohort)]
         let endpoint = balancer.pick(group: Int(upstream), in: self)
