@@ -20,6 +20,8 @@ let package = Package(
             name: "CSluiceSys",
             cSettings: [.define("_GNU_SOURCE")]
         ),
+        // OpenSSL 3 (Debian libssl-dev) for TLS; its header wraps the macros Swift cannot import.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // Relaxed single-writer atomics for per-worker metrics shards read at scrape time.
         .target(name: "CSluiceAtomics"),
         // Pure core: HTTP/1 parsing and serialization, routing decisions. No sockets, no clock, no Foundation.
@@ -31,7 +33,7 @@ let package = Package(
         // IO mechanism: epoll loops, sockets, the proxy exchange, upstream pools.
         .target(
             name: "SluiceProxy",
-            dependencies: ["SluiceCore", "CSluiceSys"],
+            dependencies: ["SluiceCore", "CSluiceSys", "COpenSSL"],
             swiftSettings: [
                 .swiftLanguageMode(.v6),
                 // Each worker's state is touched by its own thread only; the dynamic exclusivity checks

@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceProxy
 
 /// A loaded, validated config: process settings plus the compiled routing table.
 public struct SluiceConfig: Sendable {
@@ -27,6 +28,10 @@ public struct SluiceConfig: Sendable {
     /// (`state_file:`; by default `<config file>.state.json`); nil: not kept (`state_file: off`,
     /// or a config parsed from a string without `state_file:`).
     public var stateFile: String?
+    /// TLS settings of listeners (by index) and upstream groups (by name), files read and checked.
+    public var tls = TLSSet()
+    /// Valid but risky settings (e.g. `verify: false`), printed by `sluice check` and at start.
+    public var warnings: [String] = []
 
     /// Creates a config.
     public init(workers: Int, listeners: [ListenerSpec], adminAddress: SocketAddress, adminToken: String?,

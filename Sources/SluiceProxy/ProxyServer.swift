@@ -19,6 +19,8 @@ public struct ProxySettings: Sendable {
     public var accessLogFD: Int32 = -1
     /// Record per-request metrics (on by default; off only to measure what recording costs).
     public var recordMetrics = true
+    /// TLS settings of listeners (by index) and upstream groups at start (reloads publish new ones).
+    public var tls = TLSSet()
 
     /// Creates settings.
     public init(workers: Int, listeners: [ListenerSpec], timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),

@@ -117,7 +117,7 @@ extension Worker {
         x.peerText.withUnsafeBytes { peerBytes in
             pool.hostBytes.withUnsafeBytes { host in
                 x.requestID.withUnsafeBytes { id in
-                    HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: "http",
+                    HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: c.tls == nil ? "http" : "https",
                                                   fallbackHost: host, trustForwarded: c.trusted, policy: x.policy,
                                                   requestID: id, to: &x.upstreamHead)
                 }
@@ -206,7 +206,7 @@ extension Worker {
 
         // Flush to upstream.
         if !u.outBuffer.isEmpty && u.writable {
-            switch flush(u.fd, &u.outBuffer, writable: &u.writable) {
+            switch flush(u.fd, tls: u.tls, &u.outBuffer, writable: &u.writable) {
             case .idle: break
             case .wrote: progressed = true
             case .failed(let e):
@@ -230,6 +230,12 @@ extension Worker {
             if c.conn.phase != .exchange { return true }
         } else if readUpstream(u, budget: &budget) {
             progressed = true
+        }
+        if let t = u.tls, !t.handshakeDone, !t.failure.isEmpty {
+            // The TLS handshake failed (verification, protocol): nothing was sent, a 502.
+            noteUpstreamTLSFailure(u, t)
+            perform(c, x, step(c, x, .upstreamFailed(.tlsHandshake)))
+            return true
         }
 
         // Response: upstream buffer -> client buffer.

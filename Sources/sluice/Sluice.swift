@@ -46,8 +46,10 @@ func printError(_ text: String) {
 
 /// Converts a validated config into the IO layer's settings.
 func proxySettings(_ config: SluiceConfig, workersOverride: Int?) -> ProxySettings {
-    ProxySettings(workers: workersOverride ?? config.workers, listeners: config.listeners,
-                  timeouts: config.timeouts, limits: config.limits, trustedProxies: config.trustedProxies)
+    var settings = ProxySettings(workers: workersOverride ?? config.workers, listeners: config.listeners,
+                                 timeouts: config.timeouts, limits: config.limits, trustedProxies: config.trustedProxies)
+    settings.tls = config.tls
+    return settings
 }
 
 /// Opens the access-log destination: -1 for off, a dup of stdout, or the file (append, created 0644).
@@ -270,6 +272,7 @@ struct Check: ParsableCommand {
                 return "  route \(route.name): \(split)"
             }
             print("\(config): OK")
+            for w in loaded.warnings { print("warning: \(w)") }
             print("  listeners: " + loaded.listeners.map { "\($0.name)=\($0.address)" }.joined(separator: ", "))
             print("  upstreams: " + loaded.table.upstreams.map { "\($0.name) (\($0.endpoints.count) endpoint(s))" }.joined(separator: ", "))
             for r in routes { print(r) }
