@@ -214,6 +214,7 @@ extension Worker {
                 u.writable = false
                 if e != 0 { u.failedErrno = e }
                 u.outBuffer.clear()
+                if upstreamTLSFailed(c, x, u) { return true }
                 if x.state.responseBody.isAwaitingHead && u.inBuffer.isEmpty {
                     perform(c, x, step(c, x, .upstreamLost(reused: u.reused, connected: u.connected)))
                     return true
@@ -231,12 +232,7 @@ extension Worker {
         } else if readUpstream(u, budget: &budget) {
             progressed = true
         }
-        if let t = u.tls, !t.handshakeDone, !t.failure.isEmpty {
-            // The TLS handshake failed (verification, protocol): nothing was sent, a 502.
-            noteUpstreamTLSFailure(u, t)
-            perform(c, x, step(c, x, .upstreamFailed(.tlsHandshake)))
-            return true
-        }
+        if upstreamTLSFailed(c, x, u) { return true }
 
         // Response: upstream buffer -> client buffer.
         if pumpResponse(c, x, u) { progressed = true }

@@ -72,10 +72,21 @@ extension TLSConnection {
 }
 
 extension Worker {
+    /// Reports a TLS failure on the upstream connection before any response byte (a failed
+    /// verification, a refused client certificate, a protocol error) as `tls_handshake`: a 502.
+    /// Returns true when it did.
+    func upstreamTLSFailed(_ c: ClientConnection, _ x: Exchange, _ u: UpstreamConnection) -> Bool {
+        guard let t = u.tls, !t.failure.isEmpty, x.state.responseBody.isAwaitingHead, u.inBuffer.isEmpty else { return false }
+        noteUpstreamTLSFailure(u, t)
+        perform(c, x, step(c, x, .upstreamFailed(.tlsHandshake)))
+        return true
+    }
+
     /// An upstream TLS handshake failed: the reason goes to standard error once per connection
     /// (the 502 and `sluice_upstream_errors_total{reason="tls_handshake"}` count it).
     func noteUpstreamTLSFailure(_ u: UpstreamConnection, _ t: TLSConnection) {
-        let line = "sluice: upstream TLS handshake with \(u.pool.hostName) (\(u.pool.address)) failed: \(t.failure)\n"
+        let name = u.tlsContext?.config.serverName ?? u.pool.hostName
+        let line = "sluice: upstream TLS handshake with \(name) (\(u.pool.address)) failed: \(t.failure)\n"
         line.withCString { p in _ = Glibc.write(2, p, strlen(p)) }
     }
 }
