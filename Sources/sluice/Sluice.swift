@@ -102,6 +102,11 @@ struct RunningSluice {
         let server = ProxyServer(settings: settings, table: controller.table, shards: hub.shards,
                                  seriesMap: { hub.seriesMap(for: $0) })
         controller.attach(server)
+        let listenerNames = config.listeners.map(\.name)
+        controller.attach(tls: { set in
+            server.publishTLS(set)
+            hub.recordCertificates(set, listenerNames: listenerNames)
+        })
         let admin = try AdminServer(config: config, hub: hub, events: events, server: server)
         controller.registerAdminEndpoints(on: admin, hub: hub)
         try server.start()

@@ -78,6 +78,11 @@ final class TLSConnection {
     private func failed(_ n: Int32, reading: Bool) -> IOResult {
         let e = errno
         let code = SSL_get_error(ssl, n)
+        if !handshakeDone && SSL_get_state(ssl) == TLS_ST_SW_SESSION_TICKET {
+            // TLS 1.3: the client's Finished was verified and only our session tickets were still
+            // being sent when the peer left (or the socket filled): the handshake did complete.
+            handshakeDone = true
+        }
         switch code {
         case SSL_ERROR_WANT_READ:
             checkHandshake()
