@@ -50,7 +50,7 @@ extension Worker {
         if t.handshakeDone {
             t.counted = true
             if recordMetrics { metrics.tlsHandshake(listener: Int(c.listenerIndex), result: t.resumed ? .resumed : .full) }
-        } else if failed {
+        } else if failed && t.handshakeStarted {
             t.counted = true
             if recordMetrics { metrics.tlsHandshake(listener: Int(c.listenerIndex), result: .failed) }
         }

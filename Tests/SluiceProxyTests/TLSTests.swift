@@ -58,9 +58,10 @@ final class ChildProcess {
         return output.components(separatedBy: text).count - 1 >= count
     }
 
+    /// SIGKILL (`openssl s_server` does not exit on SIGTERM while it waits for a connection).
     func stop() {
         if process.isRunning {
-            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
     }

@@ -124,6 +124,9 @@ final class TLSConnection {
         ERR_clear_error()
     }
 
+    /// Whether the peer began a handshake (a connection closed before its ClientHello is not one).
+    var handshakeStarted: Bool { handshakeDone || SSL_get_state(ssl) != TLS_ST_BEFORE }
+
     /// Whether this session was resumed (ticket or cache).
     var resumed: Bool { sluice_SSL_session_reused(ssl) == 1 }
 
