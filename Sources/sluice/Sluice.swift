@@ -232,6 +232,7 @@ struct Run: ParsableCommand {
             throw ExitCode(2)
         }
         if let stateFile { loaded.stateFile = stateFile == "off" ? nil : stateFile }
+        for w in loaded.warnings { printError("sluice: warning: \(w)") }
         if let w = workers, w < 1 {
             printError("sluice: --workers must be at least 1")
             throw ExitCode(2)
