@@ -66,6 +66,10 @@ extension Worker {
         guard accessLog.enabled else { return }
         var line = AccessLogRecord(unixSeconds: record.wallSeconds, milliseconds: record.wallMillis, status: status,
                                    durationNanos: duration, bytesIn: bytesIn, bytesOut: record.bytesOut)
+        if let t = c.tls {
+            line.tlsVersion = t.logVersion
+            line.tlsCipher = t.logCipher
+        }
         let policy = x.policy
         var routeName = policy?.routeName ?? ""
         var cohortName = policy?.cohortName ?? ""

@@ -170,7 +170,10 @@ struct TLSTests {
         defer { f.remove() }
         let up = try TestUpstream { r in .ok("hello \(r.startLine)") }
         defer { up.stop() }
-        let sluice = try SluiceProcess(workers: 2, yaml: Self.listenerYAML(f, upstream: up.port))
+        let log = f.path("access.log")
+        let sluice = try SluiceProcess(workers: 2) { port in
+            Self.listenerYAML(f, upstream: up.port)(port) + "\naccess_log: { path: \(log) }\n"
+        }
         defer { _ = sluice.stop() }
 
         #expect(TLSFixture.subject(try f.sClient(sluice.port, ["-servername", "a.test"])) == "subject=CN = a.test")
@@ -190,6 +193,11 @@ struct TLSTests {
         #expect(r.body.contains("SSL: no alternative certificate subject name matches"), "\(r.body)")
         #expect(up.requests.filter { !$0.startLine.contains("/s_client") }.count == 2)
         #expect(up.requests.allSatisfy { $0.header("X-Forwarded-Proto") == "https" })
+        // The access log names the TLS version and cipher (flushed within a second).
+        #expect(eventually(3) {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            return text.contains("\"path\":\"/x\"") && text.contains("\"tls_version\":\"TLSv1.3\",\"tls_cipher\":\"TLS_")
+        })
     }
 
     /// TLS 1.0/1.1 are refused; min_version "1.3" refuses 1.2; ALPN answers http/1.1 and rejects

@@ -17,6 +17,11 @@ public struct AccessLogRecord {
     public var upstream: UnsafeRawBufferPointer
     public var requestID: UnsafeRawBufferPointer
     public var traceparent: UnsafeRawBufferPointer
+    /// TLS version of the client connection (`TLSv1.3`); empty on plain connections, where the
+    /// `tls_version` and `tls_cipher` fields are left out.
+    public var tlsVersion: UnsafeRawBufferPointer
+    /// The negotiated cipher suite (`TLS_AES_256_GCM_SHA384`).
+    public var tlsCipher: UnsafeRawBufferPointer
 
     /// Creates a record; every byte field defaults to empty.
     public init(unixSeconds: Int, milliseconds: Int, status: Int, durationNanos: UInt64, bytesIn: UInt64, bytesOut: UInt64) {
@@ -28,7 +33,7 @@ public struct AccessLogRecord {
         self.bytesOut = bytesOut
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         client = empty; method = empty; path = empty; route = empty; cohort = empty
-        upstream = empty; requestID = empty; traceparent = empty
+        upstream = empty; requestID = empty; traceparent = empty; tlsVersion = empty; tlsCipher = empty
     }
 }
 
@@ -72,6 +77,12 @@ public enum AccessLogLine {
         appendString(r.requestID, to: &out)
         HeadWriter.appendStatic(",\"traceparent\":", to: &out)
         appendString(r.traceparent, to: &out)
+        if !r.tlsVersion.isEmpty {
+            HeadWriter.appendStatic(",\"tls_version\":", to: &out)
+            appendString(r.tlsVersion, to: &out)
+            HeadWriter.appendStatic(",\"tls_cipher\":", to: &out)
+            appendString(r.tlsCipher, to: &out)
+        }
         HeadWriter.appendStatic("}\n", to: &out)
     }
 

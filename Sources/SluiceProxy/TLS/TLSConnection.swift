@@ -133,6 +133,20 @@ final class TLSConnection {
     /// Decrypted bytes OpenSSL holds that have not been read yet.
     var hasPendingInput: Bool { SSL_pending(ssl) > 0 }
 
+    /// The version as OpenSSL's static C string (valid for the process's life: no copy per log line).
+    var logVersion: UnsafeRawBufferPointer {
+        let p = SSL_get_version(ssl)!
+        return UnsafeRawBufferPointer(start: p, count: strlen(p))
+    }
+
+    /// The cipher suite name as OpenSSL's static C string (empty before the handshake).
+    var logCipher: UnsafeRawBufferPointer {
+        guard let c = SSL_get_current_cipher(ssl), let n = SSL_CIPHER_get_name(c) else {
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        return UnsafeRawBufferPointer(start: n, count: strlen(n))
+    }
+
     /// "TLSv1.3".
     var versionText: String { String(cString: SSL_get_version(ssl)) }
 
