@@ -23,6 +23,8 @@ let package = Package(
         ),
         // zlib (Debian zlib1g-dev) for gzip compression of responses; a shim for the deflateInit2 macro.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // OpenSSL 3 (Debian libssl-dev) for TLS; its header wraps the macros Swift cannot import.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // Relaxed single-writer atomics for per-worker metrics shards read at scrape time.
         .target(name: "CSluiceAtomics"),
         // Pure core: HTTP/1 parsing and serialization, routing decisions. No sockets, no clock, no Foundation.
@@ -34,7 +36,7 @@ let package = Package(
         // IO mechanism: epoll loops, sockets, the proxy exchange, upstream pools.
         .target(
             name: "SluiceProxy",
-            dependencies: ["SluiceCore", "CSluiceSys", "CZlib"],
+            dependencies: ["SluiceCore", "CSluiceSys", "CZlib", "COpenSSL"],
             swiftSettings: [
                 .swiftLanguageMode(.v6),
                 // Each worker's state is touched by its own thread only; the dynamic exclusivity checks

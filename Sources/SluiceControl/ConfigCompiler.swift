@@ -4,6 +4,7 @@
 import Darwin
 #endif
 import SluiceCore
+import SluiceProxy
 import Yams
 
 /// Turns the composed YAML document into a `SluiceConfig`, reporting every problem it finds.
@@ -68,10 +69,17 @@ struct ConfigCompiler {
         config.accessLogFormat = accessLogFormat
         config.cluster = cluster
         config.admin = adminSettings
+        config.tls = tlsSet
+        config.warnings = warnings
         stateFileSetting = stateFile
         if case .path(let p) = stateFile { config.stateFile = p }
         return config
     }
+
+    /// TLS settings of the listeners compiled so far (by listener index) and of upstream groups.
+    var tlsSet = TLSSet()
+    /// Things that are valid but worth a warning (`sluice check` prints them).
+    var warnings: [String] = []
 
     /// What `state_file:` said (the loader turns `.default` into a path next to the config file).
     var stateFileSetting: StateFileSetting = .default
@@ -129,7 +137,7 @@ struct ConfigCompiler {
         var addresses: [SocketAddress: Node] = [:]
         for (i, item) in items.enumerated() {
             let path = ConfigReader.join("listeners", i)
-            guard let m = reader.map(item, path, known: ["name", "address"], required: ["address"],
+            guard let m = reader.map(item, path, known: ["name", "address", "tls"], required: ["address"],
                                      example: "{ name: public, address: 127.0.0.1:8080 }") else { continue }
             var name = "listener-\(i)"
             if let n = m["name"], let s = reader.string(n, m.path("name")) {
@@ -149,6 +157,7 @@ struct ConfigCompiler {
                 addresses[address] = a
             }
             out.append(ListenerSpec(name: name, address: address))
+            tlsSet.listeners.append(m["tls"].flatMap { compileListenerTLS($0, m.path("tls")) })
         }
         return out
     }
@@ -316,13 +325,16 @@ struct ConfigCompiler {
                 reader.report(keyNode, path, "invalid upstream name `\(name)`",
                               hint: "names use letters, digits, `-`, `_` and `.`")
             }
-            guard let m = reader.map(value, path, known: ["endpoints"], required: ["endpoints"],
+            guard let m = reader.map(value, path, known: ["endpoints", "tls"], required: ["endpoints"],
                                      example: "{ endpoints: [\"127.0.0.1:9001\"] }"),
                   let e = m["endpoints"],
                   let items = reader.list(e, m.path("endpoints"), example: "[\"127.0.0.1:9001\", \"127.0.0.1:9002\"]") else {
                 // Keep the index space stable so later references still resolve.
                 groups.append(UpstreamGroup(name: name, endpoints: []))
                 continue
+            }
+            if let t = m["tls"], let tls = compileUpstreamTLS(t, m.path("tls"), upstream: name) {
+                tlsSet.upstreams[name] = tls
             }
             if items.isEmpty {
                 reader.report(e, m.path("endpoints"), "an upstream needs at least one endpoint",

@@ -4,6 +4,7 @@
 import Darwin
 #endif
 import SluiceCore
+import SluiceProxy
 import Synchronization
 
 /// Owns everything metrics outside the workers: the id registry, one shard per worker, and the
@@ -24,6 +25,8 @@ public final class MetricsHub: Sendable {
 
     private let window: Mutex<StatsWindow>
     private let events = Mutex<EventLog?>(nil)
+    /// (listener, certificate name, notAfter) of every listener certificate now serving.
+    private let certificates = Mutex<[(listener: String, name: String, notAfter: Int64)]>([])
     private let sampler = Mutex<(thread: pthread_t, stop: StopSignal)?>(nil)
 
     /// A hub with `workers` shards.
@@ -75,6 +78,32 @@ public final class MetricsHub: Sendable {
         let reloads = events.withLock { $0 }?.reloadCounters
         return PrometheusExposition.render(totals: totals, names: names, table: table, buildVersion: buildVersion,
                                            reloads: reloads, process: ProcessStatsReader.read())
+            + renderCertificates()
+    }
+
+    /// Remembers the listener certificates of `set` for `sluice_tls_certificate_expiry_timestamp_seconds`
+    /// (called at start and by every reload; `listenerNames` by listener index).
+    public func recordCertificates(_ set: TLSSet, listenerNames: [String]) {
+        var rows: [(listener: String, name: String, notAfter: Int64)] = []
+        for (i, l) in set.listeners.enumerated() {
+            guard let l, i < listenerNames.count else { continue }
+            for c in l.certificates { rows.append((listenerNames[i], c.displayName, c.notAfter)) }
+        }
+        certificates.withLock { $0 = rows }
+    }
+
+    /// The certificate expiry gauge family (empty without TLS listeners).
+    private func renderCertificates() -> String {
+        let rows = certificates.withLock { $0 }
+        guard !rows.isEmpty else { return "" }
+        var out = "# HELP sluice_tls_certificate_expiry_timestamp_seconds When a listener certificate expires "
+            + "(notAfter, Unix time), by listener and certificate name (its first SAN).\n"
+            + "# TYPE sluice_tls_certificate_expiry_timestamp_seconds gauge\n"
+        for r in rows {
+            out += "sluice_tls_certificate_expiry_timestamp_seconds{listener=\"\(PrometheusExposition.escapeLabel(r.listener))\","
+                + "name=\"\(PrometheusExposition.escapeLabel(r.name))\"} \(r.notAfter)\n"
+        }
+        return out
     }
 
     /// Takes one sample for the windowed statistics (the sampler does this every `sampleInterval`;

@@ -50,10 +50,14 @@ public final class RoutingController: Sendable {
         var serving: RoutingTable
         var history: [VersionRecord] = []
         var publish: (@Sendable (RoutingTable) -> Void)?
+        /// Receives the TLS settings of every config loaded (normally `ProxyServer.publishTLS`).
+        var publishTLS: (@Sendable (TLSSet) -> Void)?
         /// Hash of the file content last loaded or rejected (no-op file events are skipped).
         var lastFileHash: UInt64?
         /// The rollouts' snapshots, kept in the state file with the overrides (by route).
         var rollouts: [String: RolloutSnapshot] = [:]
+        /// The TLS settings of the last config file loaded (nil: the start config's).
+        var lastTLS: TLSSet?
         /// Told about every change made through the public methods (the rollout controller).
         var observer: (@Sendable (ChangeResult, String) -> Void)?
         /// With `cluster:`: the link to the fleet's shared state (`RoutingController+Cluster.swift`).
@@ -142,6 +146,17 @@ public final class RoutingController: Sendable {
     /// Sends every new table to `publish` (normally `ProxyServer.publish`). Call before any change.
     public func attach(publish: @escaping @Sendable (RoutingTable) -> Void) {
         state.withLock { $0.publish = publish }
+    }
+
+    /// Sends the TLS settings of the config now serving, then of every reloaded one, to `publish`
+    /// (before that reload's table). Certificates are read by the reload, so renewed files reach
+    /// new handshakes; a reload rejected for a bad file keeps the old certificates serving.
+    public func attach(tls publish: @escaping @Sendable (TLSSet) -> Void) {
+        let current = state.withLock { s -> TLSSet in
+            s.publishTLS = publish
+            return s.lastTLS ?? startConfig.tls
+        }
+        publish(current)
     }
 
     /// Sends every new table to `server`'s workers.
@@ -265,6 +280,8 @@ public final class RoutingController: Sendable {
                 warnings.append("changed in the file but applied only at restart: " + restart.joined(separator: ", "))
             }
             for d in dropped { warnings.append("runtime override of route `\(d.route)` dropped: \(d.reason)") }
+            s.lastTLS = loaded.tls
+            s.publishTLS?(loaded.tls)
             let result = commit(&s, table: table, base: newBase, overrides: kept, kind: .reload, cause: cause, route: nil,
                                 warnings: warnings, details: ["file": path])
             for d in dropped {

@@ -1,4 +1,5 @@
 import SluiceCore
+import SluiceProxy
 
 /// A loaded, validated config: process settings plus the compiled routing table.
 public struct SluiceConfig: Sendable {
@@ -35,6 +36,10 @@ public struct SluiceConfig: Sendable {
     public var stateFile: String?
     /// Replicas sharing one routing state through etcd (`cluster:`); nil: this replica alone.
     public var cluster: ClusterSettings?
+    /// TLS settings of listeners (by index) and upstream groups (by name), files read and checked.
+    public var tls = TLSSet()
+    /// Valid but risky settings (e.g. `verify: false`), printed by `sluice check` and at start.
+    public var warnings: [String] = []
 
     /// Creates a config.
     public init(workers: Int, listeners: [ListenerSpec], adminAddress: SocketAddress, adminToken: String?,

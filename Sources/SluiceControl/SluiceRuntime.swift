@@ -11,6 +11,7 @@ extension SluiceConfig {
         var settings = ProxySettings(workers: override ?? workers, listeners: listeners, timeouts: timeouts, limits: limits,
                                      trustedProxies: trustedProxies)
         settings.accessLogFormat = accessLogFormat
+        settings.tls = tls
         return settings
     }
 }
@@ -68,6 +69,12 @@ public final class SluiceRuntime: @unchecked Sendable {
         // the routing controller's tables with the drills in force applied.
         let faults = FaultController(routing: controller, events: events)
         faults.attach(server)
+        // TLS settings (certificates, trust stores) reach new handshakes at start and at every reload.
+        let listenerNames = config.listeners.map(\.name)
+        controller.attach(tls: { set in
+            server.publishTLS(set)
+            hub.recordCertificates(set, listenerNames: listenerNames)
+        })
         let health = ServiceHealth()
         let admin = try AdminServer(config: config, hub: hub, events: events, server: server, health: health)
         controller.registerAdminEndpoints(on: admin, hub: hub)

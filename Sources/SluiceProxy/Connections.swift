@@ -27,6 +27,8 @@ final class ClientConnection {
 
     var inBuffer: IOBuffer
     var outBuffer: IOBuffer
+    /// The TLS session on a TLS listener's connection (nil on plain ones).
+    var tls: TLSConnection?
     /// The exchange in progress: set from the first byte of a request head until the connection
     /// is idle again (see `Worker.attachExchange` and `Worker.detachExchange`).
     var exchange: Exchange?
@@ -74,6 +76,10 @@ final class UpstreamConnection {
     var hangup = false
     /// errno of a failed read or write.
     var failedErrno: Int32 = 0
+    /// The TLS session to a TLS upstream (nil on plain ones).
+    var tls: TLSConnection?
+    /// The client context `tls` was made with (a pooled connection is reused only while its pool still uses it).
+    var tlsContext: ClientTLSContext?
     /// Taken from the pool (so it may have been closed by the upstream meanwhile).
     var reused = false
     /// The client exchange using it (nil while idle in the pool).
@@ -123,10 +129,17 @@ final class EndpointPool {
     var open = 0
     /// Removed from the routing table: no new requests; idle connections are closed.
     var retired = false
+    /// The upstream group's TLS context (nil: plain TCP).
+    var tls: ClientTLSContext?
+    /// The endpoint's host as written in the config (SNI and verified name without `server_name`).
+    var hostName: String
+    /// The endpoint's latest TLS session, offered by the next connection (resumption).
+    let sessionSlot = TLSSessionSlot()
 
-    init(address: SocketAddress, maxIdle: Int) {
+    init(address: SocketAddress, maxIdle: Int, hostName: String = "") {
         self.address = address
         self.hostBytes = Array(address.description.utf8)
         self.maxIdle = maxIdle
+        self.hostName = hostName
     }
 }

@@ -21,6 +21,8 @@ public struct ProxySettings: Sendable {
     public var recordMetrics = true
     /// Which access-log fields are written, in which order, and which query parameters are redacted.
     public var accessLogFormat: AccessLogFormat = .all
+    /// TLS settings of listeners (by index) and upstream groups at start (reloads publish new ones).
+    public var tls = TLSSet()
 
     /// Creates settings.
     public init(workers: Int, listeners: [ListenerSpec], timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),
@@ -50,6 +52,7 @@ public final class ProxyServer: @unchecked Sendable {
     private var threads: [pthread_t] = []
     private var lock = pthread_mutex_t()
     private var currentTable: RoutingTable
+    private var currentTLS: TLSSet
     /// Actual bound addresses, one per listener (ephemeral ports resolved).
     public private(set) var boundAddresses: [SocketAddress] = []
     /// One metrics shard per worker (index = worker index); the admin side sums them.
@@ -64,6 +67,7 @@ public final class ProxyServer: @unchecked Sendable {
                 seriesMap: (@Sendable (RoutingTable) -> SeriesMap)? = nil) {
         self.settings = settings
         self.currentTable = table
+        self.currentTLS = settings.tls
         let workers = max(1, settings.workers)
         if let shards, shards.count >= workers, let seriesMap {
             self.shards = shards
@@ -114,8 +118,10 @@ public final class ProxyServer: @unchecked Sendable {
         boundAddresses = resolved
         let table = self.table
         let series = seriesMapper(table)
+        var workerSettings = settings
+        workerSettings.tls = self.tls
         for w in 0..<count {
-            workers.append(try Worker(index: w, settings: settings, listenerFDs: perWorker[w], table: table,
+            workers.append(try Worker(index: w, settings: workerSettings, listenerFDs: perWorker[w], table: table,
                                       series: series, metrics: shards[w]))
         }
         for worker in workers {
@@ -141,6 +147,23 @@ public final class ProxyServer: @unchecked Sendable {
         currentTable = table
         pthread_mutex_unlock(&lock)
         for w in workers { w.post(.publish(table, series)) }
+    }
+
+    /// Makes every worker use `set` for new TLS handshakes (new certificates, settings, upstream
+    /// trust); open connections keep their sessions. Call before publishing the table of the same reload.
+    public func publishTLS(_ set: TLSSet) {
+        pthread_mutex_lock(&lock)
+        currentTLS = set
+        let targets = workers
+        pthread_mutex_unlock(&lock)
+        for w in targets { w.post(.tls(set)) }
+    }
+
+    /// The TLS settings new handshakes use.
+    public var tls: TLSSet {
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        return currentTLS
     }
 
     /// Stops accepting and lets in-flight requests finish; workers exit when their connections are gone.

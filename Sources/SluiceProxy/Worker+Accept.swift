@@ -18,6 +18,12 @@ extension Worker {
                 let c = ClientConnection(
                     fd: fd, generation: gen, peer: peer, listenerIndex: listener,
                     inCapacity: bufferCapacity, outCapacity: bufferCapacity, pool: buffers)
+                let (tls, tlsFailed) = serverSession(listener: listener, fd: fd)
+                if tlsFailed {
+                    Sys.close(fd)
+                    continue
+                }
+                c.tls = tls
                 do {
                     try register(fd, .client(c), events: EpollMask.input | EpollMask.output | EpollMask.readHangup | EpollMask.edge)
                 } catch {

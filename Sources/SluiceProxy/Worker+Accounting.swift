@@ -46,7 +46,7 @@ extension Worker {
             // A tunnel's end: its lifetime into the tunnel metrics, and the delayed log line.
             x.record.logPending = false
             if recordMetrics { metrics.tunnelClosed(series: x.record.series, durationNanos: now &- x.record.tunnelStart) }
-            writeLogLine(x)
+            writeLogLine(c, x)
             return
         }
         x.record.active = false
@@ -66,11 +66,11 @@ extension Worker {
             x.record.logPending = true
             return
         }
-        writeLogLine(x)
+        writeLogLine(c, x)
     }
 
     /// Appends the request's access-log line (for a tunnel: its whole life, bytes each way).
-    private func writeLogLine(_ x: Exchange) {
+    private func writeLogLine(_ c: ClientConnection, _ x: Exchange) {
         guard accessLog.enabled else { return }
         let record = x.record
         let status = record.recordedStatus
@@ -82,6 +82,10 @@ extension Worker {
         line.upstreamConnectNanos = record.upstreamConnectNanos
         line.upstreamFirstByteNanos = record.upstreamFirstByteNanos
         line.errorReason = record.errorReason
+        if let t = c.tls {
+            line.tlsVersion = t.logVersion
+            line.tlsCipher = t.logCipher
+        }
         let policy = x.policy
         var routeName = policy?.routeName ?? ""
         var cohortName = policy?.cohortName ?? ""

@@ -90,6 +90,7 @@ extension Worker {
     /// Half-closes a connection whose response is flushed and reads (discarding) until the client
     /// closes, so unread request bytes do not turn the close into a reset.
     func startLingering(_ c: ClientConnection) {
+        c.tls?.shutdownQuietly()
         _ = shutdown(c.fd, Int32(SHUT_WR))
         ExchangeMachine.startLingering(&c.conn)
         c.inBuffer.clear()
@@ -112,11 +113,20 @@ extension Worker {
         let space = c.inBuffer.writableSpace()
         guard space.count > 0 else { return false }
         budget -= 1
-        switch Sys.read(c.fd, space.baseAddress!, space.count) {
+        let result: IOResult
+        if let t = c.tls {
+            result = t.read(space.baseAddress!, space.count)
+            noteClientHandshake(c, t, failed: result != .wouldBlock && !t.handshakeDone)
+        } else {
+            result = Sys.read(c.fd, space.baseAddress!, space.count)
+        }
+        switch result {
         case .done(let n):
             c.inBuffer.didWrite(n)
             c.lastReadProgress = now
-            if n < space.count { c.readable = c.hangup }  // short read: the kernel buffer is drained
+            // Short read: the kernel buffer is drained (not so with TLS, which returns a record
+            // at a time: there, reading until "want read" is what says it).
+            if n < space.count && c.tls == nil { c.readable = c.hangup }
             return true
         case .wouldBlock:
             c.readable = false
@@ -135,7 +145,7 @@ extension Worker {
 
     /// Writes queued response bytes. Returns true if any were written (or the client is gone).
     func flushClient(_ c: ClientConnection) -> Bool {
-        switch flush(c.fd, &c.outBuffer, writable: &c.writable) {
+        switch flush(c.fd, tls: c.tls, &c.outBuffer, writable: &c.writable) {
         case .idle:
             return false
         case .wrote:
@@ -167,6 +177,10 @@ extension Worker {
         }
         ExchangeMachine.closed(&c.conn)
         c.deadline = 0
+        if let t = c.tls {
+            noteClientHandshake(c, t, failed: true)
+            t.shutdownQuietly()
+        }
         unregister(c.fd)
         Sys.close(c.fd)
         c.inBuffer.release()
@@ -193,11 +207,11 @@ extension Worker {
     /// Writes what `buffer` holds to `fd` until it is empty or the socket is full (then
     /// `writable` becomes false). The one flush loop, for both sides.
     @inline(__always)
-    func flush(_ fd: Int32, _ buffer: inout IOBuffer, writable: inout Bool) -> FlushOutcome {
+    func flush(_ fd: Int32, tls: TLSConnection?, _ buffer: inout IOBuffer, writable: inout Bool) -> FlushOutcome {
         var wrote = false
         while !buffer.isEmpty {
             let r = buffer.readable
-            switch Sys.write(fd, r.baseAddress!, r.count) {
+            switch tls.map({ $0.write(r.baseAddress!, r.count) }) ?? Sys.write(fd, r.baseAddress!, r.count) {
             case .done(let n):
                 buffer.consume(n)
                 wrote = true
@@ -217,10 +231,13 @@ extension Worker {
     /// writable), queueing in `queue` what the kernel did not take; otherwise queues as much as
     /// fits. Returns how many bytes of `data` were taken (sent or queued), or nil when the peer is
     /// gone. The one "write straight or buffer" path, for both sides.
+    ///
+    /// On a TLS connection bytes are always queued (then flushed): OpenSSL retries a write that
+    /// would block from the same bytes, which only the queue keeps.
     @inline(__always)
-    func sendOrQueue(_ fd: Int32, _ data: UnsafeRawBufferPointer, direct: Bool, queue: inout IOBuffer,
+    func sendOrQueue(_ fd: Int32, tls: TLSConnection?, _ data: UnsafeRawBufferPointer, direct: Bool, queue: inout IOBuffer,
                      writable: inout Bool, failedErrno: inout Int32) -> Int? {
-        guard direct else {
+        guard direct && tls == nil else {
             let n = min(data.count, queue.freeSpace)
             if n > 0 { queue.append(UnsafeRawBufferPointer(rebasing: data[0..<n])) }
             return n

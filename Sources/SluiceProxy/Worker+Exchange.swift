@@ -162,7 +162,7 @@ extension Worker {
             pool.hostBytes.withUnsafeBytes { host in
                 x.requestID.withUnsafeBytes { id in
                     let policy = x.policy
-                    HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: "http",
+                    HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: c.tls == nil ? "http" : "https",
                                                   fallbackHost: host, trustForwarded: c.trusted,
                                                   normalizingPath: policy?.forwardsNormalizedPath ?? false, policy: policy,
                                                   requestID: id, to: &x.upstreamHead)
@@ -282,7 +282,7 @@ extension Worker {
 
         // Flush to upstream.
         if !u.outBuffer.isEmpty && u.writable {
-            switch flush(u.fd, &u.outBuffer, writable: &u.writable) {
+            switch flush(u.fd, tls: u.tls, &u.outBuffer, writable: &u.writable) {
             case .idle: break
             case .wrote:
                 if x.record.upstreamSentAt == 0 { x.record.upstreamSentAt = now }
@@ -293,6 +293,7 @@ extension Worker {
                 u.writable = false
                 if e != 0 { u.failedErrno = e }
                 u.outBuffer.clear()
+                if upstreamTLSFailed(c, x, u) { return true }
                 if x.state.responseBody.isAwaitingHead && u.inBuffer.isEmpty {
                     perform(c, x, step(c, x, .upstreamLost(reused: u.reused, connected: u.connected)))
                     return true
@@ -310,6 +311,7 @@ extension Worker {
         } else if readUpstream(u, budget: &budget) {
             progressed = true
         }
+        if upstreamTLSFailed(c, x, u) { return true }
 
         // Response: upstream buffer -> client buffer.
         if pumpResponse(c, x, u) { progressed = true }

@@ -18,7 +18,7 @@ extension Worker {
                 }
                 let n = min(Int(min(remaining, UInt64(Int.max))), c.inBuffer.count)
                 let direct = u.connected && u.writable && u.outBuffer.isEmpty && u.failedErrno == 0
-                guard let taken = sendOrQueue(u.fd, UnsafeRawBufferPointer(rebasing: c.inBuffer.readable[0..<n]),
+                guard let taken = sendOrQueue(u.fd, tls: u.tls, UnsafeRawBufferPointer(rebasing: c.inBuffer.readable[0..<n]),
                                               direct: direct, queue: &u.outBuffer, writable: &u.writable,
                                               failedErrno: &u.failedErrno) else {
                     u.hangup = true

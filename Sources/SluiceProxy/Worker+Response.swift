@@ -9,11 +9,11 @@ extension Worker {
         guard u.readable && !u.readEOF && budget > 0 && u.inBuffer.freeSpace > 0 else { return false }
         let space = u.inBuffer.writableSpace()
         budget -= 1
-        switch Sys.read(u.fd, space.baseAddress!, space.count) {
+        switch u.tls.map({ $0.read(space.baseAddress!, space.count) }) ?? Sys.read(u.fd, space.baseAddress!, space.count) {
         case .done(let n):
             u.inBuffer.didWrite(n)
             u.lastProgress = now
-            if n < space.count { u.readable = u.hangup }
+            if n < space.count && u.tls == nil { u.readable = u.hangup }  // TLS: read until "want read"
             return true
         case .wouldBlock:
             u.readable = false
@@ -125,7 +125,7 @@ extension Worker {
                 let n = min(Int(min(remaining, UInt64(Int.max))), u.inBuffer.count)
                 // Nothing queued for the client: send straight from the upstream buffer (no copy).
                 var failed: Int32 = 0
-                guard let taken = sendOrQueue(c.fd, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]),
+                guard let taken = sendOrQueue(c.fd, tls: c.tls, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]),
                                               direct: c.outBuffer.isEmpty && c.writable, queue: &c.outBuffer,
                                               writable: &c.writable, failedErrno: &failed) else {
                     clientGone(c)

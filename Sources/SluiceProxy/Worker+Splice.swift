@@ -8,6 +8,7 @@ extension Worker {
     /// buffered must reach the client first, and the pipe carries only what follows).
     func startSplice(_ c: ClientConnection, _ x: Exchange, _ u: UpstreamConnection) -> Bool {
         guard x.compressor == nil, case .length(let remaining) = x.state.responseBody, u.readable, !u.readEOF,
+              c.tls == nil, u.tls == nil,
               settings.limits.spliceMinBody > 0, remaining >= settings.limits.spliceMinBody,
               u.inBuffer.isEmpty, c.outBuffer.isEmpty, let p = pipes.take(now: now) else { return false }
         u.pipe = p

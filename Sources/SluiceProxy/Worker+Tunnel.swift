@@ -63,7 +63,7 @@ extension Worker {
         while true {
             if !c.inBuffer.isEmpty {
                 let direct = u.outBuffer.isEmpty && u.writable
-                guard let taken = sendOrQueue(u.fd, c.inBuffer.readable, direct: direct, queue: &u.outBuffer,
+                guard let taken = sendOrQueue(u.fd, tls: u.tls, c.inBuffer.readable, direct: direct, queue: &u.outBuffer,
                                               writable: &u.writable, failedErrno: &u.failedErrno) else {
                     perform(c, x, step(c, x, .tunnelEnded))
                     return true
@@ -81,7 +81,7 @@ extension Worker {
         while true {
             if !u.inBuffer.isEmpty {
                 var failed: Int32 = 0
-                guard let taken = sendOrQueue(c.fd, u.inBuffer.readable, direct: c.outBuffer.isEmpty && c.writable,
+                guard let taken = sendOrQueue(c.fd, tls: c.tls, u.inBuffer.readable, direct: c.outBuffer.isEmpty && c.writable,
                                               queue: &c.outBuffer, writable: &c.writable, failedErrno: &failed) else {
                     perform(c, x, step(c, x, .tunnelEnded))
                     return true
@@ -97,7 +97,7 @@ extension Worker {
             progressed = true
         }
         if !u.outBuffer.isEmpty && u.writable {
-            if case .failed = flush(u.fd, &u.outBuffer, writable: &u.writable) {
+            if case .failed = flush(u.fd, tls: u.tls, &u.outBuffer, writable: &u.writable) {
                 perform(c, x, step(c, x, .tunnelEnded))
                 return true
             }

@@ -5,17 +5,28 @@ extension Worker {
     /// Matches the endpoint pools to the current table: pools of endpoints that remain are kept,
     /// the others retired (idle connections closed; in-flight ones finish).
     func rebuildPools() {
-        var used = Set<SocketAddress>()
+        var used = Set<PoolKey>()
         pools = table.upstreams.map { group in
-            group.endpoints.map { ep in
-                used.insert(ep.address)
-                if let p = poolsByAddress[ep.address] {
+            let tls = clientTLS[group.name]
+            return group.endpoints.map { ep in
+                let key = PoolKey(address: ep.address, tlsGroup: tls == nil ? "" : group.name)
+                used.insert(key)
+                if let p = poolsByAddress[key] {
                     p.retired = false
                     p.maxIdle = settings.limits.upstreamMaxIdle
+                    p.hostName = PoolKey.host(of: ep.label)
+                    if p.tls !== tls {
+                        // New TLS settings: idle connections made with the old ones are closed.
+                        p.tls = tls
+                        for u in p.idle { closeUpstream(u) }
+                        p.idle.removeAll()
+                    }
                     return p
                 }
-                let p = EndpointPool(address: ep.address, maxIdle: settings.limits.upstreamMaxIdle)
-                poolsByAddress[ep.address] = p
+                let p = EndpointPool(address: ep.address, maxIdle: settings.limits.upstreamMaxIdle,
+                                     hostName: PoolKey.host(of: ep.label))
+                p.tls = tls
+                poolsByAddress[key] = p
                 return p
             }
         }
@@ -76,6 +87,14 @@ extension Worker {
         let gen = registrations.nextGeneration(fd)
         let u = UpstreamConnection(fd: fd, generation: gen, pool: pool, capacity: bufferCapacity, buffers: buffers)
         u.connectStart = now
+        if let ctx = pool.tls {
+            guard let t = ctx.connection(fd: fd, host: pool.hostName, slot: pool.sessionSlot) else {
+                Sys.close(fd)
+                return nil
+            }
+            u.tls = t
+            u.tlsContext = ctx
+        }
         switch Sys.connect(fd, to: pool.address) {
         case .connected:
             u.connected = true
@@ -110,6 +129,7 @@ extension Worker {
         u.requestsServed += 1
         var reusable = protocolAllowsReuse && !u.readEOF && u.failedErrno == 0 && !u.hangup
             && u.inBuffer.isEmpty && u.outBuffer.isEmpty && !u.pool.retired && u.pool.idle.count < u.pool.maxIdle
+            && u.tlsContext === u.pool.tls && !(u.tls?.hasPendingInput ?? false)
         if reusable && u.readable {
             // The last read filled the buffer exactly, so the kernel may or may not hold more:
             // ask it (once) instead of discarding a healthy connection or pooling a dirty one.
@@ -129,13 +149,14 @@ extension Worker {
 
     func closeUpstream(_ u: UpstreamConnection) {
         if case .upstream(let reg) = registrations[u.fd], reg === u {
+            u.tls?.shutdownQuietly()
             unregister(u.fd)
             Sys.close(u.fd)
             if recordMetrics { metrics.upstreamConnectionClosed(upstream: u.metricsUpstream) }
             u.pool.open -= 1
             if let i = u.pool.idle.firstIndex(where: { $0 === u }) { u.pool.idle.remove(at: i) }
-            if u.pool.retired && u.pool.open == 0 && poolsByAddress[u.pool.address] === u.pool {
-                poolsByAddress[u.pool.address] = nil
+            if u.pool.retired && u.pool.open == 0 {
+                for (key, p) in poolsByAddress where p === u.pool { poolsByAddress[key] = nil }
             }
         }
         u.client = nil
@@ -172,5 +193,21 @@ extension Worker {
         x ^= x >> 27
         entropyState = x
         return x &* 0x2545_F491_4F6C_DD1D
+    }
+}
+
+/// What identifies an endpoint pool: the address, and for a TLS upstream the group whose TLS
+/// settings its connections use ("" for plain TCP).
+struct PoolKey: Hashable {
+    let address: SocketAddress
+    let tlsGroup: String
+
+    /// The host part of an endpoint as written (`api.internal:8443` → `api.internal`, `[::1]:80` → `::1`).
+    static func host(of label: String) -> String {
+        if label.hasPrefix("["), let end = label.firstIndex(of: "]") {
+            return String(label[label.index(after: label.startIndex)..<end])
+        }
+        if let colon = label.lastIndex(of: ":") { return String(label[..<colon]) }
+        return label
     }
 }

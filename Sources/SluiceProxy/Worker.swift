@@ -6,6 +6,8 @@ internal import CSluiceSys
 enum WorkerMessage {
     /// Route new exchanges with this table (and record them under these metric series) from now on.
     case publish(RoutingTable, SeriesMap)
+    /// Use these TLS settings for new handshakes (sent before the table of the same reload).
+    case tls(TLSSet)
     /// Stop accepting, finish in-flight requests, then exit the loop.
     case drain
     /// Exit the loop now, closing everything.
@@ -55,7 +57,15 @@ final class Worker: @unchecked Sendable {
     var balancer: BalancerState
     /// Pools for the current table, indexed [upstream][endpoint].
     var pools: [[EndpointPool]] = []
-    var poolsByAddress: [SocketAddress: EndpointPool] = [:]
+    /// Pools by endpoint address and, for TLS upstreams, group name (a group's TLS settings
+    /// belong to its connections).
+    var poolsByAddress: [PoolKey: EndpointPool] = [:]
+    /// TLS settings in force (listeners by index, upstream groups by name).
+    var tlsSet: TLSSet
+    /// This worker's server TLS contexts, by listener index (nil: plain listener).
+    var serverTLS: [ServerTLSContext?] = []
+    /// This worker's client TLS contexts, by upstream group name.
+    var clientTLS: [String: ClientTLSContext] = [:]
     var entropyState: UInt64
     /// Size of every connection buffer: 64 KiB, or more when `max_header_bytes` needs it (a head
     /// must fit in one buffer on either side), rounded to whole pages.
@@ -112,12 +122,14 @@ final class Worker: @unchecked Sendable {
         self.wake = try WakeFD()
         self.listenerFDs = listenerFDs
         self.table = table
+        self.tlsSet = settings.tls
         self.accessLog = AccessLogSink(fd: settings.accessLogFD)
         self.balancer = BalancerState(table: table)
         self.entropyState = Sys.monotonicNanos() ^ (UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15)
         if entropyState == 0 { entropyState = 0x1234_5678 }
         pthread_mutex_init(&mailboxLock, nil)
         scratch.reserveCapacity(64 * 1024)
+        applyTLS(settings.tls)
         rebuildPools()
         try register(wake.fd, .wake, events: EpollMask.input)
         for (i, fd) in listenerFDs.enumerated() {
@@ -219,6 +231,7 @@ final class Worker: @unchecked Sendable {
         case .client(let c):
             if events & EpollMask.input != 0 { c.readable = true }
             if events & EpollMask.output != 0 { c.writable = true }
+            if let t = c.tls { t.mapReadiness(events, readable: &c.readable, writable: &c.writable) }
             if events & (EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {
                 c.hangup = true
                 c.readable = true
@@ -228,6 +241,7 @@ final class Worker: @unchecked Sendable {
         case .upstream(let u):
             if events & EpollMask.input != 0 { u.readable = true }
             if events & EpollMask.output != 0 { u.writable = true }
+            if let t = u.tls { t.mapReadiness(events, readable: &u.readable, writable: &u.writable) }
             if events & (EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {
                 u.hangup = true
                 u.readable = true
@@ -251,6 +265,9 @@ final class Worker: @unchecked Sendable {
             balancer = BalancerState(table: t)
             rebuildPools()
             retireOrphanedTunnels()
+        case .tls(let set):
+            applyTLS(set)
+            rebuildPools()
         case .drain:
             beginDrain()
         case .stop:

@@ -248,6 +248,7 @@ struct Check: ParsableCommand {
                 return "  route \(route.name): \(split)"
             }
             print("\(config): OK")
+            for w in loaded.warnings { print("warning: \(w)") }
             print("  listeners: " + loaded.listeners.map { "\($0.name)=\($0.address)" }.joined(separator: ", "))
             print("  upstreams: " + loaded.table.upstreams.map { "\($0.name) (\($0.endpoints.count) endpoint(s))" }.joined(separator: ", "))
             for r in routes { print(r) }

@@ -156,11 +156,13 @@ struct TelemetryExpositionTests {
             sluice_upstream_errors_total{route="web",cohort="stable",reason="response_timeout"} 0
             sluice_upstream_errors_total{route="web",cohort="stable",reason="reset"} 0
             sluice_upstream_errors_total{route="web",cohort="stable",reason="bad_response"} 0
+            sluice_upstream_errors_total{route="web",cohort="stable",reason="tls_handshake"} 0
             sluice_upstream_errors_total{route="web",cohort="canary",reason="connect_refused"} 1
             sluice_upstream_errors_total{route="web",cohort="canary",reason="connect_timeout"} 0
             sluice_upstream_errors_total{route="web",cohort="canary",reason="response_timeout"} 0
             sluice_upstream_errors_total{route="web",cohort="canary",reason="reset"} 0
             sluice_upstream_errors_total{route="web",cohort="canary",reason="bad_response"} 0
+            sluice_upstream_errors_total{route="web",cohort="canary",reason="tls_handshake"} 0
             # HELP sluice_requests_in_flight Requests forwarded to an upstream and not yet finished, by route and cohort.
             # TYPE sluice_requests_in_flight gauge
             sluice_requests_in_flight{route="web",cohort="stable"} 1
@@ -203,6 +205,13 @@ struct TelemetryExpositionTests {
             # HELP sluice_connections_accepted_total Client connections accepted, by listener.
             # TYPE sluice_connections_accepted_total counter
             sluice_connections_accepted_total{listener="public"} 1
+            # HELP sluice_tls_handshakes_total TLS handshakes on a listener by result: ok (full or resumed) or failed.
+            # TYPE sluice_tls_handshakes_total counter
+            sluice_tls_handshakes_total{listener="public",result="ok"} 0
+            sluice_tls_handshakes_total{listener="public",result="failed"} 0
+            # HELP sluice_tls_resumptions_total TLS handshakes on a listener that resumed a session (ticket or session cache).
+            # TYPE sluice_tls_resumptions_total counter
+            sluice_tls_resumptions_total{listener="public"} 0
             # HELP sluice_upstream_connections_active Connections open to an upstream's endpoints, by upstream.
             # TYPE sluice_upstream_connections_active gauge
             sluice_upstream_connections_active{upstream="stable"} 1

@@ -65,7 +65,7 @@ extension UpstreamErrorReason {
     public var status: Int {
         switch self {
         case .connectTimeout, .responseTimeout: return 504
-        case .connectRefused, .reset, .badResponse: return 502
+        case .connectRefused, .reset, .badResponse, .tlsHandshake: return 502
         }
     }
 
@@ -77,6 +77,7 @@ extension UpstreamErrorReason {
         case .responseTimeout: return "upstream did not answer in time\n"
         case .reset: return "upstream closed the connection before responding\n"
         case .badResponse: return "upstream sent an invalid response\n"
+        case .tlsHandshake: return "upstream TLS handshake failed\n"
         }
     }
 }

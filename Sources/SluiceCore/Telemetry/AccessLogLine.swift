@@ -36,6 +36,11 @@ public struct AccessLogRecord {
     /// Why the exchange with the upstream failed; nil when it did not (a 499 with no upstream
     /// failure is written as `client_closed`).
     public var errorReason: UpstreamErrorReason?
+    /// TLS version of the client connection (`TLSv1.3`); empty on plain connections, where the
+    /// `tls_version` and `tls_cipher` fields are left out.
+    public var tlsVersion: UnsafeRawBufferPointer
+    /// The negotiated cipher suite (`TLS_AES_256_GCM_SHA384`).
+    public var tlsCipher: UnsafeRawBufferPointer
 
     /// Creates a record; every byte field defaults to empty.
     public init(unixSeconds: Int, milliseconds: Int, status: Int, durationNanos: UInt64, bytesIn: UInt64, bytesOut: UInt64) {
@@ -47,7 +52,7 @@ public struct AccessLogRecord {
         self.bytesOut = bytesOut
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         client = empty; method = empty; path = empty; route = empty; cohort = empty
-        upstream = empty; requestID = empty; traceparent = empty
+        upstream = empty; requestID = empty; traceparent = empty; tlsVersion = empty; tlsCipher = empty
         host = empty; proto = empty; userAgent = empty; referer = empty
     }
 }
@@ -117,6 +122,13 @@ public enum AccessLogLine {
             case .userAgent: appendString(r.userAgent, to: &out)
             case .referer: appendString(r.referer, to: &out)
             }
+        }
+        if !r.tlsVersion.isEmpty {
+            // TLS listeners only: the negotiated version and cipher (left out on plain connections).
+            HeadWriter.appendStatic(first ? "\"tls_version\":" : ",\"tls_version\":", to: &out)
+            appendString(r.tlsVersion, to: &out)
+            HeadWriter.appendStatic(",\"tls_cipher\":", to: &out)
+            appendString(r.tlsCipher, to: &out)
         }
         HeadWriter.appendStatic("}\n", to: &out)
     }

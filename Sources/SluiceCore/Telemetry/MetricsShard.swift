@@ -154,6 +154,18 @@ public final class MetricsShard: @unchecked Sendable {
         csluice_add_relaxed(p + ListenerLayout.active, 1)
     }
 
+    /// Counts a TLS handshake's outcome on listener `listener`. Worker thread only.
+    @inlinable
+    public func tlsHandshake(listener: Int, result: TLSHandshakeResult) {
+        guard UInt(bitPattern: listener) < listenerLimit else { return }
+        let p = listenerBase + listener &* ListenerLayout.stride
+        switch result {
+        case .full: csluice_add_relaxed(p + ListenerLayout.tlsFull, 1)
+        case .resumed: csluice_add_relaxed(p + ListenerLayout.tlsResumed, 1)
+        case .failed: csluice_add_relaxed(p + ListenerLayout.tlsFailed, 1)
+        }
+    }
+
     /// Lowers listener `listener`'s active gauge when a client connection closes. Worker thread only.
     @inlinable
     public func connectionClosed(listener: Int) {
@@ -194,4 +206,14 @@ public final class MetricsShard: @unchecked Sendable {
             for i in 0..<upstreamWords { out[i] &+= csluice_load_relaxed(upstreamBase + i) }
         }
     }
+}
+
+/// How a client TLS handshake ended.
+public enum TLSHandshakeResult: Sendable {
+    /// Completed with a full handshake.
+    case full
+    /// Completed by resuming an earlier session.
+    case resumed
+    /// Failed before completing.
+    case failed
 }

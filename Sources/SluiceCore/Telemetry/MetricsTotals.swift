@@ -114,6 +114,19 @@ public struct MetricsTotals: Sendable {
     public func connectionsAccepted(listener: Int) -> UInt64 {
         listenerWords[listener * ListenerLayout.stride + ListenerLayout.accepted]
     }
+    /// TLS handshakes on `listener` that completed (full and resumed).
+    public func tlsHandshakesOK(listener: Int) -> UInt64 {
+        listenerWords[listener * ListenerLayout.stride + ListenerLayout.tlsFull]
+            &+ listenerWords[listener * ListenerLayout.stride + ListenerLayout.tlsResumed]
+    }
+    /// TLS handshakes on `listener` that resumed a session.
+    public func tlsResumptions(listener: Int) -> UInt64 {
+        listenerWords[listener * ListenerLayout.stride + ListenerLayout.tlsResumed]
+    }
+    /// TLS handshakes on `listener` that failed.
+    public func tlsHandshakesFailed(listener: Int) -> UInt64 {
+        listenerWords[listener * ListenerLayout.stride + ListenerLayout.tlsFailed]
+    }
     /// Connections open on `listener`.
     public func connectionsActive(listener: Int) -> Int64 {
         Int64(bitPattern: listenerWords[listener * ListenerLayout.stride + ListenerLayout.active])

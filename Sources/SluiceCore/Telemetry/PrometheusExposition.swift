@@ -150,6 +150,20 @@ public enum PrometheusExposition {
             sample(&out, "sluice_connections_accepted_total", "listener=\"\(escapeLabel(names.listeners[l]))\"",
                    totals.connectionsAccepted(listener: l))
         }
+        family(&out, "sluice_tls_handshakes_total", "counter",
+               "TLS handshakes on a listener by result: ok (full or resumed) or failed.")
+        for l in 0..<listenerCount {
+            let name = escapeLabel(names.listeners[l])
+            sample(&out, "sluice_tls_handshakes_total", "listener=\"\(name)\",result=\"ok\"", totals.tlsHandshakesOK(listener: l))
+            sample(&out, "sluice_tls_handshakes_total", "listener=\"\(name)\",result=\"failed\"",
+                   totals.tlsHandshakesFailed(listener: l))
+        }
+        family(&out, "sluice_tls_resumptions_total", "counter",
+               "TLS handshakes on a listener that resumed a session (ticket or session cache).")
+        for l in 0..<listenerCount {
+            sample(&out, "sluice_tls_resumptions_total", "listener=\"\(escapeLabel(names.listeners[l]))\"",
+                   totals.tlsResumptions(listener: l))
+        }
 
         let upstreamCount = min(totals.upstreamCount, names.upstreams.count)
         family(&out, "sluice_upstream_connections_active", "gauge", "Connections open to an upstream's endpoints, by upstream.")

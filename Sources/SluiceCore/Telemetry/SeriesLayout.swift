@@ -19,16 +19,16 @@ enum SeriesLayout {
     /// Upstream failures, one word per `UpstreamErrorReason` (its raw value).
     @usableFromInline static let upstreamErrors = 6
     /// Prometheus duration buckets (non-cumulative), `DurationBuckets.count` words, last is +Inf.
-    @usableFromInline static let durationBuckets = 11
+    @usableFromInline static let durationBuckets = 12
     /// Upgrade tunnels open (a two's-complement gauge).
-    @usableFromInline static let tunnelsOpen = 25
+    @usableFromInline static let tunnelsOpen = 26
     /// Upgrade tunnels closed.
-    @usableFromInline static let tunnelsClosed = 26
+    @usableFromInline static let tunnelsClosed = 27
     /// Sum of the closed tunnels' lifetimes in nanoseconds.
-    @usableFromInline static let tunnelSumNanos = 27
+    @usableFromInline static let tunnelSumNanos = 28
     /// Body bytes fed to the gzip compressor, and bytes it produced.
-    @usableFromInline static let compressedIn = 28
-    @usableFromInline static let compressedOut = 29
+    @usableFromInline static let compressedIn = 29
+    @usableFromInline static let compressedOut = 30
     /// Status code counts: word 0 for codes outside 100...599, then one word per code 100...599.
     @usableFromInline static let codes = 32
     /// Number of status code words.
@@ -72,8 +72,14 @@ enum ListenerLayout {
     @usableFromInline static let accepted = 0
     /// Connections open (a two's-complement gauge).
     @usableFromInline static let active = 1
+    /// TLS handshakes completed with a full handshake.
+    @usableFromInline static let tlsFull = 2
+    /// TLS handshakes completed by resuming a session (ticket or session cache).
+    @usableFromInline static let tlsResumed = 3
+    /// TLS handshakes that failed (protocol, version, no common ALPN protocol, peer gone mid-handshake).
+    @usableFromInline static let tlsFailed = 4
     /// Words per listener.
-    @usableFromInline static let stride = 2
+    @usableFromInline static let stride = 5
 }
 
 /// Word offsets of one upstream's counters.

@@ -10,8 +10,10 @@ public enum UpstreamErrorReason: Int, CaseIterable, Sendable {
     case reset
     /// The upstream sent a response Sluice could not parse or frame.
     case badResponse
+    /// The TLS handshake with the upstream failed (certificate not verified, name mismatch, protocol error).
+    case tlsHandshake
 
-    /// The Prometheus label value: `connect_refused`, `connect_timeout`, `response_timeout`, `reset`, `bad_response`.
+    /// The Prometheus label value: `connect_refused`, `connect_timeout`, `response_timeout`, `reset`, `bad_response`, `tls_handshake`.
     public var label: String {
         switch self {
         case .connectRefused: return "connect_refused"
@@ -19,6 +21,7 @@ public enum UpstreamErrorReason: Int, CaseIterable, Sendable {
         case .responseTimeout: return "response_timeout"
         case .reset: return "reset"
         case .badResponse: return "bad_response"
+        case .tlsHandshake: return "tls_handshake"
         }
     }
 }
