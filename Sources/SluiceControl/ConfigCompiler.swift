@@ -137,7 +137,7 @@ struct ConfigCompiler {
         var addresses: [SocketAddress: Node] = [:]
         for (i, item) in items.enumerated() {
             let path = ConfigReader.join("listeners", i)
-            guard let m = reader.map(item, path, known: ["name", "address", "tls"], required: ["address"],
+            guard let m = reader.map(item, path, known: ["name", "address", "tls", "redirect_https"], required: ["address"],
                                      example: "{ name: public, address: 127.0.0.1:8080 }") else { continue }
             var name = "listener-\(i)"
             if let n = m["name"], let s = reader.string(n, m.path("name")) {
@@ -156,7 +156,16 @@ struct ConfigCompiler {
             } else {
                 addresses[address] = a
             }
-            out.append(ListenerSpec(name: name, address: address))
+            var redirect = false
+            if let r = m["redirect_https"], let b = reader.bool(r, m.path("redirect_https")) {
+                if b && m["tls"] != nil {
+                    reader.report(r, m.path("redirect_https"), "a TLS listener cannot redirect to https",
+                                  hint: "set `redirect_https: true` on the plain listener (port 80) only")
+                } else {
+                    redirect = b
+                }
+            }
+            out.append(ListenerSpec(name: name, address: address, redirectHTTPS: redirect))
             tlsSet.listeners.append(m["tls"].flatMap { compileListenerTLS($0, m.path("tls")) })
         }
         return out

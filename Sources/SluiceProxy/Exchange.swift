@@ -33,6 +33,8 @@ final class Exchange {
     var delayUntil: UInt64 = 0
     /// The routing outcome reported once the delay is over.
     var delayedOutcome = RouteOutcome.notFound
+    /// The Location of a `redirect_https` answer: `https://` + host (without its port) + target.
+    var location: [UInt8] = []
     /// Endpoints of the decision's group this request tried (bit i: endpoint i), for retries.
     var triedEndpoints: UInt64 = 0
     /// The endpoint a `.retryElsewhere` goes to (found before asking the machine).
@@ -58,6 +60,31 @@ final class Exchange {
     var policy: RoutePolicy? {
         guard let table else { return nil }
         return table.policy(for: decision)
+    }
+
+    /// Sets `location` to the https URL of the request `head` (spans into `bytes`): the host
+    /// without a port (the https listener's own port is the default one), then the target in
+    /// origin form.
+    func redirectLocation(head: RequestHead, bytes: UnsafeRawBufferPointer) {
+        location.removeAll(keepingCapacity: true)
+        HeadWriter.appendStatic("https://", to: &location)
+        var host = UnsafeRawBufferPointer(rebasing: bytes[head.host.range])
+        if let colon = host.lastIndex(of: UInt8(ascii: ":")), !host.contains(UInt8(ascii: "]")) || host.last != UInt8(ascii: "]") {
+            host = UnsafeRawBufferPointer(rebasing: host[host.startIndex..<colon])
+        }
+        location.append(contentsOf: host)
+        if head.path.start != head.target.start {
+            // absolute-form: the path (or `/`) and the query
+            if head.path.count == 0 { location.append(UInt8(ascii: "/")) } else {
+                location.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[head.path.range]))
+            }
+            if head.query.count > 0 {
+                location.append(UInt8(ascii: "?"))
+                location.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[head.query.range]))
+            }
+        } else {
+            location.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[head.target.range]))
+        }
     }
 
     /// Makes `peerText` the text of `peer`'s address. Formats only when the address differs from

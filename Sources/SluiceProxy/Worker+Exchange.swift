@@ -105,6 +105,13 @@ extension Worker {
 
     /// Routes a parsed request with the worker's current table and reports the outcome.
     func routeRequest(_ c: ClientConnection, _ x: Exchange) {
+        if settings.listeners[Int(c.listenerIndex)].redirectHTTPS {
+            // `redirect_https`: nothing is routed; the answer is a 308 to the https URL.
+            x.redirectLocation(head: x.head, bytes: c.inBuffer.readable)
+            c.inBuffer.consume(x.head.headLength)
+            perform(c, x, step(c, x, .routed(.redirectHTTPS)))
+            return
+        }
         let table = self.table
         let decision = table.decide(head: x.head, bytes: c.inBuffer.readable, client: c.peer, entropy: nextEntropy(),
                                     balancer: &balancer)
@@ -199,7 +206,9 @@ extension Worker {
     /// Queues a response Sluice generated (the machine has already moved the phase on).
     private func queueGenerated(_ c: ClientConnection, _ x: Exchange, _ response: GeneratedResponse) {
         scratch.removeAll(keepingCapacity: true)
-        response.append(to: &scratch, responses: x.table?.responses ?? [])
+        x.location.withUnsafeBytes { location in
+            response.append(to: &scratch, responses: x.table?.responses ?? [], location: location)
+        }
         if !c.outBuffer.append(scratch) {
             // Larger than an output buffer (a configured response of more than `bufferCapacity`
             // bytes cannot be queued): give up on the connection.

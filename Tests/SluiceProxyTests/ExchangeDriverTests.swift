@@ -2,6 +2,7 @@ import Foundation
 @preconcurrency import Glibc
 import Testing
 import SluiceCore
+import SluiceControl
 
 /// The data-plane fixes of the exchange-machine redesign, seen from a client: the one close
 /// rule on generated responses, and a slowly arriving head costing CPU linear in its size.
@@ -267,5 +268,51 @@ struct ResponseHeaderDeadlineTests {
         let took = Date().timeIntervalSince(start)
         #expect(final?.status == 504, "\(String(describing: final?.startLine))")
         #expect(took >= 0.9 && took < 2.5, "answered after \(took) s; the upstream trickled for 4 s")
+    }
+}
+
+/// Issue 13: `redirect_https: true` on a plain listener answers every request with a 308 to its
+/// https:// URL; nothing is routed.
+@Suite(.serialized)
+struct RedirectHTTPSTests {
+    @Test func plainListenerRedirects() throws {
+        let up = try TestUpstream { _ in .ok("never") }
+        defer { up.stop() }
+        let proxy = try ProxyHarness(yaml: """
+            listeners:
+              - name: plain
+                address: 127.0.0.1:0
+                redirect_https: true
+            upstreams:
+              app: { endpoints: ["127.0.0.1:\(up.port)"] }
+            routes:
+              - name: web
+                upstream: app
+                sticky: none
+            """)
+        defer { proxy.stop() }
+        let fd = try proxy.connect()
+        defer { close(fd) }
+        let reader = TestReader(fd: fd)
+        try TestSocket.send(fd, "GET /a/b?c=1 HTTP/1.1\r\nHost: shop.example:8080\r\n\r\nHEAD http://other.example/x HTTP/1.1\r\nHost: h\r\n\r\n")
+        let first = try #require(try reader.readMessage(isResponse: true))
+        #expect(first.status == 308)
+        #expect(first.header("Location") == "https://shop.example/a/b?c=1")
+        #expect(first.header("Connection") == nil)
+        let second = try #require(try reader.readMessage(isResponse: true, requestMethod: "HEAD"))
+        #expect(second.status == 308)
+        #expect(second.header("Location") == "https://other.example/x")
+        #expect(up.requests.isEmpty)
+        // A TLS listener cannot redirect (its own problem is reported, whatever else is wrong).
+        do {
+            _ = try ConfigLoader.parse(yaml: """
+                listeners:
+                  - { name: s, address: "127.0.0.1:0", redirect_https: true, tls: { certificates: [{ cert: /nope.pem, key: /nope.key }] } }
+                routes: [{ name: web, respond: { status: 200, body: ok } }]
+                """, file: "t.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect("\(error)".contains("a TLS listener cannot redirect to https"), "\(error)")
+        }
     }
 }

@@ -178,6 +178,8 @@ public struct GeneratedResponse: Sendable, Equatable {
         case upstream(UpstreamErrorReason)
         /// The routing table's configured response at this index (`respond:`).
         case configured(Int32)
+        /// A 308 to the request's https:// URL (`redirect_https`; the driver gives the Location).
+        case redirectHTTPS
     }
 
     public var status: Int
@@ -215,6 +217,8 @@ public enum RouteOutcome: Sendable, Equatable {
     case respond(configured: Int32, status: Int)
     /// Send it upstream; `upgrade`: with its protocol-switch request (the route allows it).
     case forward(upgrade: Bool)
+    /// The listener redirects plain HTTP to https (`redirect_https`): 308.
+    case redirectHTTPS
 }
 
 /// Something that happened to a client connection or its exchange.
@@ -311,6 +315,8 @@ public enum ExchangeMachine {
                                forceClose: false, limits)
             case .respond(let index, let status):
                 return respond(&c, &x, status: status, .configured(index), forceClose: false, limits)
+            case .redirectHTTPS:
+                return respond(&c, &x, status: 308, .redirectHTTPS, forceClose: false, limits)
             case .forward(let upgrade):
                 c.phase = .exchange
                 x.attempts = 1

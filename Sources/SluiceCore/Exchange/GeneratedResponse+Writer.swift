@@ -2,8 +2,20 @@ extension GeneratedResponse {
     /// Serializes the response with `HeadWriter.appendSimpleResponse`, the one serializer of
     /// responses Sluice makes up. `responses` is the routing table's configured responses (for
     /// `.configured`). Error texts are built here, on error paths only.
-    public func append(to out: inout [UInt8], responses: [DirectResponse]) {
+    public func append(to out: inout [UInt8], responses: [DirectResponse],
+                       location: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
         switch body {
+        case .redirectHTTPS:
+            // The body repeats the URL, as nginx's does; Location is the header that counts.
+            HeadWriter.appendStatic("HTTP/1.1 308 Permanent Redirect\r\nLocation: ", to: &out)
+            out.append(contentsOf: location)
+            HeadWriter.appendStatic("\r\nContent-Type: text/plain; charset=utf-8\r\nServer: sluice\r\n", to: &out)
+            HeadWriter.appendFraming(.contentLength(UInt64(location.count + 1)), closeConnection: closing,
+                                     http10KeepAlive: http10KeepAlive, to: &out)
+            if !headOnly {
+                out.append(contentsOf: location)
+                out.append(0x0A)
+            }
         case .text(let text):
             write(contentType: "text/plain; charset=utf-8",
                   UnsafeRawBufferPointer(start: text.value.utf8Start, count: text.value.utf8CodeUnitCount), to: &out)

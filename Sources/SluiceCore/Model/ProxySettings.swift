@@ -50,10 +50,13 @@ public struct ListenerSpec: Sendable, Equatable {
     public var name: String
     /// Address to bind (port 0 picks an ephemeral port, shared by all workers).
     public var address: SocketAddress
+    /// A plain listener that answers every request with a 308 to its https:// URL (`redirect_https`).
+    public var redirectHTTPS: Bool
 
     /// Creates a listener spec.
-    public init(name: String, address: SocketAddress) {
+    public init(name: String, address: SocketAddress, redirectHTTPS: Bool = false) {
         self.name = name
         self.address = address
+        self.redirectHTTPS = redirectHTTPS
     }
 }
