@@ -67,6 +67,12 @@ import Yams
             process: ProcessStats(cpuSeconds: 0, residentBytes: 0, virtualBytes: 0, openFDs: 0, maxFDs: 1, startTimeSeconds: 0))
             + RolloutExposition.render([])
         var out = Set<String>()
+        // Rendered by MetricsHub only when a listener has TLS certificates (no files needed here:
+        // the source is checked to still emit the family).
+        let hubSource = (try? String(contentsOfFile: root + "/Sources/SluiceControl/MetricsHub.swift", encoding: .utf8)) ?? ""
+        if hubSource.contains("# TYPE sluice_tls_certificate_expiry_timestamp_seconds gauge") {
+            out.insert("sluice_tls_certificate_expiry_timestamp_seconds")
+        }
         for line in text.split(separator: "\n") where line.hasPrefix("# TYPE ") {
             let parts = line.split(separator: " ")
             let name = String(parts[2])
@@ -215,7 +221,7 @@ import Yams
             }
         }
         #expect(alerts == ["SluiceCanaryErrorRatioAboveBaseline", "SluiceCanaryLatencyAboveBaseline", "SluiceRolloutRolledBack",
-                           "SluiceConfigReloadFailing"])
+                           "SluiceConfigReloadFailing", "SluiceCertificateExpiresSoon"])
         let exported = Self.exportedMetricNames()
         for e in exprs {
             for n in Self.metricNames(in: e) {
