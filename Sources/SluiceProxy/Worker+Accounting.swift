@@ -26,7 +26,6 @@ extension Worker {
             // 128 random bits as 32 hex digits.
             StickyHash.appendHex(nextEntropy(), to: &x.requestID)
             StickyHash.appendHex(nextEntropy(), to: &x.requestID)
-            x.record.requestIDGenerated = true
         }
         guard accessLog.enabled else { return }
         let (sec, ms) = Worker.wallClock()

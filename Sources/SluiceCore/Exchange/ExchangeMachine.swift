@@ -120,8 +120,6 @@ public struct ExchangeState: Sendable {
     public internal(set) var attempts = 0
     /// The request asks for a protocol switch its route allows (Upgrade and Connection forwarded).
     public internal(set) var upgrade = false
-    /// The response body is gzip-compressed on its way to the client.
-    public internal(set) var compressing = false
 
     /// No request yet.
     public init() {}
@@ -350,7 +348,6 @@ public enum ExchangeMachine {
             let plan = responsePlan(c, x, r, limits)
             x.responseOutFraming = plan.framing
             x.responseStarted = true
-            x.compressing = r.compress
             switch r.framing {
             case .none: x.responseBody = .done
             case .contentLength(let n): x.responseBody = n == 0 ? .done : .length(remaining: n)
