@@ -58,14 +58,21 @@ public final class ProxyServer: @unchecked Sendable {
     /// One metrics shard per worker (index = worker index); the admin side sums them.
     public let shards: [MetricsShard]
     private let seriesMapper: @Sendable (RoutingTable) -> SeriesMap
+    /// Endpoint availability shared by the workers' balancers and the health monitor.
+    public let endpointHealth: EndpointHealth
+    /// Workers signal it when a failure reaches a group's `consecutive_failures` (the health
+    /// monitor waits on it); nil if no eventfd could be made (ejections then wait for the monitor's tick).
+    package let healthSignal: WakeFD?
 
     /// Creates a server; nothing is bound until `start`.
     ///
     /// `shards` (one per worker) and `seriesMap` come from the metrics hub; without them the
     /// server records into shards of its own under a private registry.
     public init(settings: ProxySettings, table: RoutingTable, shards: [MetricsShard]? = nil,
-                seriesMap: (@Sendable (RoutingTable) -> SeriesMap)? = nil) {
+                seriesMap: (@Sendable (RoutingTable) -> SeriesMap)? = nil, endpointHealth: EndpointHealth? = nil) {
         self.settings = settings
+        self.endpointHealth = endpointHealth ?? EndpointHealth(workers: max(1, settings.workers))
+        self.healthSignal = try? WakeFD()
         self.currentTable = table
         self.currentTLS = settings.tls
         let workers = max(1, settings.workers)
@@ -81,6 +88,7 @@ public final class ProxyServer: @unchecked Sendable {
     }
 
     deinit {
+        if let healthSignal { Sys.close(healthSignal.fd) }
         pthread_mutex_destroy(&lock)
     }
 
@@ -117,12 +125,13 @@ public final class ProxyServer: @unchecked Sendable {
         }
         boundAddresses = resolved
         let table = self.table
-        let series = seriesMapper(table)
+        var series = seriesMapper(table)
+        series.endpointSlots = endpointHealth.assign(table)
         var workerSettings = settings
         workerSettings.tls = self.tls
         for w in 0..<count {
             workers.append(try Worker(index: w, settings: workerSettings, listenerFDs: perWorker[w], table: table,
-                                      series: series, metrics: shards[w]))
+                                      series: series, metrics: shards[w], health: endpointHealth, healthSignal: healthSignal))
         }
         for worker in workers {
             let box = Unmanaged.passRetained(worker).toOpaque()
@@ -142,8 +151,10 @@ public final class ProxyServer: @unchecked Sendable {
 
     /// Makes every worker route new requests with `table`. Requests in flight keep the table they started with.
     public func publish(_ table: RoutingTable) {
-        let series = seriesMapper(table)
+        var series = seriesMapper(table)
         pthread_mutex_lock(&lock)
+        // Under the lock, so the health monitor's current assignment is the table workers get last.
+        series.endpointSlots = endpointHealth.assign(table)
         currentTable = table
         pthread_mutex_unlock(&lock)
         for w in workers { w.post(.publish(table, series)) }

@@ -249,6 +249,7 @@ extension Worker {
     /// endpoint of the group is left to try (only on the table the request was routed with).
     func connectFailed(_ x: Exchange, _ reason: UpstreamErrorReason) -> ExchangeEvent {
         x.alternate = -1
+        reportEndpoint(x, failed: true)
         if let t = x.table, t === table,
            let e = table.alternateEndpoint(upstream: x.decision.upstream, tried: x.triedEndpoints, balancer: &balancer) {
             x.alternate = e

@@ -306,6 +306,7 @@ extension Worker {
         x.compressFinished = false
         _ = step(c, x, .responseHead(facts))
         x.record.upstreamStatus = rh.status
+        reportEndpointResponse(x, status: Int(rh.status))
         c.outBuffer.append(scratch)
         x.record.status = rh.status
         x.record.bytesOut &+= UInt64(scratch.count)

@@ -180,6 +180,7 @@ extension Worker {
     /// Counts an upstream failure for the exchange's route and cohort.
     func noteUpstreamError(_ x: Exchange, _ reason: UpstreamErrorReason) {
         x.record.errorReason = reason
+        reportEndpointError(x, reason)
         guard recordMetrics else { return }
         metrics.recordUpstreamError(series: x.record.series, reason: reason)
     }

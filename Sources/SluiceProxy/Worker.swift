@@ -55,6 +55,10 @@ final class Worker: @unchecked Sendable {
     let metrics: MetricsShard
     let recordMetrics: Bool
     var balancer: BalancerState
+    /// Endpoint availability shared with the other workers and the health monitor.
+    let health: EndpointHealth
+    /// Wakes the health monitor when a failure may eject an endpoint.
+    let healthSignal: WakeFD?
     /// Pools for the current table, indexed [upstream][endpoint].
     var pools: [[EndpointPool]] = []
     /// Pools by endpoint address and, for TLS upstreams, group name (a group's TLS settings
@@ -109,7 +113,9 @@ final class Worker: @unchecked Sendable {
     }
 
     init(index: Int, settings: ProxySettings, listenerFDs: [Int32], table: RoutingTable, series: SeriesMap,
-         metrics: MetricsShard) throws(SyscallError) {
+         metrics: MetricsShard, health: EndpointHealth, healthSignal: WakeFD?) throws(SyscallError) {
+        self.health = health
+        self.healthSignal = healthSignal
         self.series = series
         self.metrics = metrics
         self.recordMetrics = settings.recordMetrics
@@ -124,7 +130,7 @@ final class Worker: @unchecked Sendable {
         self.table = table
         self.tlsSet = settings.tls
         self.accessLog = AccessLogSink(fd: settings.accessLogFD)
-        self.balancer = BalancerState(table: table)
+        self.balancer = BalancerState(table: table, health: health, slots: series.endpointSlots, worker: index)
         self.entropyState = Sys.monotonicNanos() ^ (UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15)
         if entropyState == 0 { entropyState = 0x1234_5678 }
         pthread_mutex_init(&mailboxLock, nil)
@@ -262,7 +268,7 @@ final class Worker: @unchecked Sendable {
         case .publish(let t, let map):
             table = t
             series = map
-            balancer = BalancerState(table: t)
+            balancer = BalancerState(table: t, health: health, slots: map.endpointSlots, worker: index)
             rebuildPools()
             retireOrphanedTunnels()
         case .tls(let set):

@@ -342,11 +342,20 @@ public final class RoutingTable: Sendable {
         let count = upstreams[Int(upstream)].endpoints.count
         guard count > 1 else { return nil }
         if !balancer.isBuilt(for: self) { balancer = BalancerState(table: self) }
+        // Available endpoints first: the pick skips the others (outside panic mode), and the
+        // scan below takes an available untried one before an unavailable one.
         for _ in 0..<(2 * count) {
             let e = balancer.pick(group: Int(upstream), in: self)
-            if e >= 64 || tried & (1 << UInt64(e)) == 0 { return e }
+            if (e >= 64 || tried & (1 << UInt64(e)) == 0) && balancer.isAvailable(flat: flatIndex(upstream: upstream, endpoint: e)) {
+                return e
+            }
         }
-        return nil
+        var fallback: Int32? = nil
+        for e in 0..<Int32(count) where e >= 64 || tried & (1 << UInt64(e)) == 0 {
+            if balancer.isAvailable(flat: flatIndex(upstream: upstream, endpoint: e)) { return e }
+            if fallback == nil { fallback = e }
+        }
+        return fallback
     }
 
     private func forward(route: Int, plan: RoutePlan, cohort: Int32, balancer: inout BalancerState) -> RouteDecision {

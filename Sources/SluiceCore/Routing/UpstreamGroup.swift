@@ -4,11 +4,14 @@ public struct UpstreamGroup: Sendable {
     public let name: String
     /// Its endpoints, in config order (never empty).
     public let endpoints: [Endpoint]
+    /// Health checks, outlier detection and DNS refresh of the group (`EndpointAvailabilitySpec`).
+    public let availability: EndpointAvailabilitySpec
 
     /// Creates a group.
-    public init(name: String, endpoints: [Endpoint]) {
+    public init(name: String, endpoints: [Endpoint], availability: EndpointAvailabilitySpec = EndpointAvailabilitySpec()) {
         self.name = name
         self.endpoints = endpoints
+        self.availability = availability
     }
 }
 

@@ -10,6 +10,9 @@ public struct SeriesMap: Sendable {
     public let upstreamSeries: [Int32]
     /// Version of the table this map was made for.
     public let tableVersion: UInt64
+    /// Endpoint health slot of every flat endpoint index of the table (`EndpointHealth.assign`;
+    /// empty: availability not tracked, every endpoint is picked).
+    public var endpointSlots: [Int32] = []
     /// The series of requests that matched no route or were rejected before routing
     /// (labels route="", cohort="").
     public static let unroutedSeries: Int32 = 0
