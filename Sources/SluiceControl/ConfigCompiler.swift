@@ -334,7 +334,7 @@ struct ConfigCompiler {
                 reader.report(keyNode, path, "invalid upstream name `\(name)`",
                               hint: "names use letters, digits, `-`, `_` and `.`")
             }
-            guard let m = reader.map(value, path, known: ["endpoints", "tls"], required: ["endpoints"],
+            guard let m = reader.map(value, path, known: ["endpoints", "tls"] + Self.availabilityKeys, required: ["endpoints"],
                                      example: "{ endpoints: [\"127.0.0.1:9001\"] }"),
                   let e = m["endpoints"],
                   let items = reader.list(e, m.path("endpoints"), example: "[\"127.0.0.1:9001\", \"127.0.0.1:9002\"]") else {
@@ -367,10 +367,12 @@ struct ConfigCompiler {
                     }
                 }
                 guard let label = reader.string(addressNode, addressPath),
-                      let address = address(addressNode, addressPath, allowPortZero: false) else { continue }
-                endpoints.append(Endpoint(address: address, weight: weight, label: label.trimmingSpaces()))
+                      let addresses = endpointAddresses(addressNode, addressPath) else { continue }
+                for address in addresses {
+                    endpoints.append(Endpoint(address: address, weight: weight, label: label.trimmingSpaces()))
+                }
             }
-            groups.append(UpstreamGroup(name: name, endpoints: endpoints))
+            groups.append(UpstreamGroup(name: name, endpoints: endpoints, availability: compileAvailability(m)))
         }
         return groups
     }

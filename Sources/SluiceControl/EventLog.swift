@@ -34,6 +34,12 @@ public enum RoutingEventKind: String, Sendable, Codable, CaseIterable {
     /// A fault drill started, was cleared, expired or ended because its route or cohort went
     /// away (`sluice fault`; `details.action` says which). The table version does not change.
     case fault
+    /// An upstream endpoint left or rejoined balancing: ejected or returned (outlier detection),
+    /// unhealthy or healthy (active check); `details` name the upstream, endpoint and action.
+    case endpoint
+    /// A host name of an upstream resolved to another set of addresses (`dns_refresh`), or failed
+    /// to resolve (the last good addresses stay).
+    case dns
 }
 
 /// One routing change.
@@ -153,7 +159,7 @@ extension ReloadCounters {
         case .reloadRejected:
             failures += 1
             lastSuccessful = false
-        case .split, .switch, .abort, .rollback, .clear, .restore, .overrideDropped, .rollout, .cluster, .fault:
+        case .split, .switch, .abort, .rollback, .clear, .restore, .overrideDropped, .rollout, .cluster, .fault, .endpoint, .dns:
             break
         }
     }

@@ -36,6 +36,10 @@ public final class SluiceRuntime: @unchecked Sendable {
     public let health: ServiceHealth
     /// Runtime fault drills (between the routing controller and the workers).
     public let faults: FaultController
+    /// Active health checks and outlier ejections (`HealthMonitor`).
+    public let endpoints: HealthMonitor
+    /// Host-name re-resolution (`dns_refresh`), when the config came from a file.
+    public let dns: DNSRefresher?
 
     /// Starts the proxy, the stats sampler, the rollout controller, the admin API and (for a
     /// config file, unless `watch` is false) the file watcher. Runtime overrides and rollouts in
@@ -91,6 +95,14 @@ public final class SluiceRuntime: @unchecked Sendable {
             try cluster.start()
         }
         try rollouts.start()
+        let endpoints = HealthMonitor(server: server, events: events)
+        try endpoints.start()
+        var dns: DNSRefresher?
+        if config.sourcePath != nil {
+            let refresher = DNSRefresher(controller: controller, events: events)
+            try refresher.start()
+            dns = refresher
+        }
         try admin.start()
         if let stateFile = config.stateFile, let problem = StateFileCheck.problem(path: stateFile) {
             runtimeLog.warning("\(problem)", metadata: ["state_file": "\(stateFile)"])
@@ -122,12 +134,15 @@ public final class SluiceRuntime: @unchecked Sendable {
         // Listening, config loaded, admin API up: ready (READY=1 to systemd with Type=notify).
         health.markReady(status: "serving version \(controller.version)")
         return SluiceRuntime(server: server, hub: hub, admin: admin, events: events, controller: controller,
-                             rollouts: rollouts, watcher: watcher, cluster: cluster, health: health, faults: faults)
+                             rollouts: rollouts, watcher: watcher, cluster: cluster, health: health, faults: faults,
+                             endpoints: endpoints, dns: dns)
     }
 
     private init(server: ProxyServer, hub: MetricsHub, admin: AdminServer, events: EventLog, controller: RoutingController,
                  rollouts: RolloutController, watcher: ConfigWatcher?, cluster: ClusterStore?, health: ServiceHealth,
-                 faults: FaultController) {
+                 faults: FaultController, endpoints: HealthMonitor, dns: DNSRefresher?) {
+        self.endpoints = endpoints
+        self.dns = dns
         self.server = server
         self.hub = hub
         self.admin = admin
@@ -148,6 +163,8 @@ public final class SluiceRuntime: @unchecked Sendable {
         cluster?.stop()
         faults.stop()
         watcher?.stop()
+        dns?.stop()
+        endpoints.stop()
         health.drain(server, timeout: drainTimeout)
         admin.stop()
         hub.stopSampler()

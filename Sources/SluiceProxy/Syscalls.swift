@@ -113,7 +113,7 @@ package enum Sys {
     }
 
     /// A new non-blocking, close-on-exec TCP socket for the address family of `address`.
-    static func tcpSocket(for address: SocketAddress) throws(SyscallError) -> Int32 {
+    package static func tcpSocket(for address: SocketAddress) throws(SyscallError) -> Int32 {
         let family: Int32
         switch address {
         case .v4: family = AF_INET
@@ -277,14 +277,14 @@ package enum Sys {
     }
 
     /// Outcome of a non-blocking connect.
-    enum ConnectResult {
+    package enum ConnectResult {
         case connected
         case inProgress
         case failed(Int32)
     }
 
     /// Starts a non-blocking connect.
-    static func connect(_ fd: Int32, to address: SocketAddress) -> ConnectResult {
+    package static func connect(_ fd: Int32, to address: SocketAddress) -> ConnectResult {
         while true {
             let rc = withSockaddr(address) { Glibc.connect(fd, $0, $1) }
             if rc == 0 { return .connected }
@@ -297,7 +297,7 @@ package enum Sys {
     }
 
     /// SO_ERROR of a socket (the result of a non-blocking connect).
-    static func pendingError(_ fd: Int32) -> Int32 {
+    package static func pendingError(_ fd: Int32) -> Int32 {
         var err: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
         if Glibc.getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 { return Glibc.errno }
