@@ -25,6 +25,7 @@ public final class MetricsHub: Sendable {
 
     private let window: Mutex<StatsWindow>
     private let events = Mutex<EventLog?>(nil)
+    private let endpointHealth = Mutex<EndpointHealth?>(nil)
     /// (listener, certificate name, notAfter) of every listener certificate now serving.
     private let certificates = Mutex<[(listener: String, name: String, notAfter: Int64)]>([])
     private let sampler = Mutex<(thread: pthread_t, stop: StopSignal)?>(nil)
@@ -71,6 +72,11 @@ public final class MetricsHub: Sendable {
         events.withLock { $0 = log }
     }
 
+    /// Adds the endpoint availability families of `health` to the exposition (`EndpointExposition`).
+    public func attach(endpointHealth health: EndpointHealth) {
+        endpointHealth.withLock { $0 = health }
+    }
+
     /// The Prometheus exposition (format 0.0.4), with the weights and version of `table`, the
     /// reload counters of the attached event log, and this process's `process_*` metrics.
     public func renderMetrics(table: RoutingTable) -> String {
@@ -79,6 +85,7 @@ public final class MetricsHub: Sendable {
         return PrometheusExposition.render(totals: totals, names: names, table: table, buildVersion: buildVersion,
                                            reloads: reloads, process: ProcessStatsReader.read())
             + renderCertificates()
+            + (endpointHealth.withLock { $0 }.map { EndpointExposition.render($0) } ?? "")
     }
 
     /// Remembers the listener certificates of `set` for `sluice_tls_certificate_expiry_timestamp_seconds`

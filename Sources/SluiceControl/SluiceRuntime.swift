@@ -95,6 +95,8 @@ public final class SluiceRuntime: @unchecked Sendable {
             try cluster.start()
         }
         try rollouts.start()
+        hub.attach(endpointHealth: server.endpointHealth)
+        admin.registerEndpointHealth(server.endpointHealth)
         let endpoints = HealthMonitor(server: server, events: events)
         try endpoints.start()
         var dns: DNSRefresher?

@@ -112,6 +112,12 @@ struct Status: ParsableCommand {
            c.status == 200, let cluster = try? JSONDecoder().decode(ClusterStatus.self, from: Data(c.body)) {
             print(cluster.text, terminator: "")
         }
+        // Endpoint availability (issue 15): ejected and unhealthy endpoints are marked.
+        if let e = try? AdminClient.request("GET", "/admin/endpoints", to: target, token: token, timeoutMillis: Int32(timeout * 1000)),
+           e.status == 200, let endpoints = try? JSONDecoder().decode(EndpointsReport.self, from: Data(e.body)),
+           !endpoints.upstreams.isEmpty {
+            print("\n" + endpoints.text, terminator: "")
+        }
         // Fault drills (issue 19), when the running sluice has any.
         if let faults = try? AdminClient.request("GET", "/admin/faults", to: target, token: token, timeoutMillis: Int32(timeout * 1000)),
            faults.status == 200, let drills = try? JSONDecoder().decode(FaultReport.self, from: Data(faults.body)),
