@@ -85,7 +85,7 @@ public struct BalancerState: Sendable {
 
     /// Picks an endpoint of `group` (index within the group) and advances the positions.
     /// Unavailable endpoints are skipped unless the group is in panic mode.
-    mutating func pick(group: Int, in table: RoutingTable) -> Int32 {
+    public mutating func pick(group: Int, in table: RoutingTable) -> Int32 {
         let start = Int(table.groupEndpointStart[group])
         let end = Int(table.groupEndpointStart[group + 1])
         if end - start == 1 {

@@ -175,6 +175,12 @@ public final class EndpointHealth: @unchecked Sendable {
         registry.withLock { r in
             var slots: [Int32] = []
             var inTable = Set<Int32>()
+            // Endpoints gone from this table retire first, so their slots can be reused below.
+            var keys = Set<Key>()
+            for group in table.upstreams { for e in group.endpoints { keys.insert(Key(upstream: group.name, address: e.address)) } }
+            for (i, key) in r.keyOf.enumerated() {
+                if let key, !keys.contains(key), !r.retired.contains(Int32(i)) { r.retired.append(Int32(i)) }
+            }
             for group in table.upstreams {
                 for e in group.endpoints {
                     let key = Key(upstream: group.name, address: e.address)
@@ -205,9 +211,6 @@ public final class EndpointHealth: @unchecked Sendable {
                     if group.availability.healthCheck == nil { _ = csluice_fetch_and(base + Slot.flags, ~EndpointHealth.downByCheck) }
                     if !outlier.isOn { _ = csluice_fetch_and(base + Slot.flags, ~EndpointHealth.ejected) }
                 }
-            }
-            for (i, key) in r.keyOf.enumerated() where key != nil && !inTable.contains(Int32(i)) {
-                if !r.retired.contains(Int32(i)) { r.retired.append(Int32(i)) }
             }
             r.generation += 1
             r.current = Assignment(table: table, slots: slots, generation: r.generation)
