@@ -44,16 +44,16 @@ enum TestSocket {
         return fd
     }
 
-    /// Listens on 127.0.0.1 on an ephemeral port; returns (fd, port).
-    static func listen() throws -> (Int32, UInt16) {
+    /// Listens on 127.0.0.1 (or another IPv4 `host`, host order) on an ephemeral port (or `port`); returns (fd, port).
+    static func listen(host: UInt32 = 0x7f00_0001, port: UInt16 = 0) throws -> (Int32, UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestError("socket failed") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var sin = sockaddr_in()
         sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_port = 0
-        sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        sin.sin_port = port.bigEndian
+        sin.sin_addr.s_addr = host.bigEndian
         var rc = withUnsafePointer(to: &sin) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

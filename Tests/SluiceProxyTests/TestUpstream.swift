@@ -50,8 +50,9 @@ final class TestUpstream: @unchecked Sendable {
     var discardBodies = false
     private let handler: @Sendable (TestMessage) -> UpstreamReply
 
-    init(discardBodies: Bool = false, handler: @escaping @Sendable (TestMessage) -> UpstreamReply) throws {
-        (listenFD, port) = try TestSocket.listen()
+    init(host: UInt32 = 0x7f00_0001, port: UInt16 = 0, discardBodies: Bool = false,
+         handler: @escaping @Sendable (TestMessage) -> UpstreamReply) throws {
+        (listenFD, self.port) = try TestSocket.listen(host: host, port: port)
         self.handler = handler
         self.discardBodies = discardBodies
         let t = Thread { [self] in acceptLoop() }
