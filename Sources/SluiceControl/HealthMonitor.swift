@@ -204,6 +204,8 @@ public final class HealthMonitor: @unchecked Sendable {
                      cause: "\(s.failures) consecutive failures; ejected for \(ConfigValues.formatDuration(nanos))")
             }
         }
+        // Endpoints no longer in the table: their ejections end quietly.
+        _ = health.endExpiredEjections(now: now)
     }
 
     /// The earliest end of a current ejection (or far away).

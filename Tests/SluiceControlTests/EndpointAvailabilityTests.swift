@@ -110,6 +110,10 @@ import Testing
         // One failing its check, one ejected: the two others take everything.
         _ = health.setDownByCheck(slots[1], true)
         health.eject(slots[2], until: .max, timesEjected: 1)
+        #expect(health.unavailableCount == 2)
+        _ = health.setDownByCheck(slots[2], true)
+        #expect(health.unavailableCount == 2, "a second flag on the same endpoint counts once")
+        _ = health.setDownByCheck(slots[2], false)
         #expect(balancer.filter(group: 0, in: table) == .availableOnly)
         #expect(Self.picks(table, &balancer, 400) == [200, 0, 0, 200])
         #expect(health.state(slots[0])?.panicPicks == 0)
@@ -124,6 +128,7 @@ import Testing
         health.endEjection(slots[2], now: 1)
         #expect(balancer.filter(group: 0, in: table) == .all)
         #expect(Self.picks(table, &balancer, 400) == [100, 100, 100, 100])
+        #expect(health.unavailableCount == 0, "the pick's one-load fast path is back")
     }
 
     @Test func aRetryPrefersAnAvailableUntriedEndpoint() throws {
@@ -173,6 +178,7 @@ import Testing
         let sb = health.assign(b)
         #expect(sb == [sa[1], sa[0]], "9003 takes 9001's freed slot")
         #expect(health.state(sb[1])?.ejected == false && health.state(sb[1])?.ejections == 0, "and starts clean")
+        #expect(health.unavailableCount == 0)
         let c = try #require(mustLoad(Self.yaml(#"{ endpoints: ["127.0.0.1:9002", "127.0.0.1:9003", "127.0.0.1:9004"] }"#))).table
         #expect(health.assign(c)[2] == -1, "beyond capacity: untracked")
         var balancer = BalancerState(table: c, health: health, slots: health.current!.slots, worker: 0)

@@ -1,3 +1,5 @@
+import CSluiceAtomics
+
 /// Per-worker smooth weighted round-robin positions, one counter per endpoint of every
 /// upstream group of one routing table. Mutated in place by `RoutingTable.decide`; owned by one
 /// worker thread (it is a value: each worker keeps its own).
@@ -22,6 +24,15 @@ public struct BalancerState: Sendable {
     public private(set) var slots: [Int32] = []
     /// The worker this state belongs to (its row of per-worker health counters).
     public private(set) var worker: Int = 0
+    /// `health`'s unavailable-endpoint count word (kept alive by `health`): the pick's fast path
+    /// reads it without touching the object (no reference counting per pick).
+    var unavailableCountWord: CountWord? = nil
+
+    /// A pointer to a shared atomic word. `@unchecked Sendable`: only read with relaxed atomic
+    /// loads, and it points into an `EndpointHealth` the same state keeps alive.
+    struct CountWord: @unchecked Sendable {
+        let pointer: UnsafeMutablePointer<UInt64>
+    }
 
     /// Zeroed positions for every endpoint of `table`. Allocates; build one per worker per table.
     public init(table: RoutingTable) {
@@ -38,6 +49,7 @@ public struct BalancerState: Sendable {
             self.health = health
             self.slots = slots
             self.worker = worker
+            self.unavailableCountWord = CountWord(pointer: health.unavailableCountPointer)
         }
     }
 
@@ -59,7 +71,7 @@ public struct BalancerState: Sendable {
     /// available (or nothing is tracked), `.panic` when fewer than half are (balance over all,
     /// counted), `.availableOnly` otherwise. A relaxed load per endpoint.
     public func filter(group: Int, in table: RoutingTable) -> EndpointFilter {
-        guard let health else { return .all }
+        guard let word = unavailableCountWord, csluice_load_relaxed(word.pointer) != 0, let health else { return .all }
         let start = Int(table.groupEndpointStart[group])
         let end = Int(table.groupEndpointStart[group + 1])
         var available = 0

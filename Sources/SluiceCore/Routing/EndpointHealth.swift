@@ -72,7 +72,7 @@ public final class EndpointHealth: @unchecked Sendable {
     public init(capacity: Int = EndpointHealth.defaultCapacity, workers: Int) {
         self.capacity = max(1, capacity)
         self.workers = max(1, workers)
-        let n = self.capacity * Slot.stride
+        let n = self.capacity * Slot.stride + Slot.stride
         let m = self.workers * self.capacity * Counter.stride
         guard let a = calloc(n, MemoryLayout<UInt64>.stride), let b = calloc(m, MemoryLayout<UInt64>.stride) else {
             fatalError("EndpointHealth: cannot allocate \(n + m) words")
@@ -87,6 +87,19 @@ public final class EndpointHealth: @unchecked Sendable {
     }
 
     // MARK: Data path (workers)
+
+    /// Slots with any flag set now (the word after the last slot). While it is 0, which is the
+    /// common case, a pick needs this one load instead of one per endpoint of the group.
+    @inlinable @inline(__always)
+    public var unavailableCount: UInt64 {
+        csluice_load_relaxed(unavailableCountPointer)
+    }
+
+    /// Where `unavailableCount` lives (valid as long as this object).
+    @inlinable
+    var unavailableCountPointer: UnsafeMutablePointer<UInt64> {
+        words.advanced(by: capacity &* Slot.stride)
+    }
 
     /// Word `offset` of `slot`.
     @inlinable @inline(__always)
@@ -208,8 +221,8 @@ public final class EndpointHealth: @unchecked Sendable {
                         csluice_store_relaxed(base + Slot.threshold, UInt64(outlier.consecutiveFailures))
                         csluice_store_relaxed(base + Slot.failures, 0)
                     }
-                    if group.availability.healthCheck == nil { _ = csluice_fetch_and(base + Slot.flags, ~EndpointHealth.downByCheck) }
-                    if !outlier.isOn { _ = csluice_fetch_and(base + Slot.flags, ~EndpointHealth.ejected) }
+                    if group.availability.healthCheck == nil { _ = clearFlag(slot, EndpointHealth.downByCheck) }
+                    if !outlier.isOn { _ = clearFlag(slot, EndpointHealth.ejected) }
                 }
             }
             r.generation += 1
@@ -223,7 +236,35 @@ public final class EndpointHealth: @unchecked Sendable {
         registry.withLock { $0.current }
     }
 
+    /// Sets `bit` in `slot`'s flags, counting the slot unavailable if it was not; returns the old flags.
+    private func setFlag(_ slot: Int32, _ bit: UInt64) -> UInt64 {
+        let old = csluice_fetch_or(words + Int(slot) * Slot.stride + Slot.flags, bit)
+        if old == 0 { _ = csluice_fetch_add(words + capacity * Slot.stride, 1) }
+        return old
+    }
+
+    /// Clears `bit` in `slot`'s flags, counting the slot available if it now is; returns the old flags.
+    private func clearFlag(_ slot: Int32, _ bit: UInt64) -> UInt64 {
+        let old = csluice_fetch_and(words + Int(slot) * Slot.stride + Slot.flags, ~bit)
+        if old != 0 && old & ~bit == 0 { _ = csluice_fetch_add(words + capacity * Slot.stride, UInt64.max) }
+        return old
+    }
+
+    /// Ends every ejection whose time is over, on any slot, including those of endpoints no
+    /// longer in a table (so they do not keep `unavailableCount` up); returns the slots ended.
+    /// Monitor only.
+    public func endExpiredEjections(now: UInt64) -> [Int32] {
+        let used = registry.withLock { $0.keyOf.count }
+        var ended: [Int32] = []
+        for i in 0..<Int32(used) where word(i, Slot.flags) & EndpointHealth.ejected != 0 && word(i, Slot.ejectedUntil) <= now {
+            endEjection(i, now: now)
+            ended.append(i)
+        }
+        return ended
+    }
+
     private func reset(_ slot: Int32) {
+        _ = clearFlag(slot, EndpointHealth.downByCheck | EndpointHealth.ejected)
         let base = words + Int(slot) * Slot.stride
         for i in 0..<Slot.stride { csluice_store_relaxed(base + i, 0) }
         for w in 0..<workers {
@@ -240,8 +281,7 @@ public final class EndpointHealth: @unchecked Sendable {
     /// Sets or clears the check flag; returns true when it changed (monitor only).
     public func setDownByCheck(_ slot: Int32, _ down: Bool) -> Bool {
         guard slot >= 0 else { return false }
-        let p = words + Int(slot) * Slot.stride + Slot.flags
-        let old = down ? csluice_fetch_or(p, EndpointHealth.downByCheck) : csluice_fetch_and(p, ~EndpointHealth.downByCheck)
+        let old = down ? setFlag(slot, EndpointHealth.downByCheck) : clearFlag(slot, EndpointHealth.downByCheck)
         return (old & EndpointHealth.downByCheck != 0) != down
     }
 
@@ -253,7 +293,7 @@ public final class EndpointHealth: @unchecked Sendable {
         csluice_store_relaxed(base + Slot.timesEjected, timesEjected)
         csluice_store_relaxed(base + Slot.failures, 0)
         _ = csluice_fetch_add(base + Slot.ejections, 1)
-        _ = csluice_fetch_or(base + Slot.flags, EndpointHealth.ejected)
+        _ = setFlag(slot, EndpointHealth.ejected)
     }
 
     /// Ends `slot`'s ejection at `now` (monitor only).
@@ -261,7 +301,7 @@ public final class EndpointHealth: @unchecked Sendable {
         let base = words + Int(slot) * Slot.stride
         csluice_store_relaxed(base + Slot.failures, 0)
         csluice_store_relaxed(base + Slot.returnedAt, now)
-        _ = csluice_fetch_and(base + Slot.flags, ~EndpointHealth.ejected)
+        _ = clearFlag(slot, EndpointHealth.ejected)
     }
 
     /// What the monitor, metrics and `sluice status` read about one slot.
