@@ -184,4 +184,29 @@ import Testing
         var balancer = BalancerState(table: c, health: health, slots: health.current!.slots, worker: 0)
         #expect(Self.picks(c, &balancer, 3) == [1, 1, 1])
     }
+
+    @Test func theEndpointsReportMarksEjectedAndUnhealthyEndpoints() throws {
+        let table = try #require(mustLoad(Self.yaml(Self.fourEndpoints))).table
+        let health = EndpointHealth(capacity: 16, workers: 1)
+        let slots = health.assign(table)
+        health.eject(slots[1], until: 5_000_000_000, timesEjected: 1)
+        _ = health.setDownByCheck(slots[2], true)
+        _ = health.setDownByCheck(slots[3], true)
+        _ = health.recordFailure(slot: slots[0], worker: 0)
+        let report = EndpointsReport.build(health, now: 2_500_000_000)
+        let group = try #require(report.upstreams.first)
+        #expect(group.upstream == "app" && group.panic, "one of four available")
+        #expect(group.endpoints.map(\.state) == ["up", "ejected", "unhealthy", "unhealthy"])
+        #expect(group.endpoints[1].ejectedForSeconds == 2.5 && group.endpoints[1].ejections == 1)
+        #expect(group.endpoints[0].requests == 1 && group.endpoints[0].errors == 1 && group.endpoints[0].consecutiveFailures == 1)
+        let text = report.text
+        #expect(text.contains("app [panic]"))
+        #expect(text.contains("DOWN: ejected (2.5s left)"))
+        #expect(text.contains("DOWN: unhealthy"))
+        let exposition = EndpointExposition.render(health)
+        #expect(exposition.contains("sluice_upstream_endpoint_up{upstream=\"app\",endpoint=\"127.0.0.1:9002\"} 0"))
+        #expect(exposition.contains("sluice_upstream_endpoint_up{upstream=\"app\",endpoint=\"127.0.0.1:9001\"} 1"))
+        #expect(exposition.contains("sluice_upstream_panic{upstream=\"app\"} 1"))
+        #expect(exposition.contains("# TYPE sluice_upstream_ejections_total counter"))
+    }
 }

@@ -185,6 +185,14 @@ struct EndpointHealthTests {
         #expect(panic.statuses.allSatisfy { $0 == 200 })
         #expect(proxy.metrics()["sluice_upstream_panic_total{upstream=\"app\"}"] == 30)
         #expect(proxy.metrics()["sluice_upstream_panic{upstream=\"app\"}"] == 1)
+        // The exposition with the endpoint families stays valid.
+        if let promtool = DeployTests.onPath("promtool") {
+            let file = NSTemporaryDirectory() + "sluice-endpoint-metrics-\(getpid()).txt"
+            try proxy.hub.renderMetrics(table: proxy.server.table).write(toFile: file, atomically: true, encoding: .utf8)
+            defer { unlink(file) }
+            let check = try DeployTests.run("/bin/sh", ["-c", "\"$0\" check metrics < \"$1\"", promtool, file])
+            #expect(check.status == 0, "promtool check metrics:\n\(check.output)")
+        }
     }
 
     @Test func aTLSGroupIsCheckedByConnectingAndAConnectCheckFailsOnARefusedPort() throws {
