@@ -23,29 +23,31 @@ public final class HealthMonitor: @unchecked Sendable {
     private let health: EndpointHealth
     private let signal: WakeFD?
     private let events: EventLog?
-    private let isTLS: @Sendable (String) -> Bool
+    private let tlsFor: @Sendable (String) -> UpstreamTLS?
     private let clock: @Sendable () -> UInt64
     private let log = Logger(label: "sluice")
     private let running = Mutex<pthread_t?>(nil)
     private let stopping = Mutex(false)
 
     private var probes: [Int32: HealthProbe] = [:]
+    /// TLS contexts for checks, by group name (rebuilt when the group's settings change).
+    private var tlsContexts: [String: HealthCheckTLSContext] = [:]
     private var generation: UInt64 = 0
     private var rng = SystemRandomNumberGenerator()
 
     /// A monitor for `server`'s endpoints, recording changes in `events`.
     public convenience init(server: ProxyServer, events: EventLog?) {
         self.init(health: server.endpointHealth, signal: server.healthSignal, events: events,
-                  isTLS: { [server] name in server.tls.upstreams[name] != nil })
+                  tlsFor: { [server] name in server.tls.upstreams[name] })
     }
 
-    /// A monitor of `health` woken by `signal`; `isTLS` tells which groups speak TLS (checked by connect only).
-    package init(health: EndpointHealth, signal: WakeFD?, events: EventLog?, isTLS: @escaping @Sendable (String) -> Bool = { _ in false },
+    /// A monitor of `health` woken by `signal`; `tlsFor` gives a group's TLS settings (nil: plain TCP).
+    package init(health: EndpointHealth, signal: WakeFD?, events: EventLog?, tlsFor: @escaping @Sendable (String) -> UpstreamTLS? = { _ in nil },
                  clock: @escaping @Sendable () -> UInt64 = { ControlClock.monotonicNanos() }) {
         self.health = health
         self.signal = signal
         self.events = events
-        self.isTLS = isTLS
+        self.tlsFor = tlsFor
         self.clock = clock
     }
 
@@ -133,19 +135,29 @@ public final class HealthMonitor: @unchecked Sendable {
     /// and drops the rest.
     private func rebuildProbes(_ a: EndpointHealth.Assignment, now: UInt64) {
         var next: [Int32: HealthProbe] = [:]
+        var contexts: [String: HealthCheckTLSContext] = [:]
         for (gi, group) in a.table.upstreams.enumerated() {
             guard let spec = group.availability.healthCheck else { continue }
-            let tls = isTLS(group.name)
+            var tls: HealthCheckTLSContext?
+            if let config = tlsFor(group.name) {
+                if let c = tlsContexts[group.name], c.config === config {
+                    tls = c
+                } else {
+                    tls = HealthCheckTLSContext(config: config)
+                    if tls == nil { log.warning("cannot make a TLS context for health checks", metadata: ["upstream": "\(group.name)"]) }
+                }
+                contexts[group.name] = tls
+            }
             for (ei, e) in group.endpoints.enumerated() {
                 let slot = a.slots[a.table.flatIndex(upstream: Int32(gi), endpoint: Int32(ei))]
                 guard slot >= 0, next[slot] == nil else { continue }
                 if let p = probes[slot] {
-                    p.update(spec: spec, connectOnly: tls)
+                    p.update(spec: spec, tls: tls)
                     next[slot] = p
                 } else {
                     let jitter = UInt64.random(in: 0..<max(1, spec.intervalNanos), using: &rng)
                     let p = HealthProbe(slot: slot, upstream: group.name, label: e.label, address: e.address, spec: spec,
-                                        connectOnly: tls, firstDue: now &+ jitter)
+                                        tls: tls, firstDue: now &+ jitter)
                     // An endpoint already marked down (kept across a reload) starts from that verdict.
                     if health.state(slot)?.downByCheck == true { p.verdict = ActiveCheckState(healthy: false) }
                     next[slot] = p
@@ -154,6 +166,7 @@ public final class HealthMonitor: @unchecked Sendable {
         }
         for (slot, p) in probes where next[slot] == nil { p.closeSocket() }
         probes = next
+        tlsContexts = contexts
     }
 
     /// A check ended: the verdict moves, and a change is published and recorded.

@@ -8,7 +8,7 @@ import SluiceProxy
 
 /// One endpoint's active health check, as the health monitor's thread runs it: a non-blocking
 /// connect, an HTTP/1.1 `GET` with `Host` and `Connection: close`, and the status line read back;
-/// for a TLS group, the TCP connect alone (see README). Owned by the monitor thread only.
+/// over TLS (verified like requests) for a group with `tls:`. Owned by the monitor thread only.
 final class HealthProbe {
     /// Where a check in progress is.
     enum Phase: Equatable {
@@ -28,8 +28,12 @@ final class HealthProbe {
     let label: String
     let address: SocketAddress
     private(set) var spec: HealthCheckSpec
-    /// Connect-only check (the group speaks TLS).
-    private(set) var connectOnly: Bool
+    /// The group's TLS for checks (nil: plain TCP).
+    private(set) var tls: HealthCheckTLSContext?
+    /// The check's TLS session (while one is in progress over TLS).
+    private var session: HealthCheckTLSSession?
+    /// The endpoint's latest TLS session, offered by the next check.
+    private let tlsSlot = HealthCheckTLSSlot()
     /// The verdict so far.
     var verdict = ActiveCheckState()
     /// When the next check starts (monotonic nanos).
@@ -47,14 +51,14 @@ final class HealthProbe {
     /// Status of the last answered check (0: none).
     private(set) var lastStatus = 0
 
-    init(slot: Int32, upstream: String, label: String, address: SocketAddress, spec: HealthCheckSpec, connectOnly: Bool,
+    init(slot: Int32, upstream: String, label: String, address: SocketAddress, spec: HealthCheckSpec, tls: HealthCheckTLSContext?,
          firstDue: UInt64) {
         self.slot = slot
         self.upstream = upstream
         self.label = label
         self.address = address
         self.spec = spec
-        self.connectOnly = connectOnly
+        self.tls = tls
         self.nextDue = firstDue
         buildRequest()
     }
@@ -62,10 +66,10 @@ final class HealthProbe {
     deinit { closeSocket() }
 
     /// Takes new settings (a reload); the verdict is kept.
-    func update(spec: HealthCheckSpec, connectOnly: Bool) {
-        guard spec != self.spec || connectOnly != self.connectOnly else { return }
+    func update(spec: HealthCheckSpec, tls: HealthCheckTLSContext?) {
+        self.tls = tls
+        guard spec != self.spec else { return }
         self.spec = spec
-        self.connectOnly = connectOnly
         buildRequest()
     }
 
@@ -89,8 +93,7 @@ final class HealthProbe {
         }
         switch Sys.connect(fd, to: address) {
         case .connected:
-            if connectOnly { return finish(true, "") }
-            phase = .sending
+            if let failed = beginSending() { return failed }
         case .inProgress:
             phase = .connecting
         case .failed(let e):
@@ -103,9 +106,35 @@ final class HealthProbe {
     var pollEvents: Int16 {
         switch phase {
         case .idle: return 0
-        case .connecting, .sending: return Int16(POLLOUT)
-        case .reading: return Int16(POLLIN)
+        case .connecting: return Int16(POLLOUT)
+        case .sending: return session?.writeWantsRead == true ? Int16(POLLIN) : Int16(POLLOUT)
+        case .reading: return session?.readWantsWrite == true ? Int16(POLLOUT) : Int16(POLLIN)
         }
+    }
+
+    /// The connect completed: over TLS, a session on the socket; then the request is sent.
+    /// Returns the failed result when the session cannot be made.
+    private func beginSending() -> Bool? {
+        if let tls {
+            guard let s = tls.session(fd: fd, label: label, slot: tlsSlot) else { return finish(false, "TLS session failed") }
+            session = s
+        }
+        phase = .sending
+        return nil
+    }
+
+    private func send(_ ptr: UnsafeRawPointer, _ count: Int) -> IOResult {
+        session.map { $0.write(ptr, count) } ?? Sys.write(fd, ptr, count)
+    }
+
+    private func receive(_ ptr: UnsafeMutableRawPointer, _ count: Int) -> IOResult {
+        session.map { $0.read(ptr, count) } ?? Sys.read(fd, ptr, count)
+    }
+
+    /// Why the transport failed: the TLS failure when there is one.
+    private func transportFailure(_ what: String) -> String {
+        if let f = session?.failure, !f.isEmpty { return "TLS: \(f)" }
+        return what
     }
 
     /// Advances the check after poll reported `revents`; returns the result when it ended.
@@ -117,16 +146,15 @@ final class HealthProbe {
                 if revents & Int16(POLLHUP | POLLERR) != 0 { return finish(false, "connect: connection failed") }
                 return nil
             }
-            if connectOnly { return finish(true, "") }
-            phase = .sending
+            if let failed = beginSending() { return failed }
         }
         if phase == .sending {
             while sent < request.count {
-                let r = request.withUnsafeBytes { Sys.write(fd, $0.baseAddress! + sent, request.count - sent) }
+                let r = request.withUnsafeBytes { send($0.baseAddress! + sent, request.count - sent) }
                 switch r {
                 case .done(let n): sent += n
                 case .wouldBlock: return nil
-                case .eof, .failed: return finish(false, "send failed")
+                case .eof, .failed: return finish(false, transportFailure("send failed"))
                 }
             }
             phase = .reading
@@ -135,7 +163,7 @@ final class HealthProbe {
         if phase == .reading {
             var chunk = [UInt8](repeating: 0, count: 512)
             while true {
-                let r = chunk.withUnsafeMutableBytes { Sys.read(fd, $0.baseAddress!, 512) }
+                let r = chunk.withUnsafeMutableBytes { receive($0.baseAddress!, 512) }
                 switch r {
                 case .done(let n):
                     response.append(contentsOf: chunk[0..<n])
@@ -145,7 +173,7 @@ final class HealthProbe {
                     return nil
                 case .eof, .failed:
                     if let status = statusCode() { return judge(status) }
-                    return finish(false, response.isEmpty ? "closed without answering" : "not an HTTP response")
+                    return finish(false, response.isEmpty ? transportFailure("closed without answering") : "not an HTTP response")
                 }
             }
         }
@@ -186,6 +214,8 @@ final class HealthProbe {
 
     /// Closes the check's socket (if any) and goes idle.
     func closeSocket() {
+        session?.close()
+        session = nil
         if fd >= 0 { Sys.close(fd) }
         fd = -1
         phase = .idle

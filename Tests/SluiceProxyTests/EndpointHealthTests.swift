@@ -195,21 +195,43 @@ struct EndpointHealthTests {
         }
     }
 
-    @Test func aTLSGroupIsCheckedByConnectingAndAConnectCheckFailsOnARefusedPort() throws {
-        let live = try Switchable("live")
-        defer { live.stop() }
+    /// A `tls:` group is checked over TLS, verified like requests (`openssl s_server -www`
+    /// answers any GET with 200): the right CA and name pass, a wrong name fails the check.
+    @Test func aTLSGroupIsCheckedOverVerifiedTLS() throws {
+        let f = try TLSFixture()
+        defer { f.remove() }
+        let port = try TestSocket.closedPort()
+        let server = try ChildProcess("/usr/bin/openssl", ["s_server", "-accept", "127.0.0.1:\(port)", "-cert", f.path("b.pem"),
+                                                           "-key", f.path("b.key"), "-www"])
+        defer { server.stop() }
+        #expect(server.waitFor("ACCEPT"))
         let dead = try TestSocket.refusedPort()
+        let check = "health_check: { interval: 100ms, timeout: 90ms, healthy: 1, unhealthy: 1 }"
+        let yaml = """
+            listeners: [{ name: public, address: 127.0.0.1:0 }]
+            upstreams:
+              good: { endpoints: ["127.0.0.1:\(port)", "127.0.0.1:\(dead)"], tls: { ca: \(f.path("ca.pem")), server_name: b.test }, \(check) }
+              wrongname: { endpoints: ["127.0.0.1:\(port)"], tls: { ca: \(f.path("ca.pem")), server_name: a.test }, \(check) }
+            routes:
+              - { name: good, match: { path_prefix: /good }, upstream: good }
+              - { name: bad, match: { path_prefix: /bad }, upstream: wrongname }
+            """
+        let config = try ConfigLoader.parse(yaml: yaml, file: "t.yaml")
         let health = EndpointHealth(capacity: 8, workers: 1)
-        let table = try ConfigLoader.parse(yaml: Self.yaml([live.port, dead], "health_check: { interval: 50ms, timeout: 40ms, unhealthy: 1 }"),
-                                           file: "t.yaml").table
-        let slots = health.assign(table)
-        let monitor = HealthMonitor(health: health, signal: nil, events: nil, isTLS: { _ in true })
+        let slots = health.assign(config.table)
+        let tls = config.tls
+        let events = EventLog()
+        let monitor = HealthMonitor(health: health, signal: nil, events: events, tlsFor: { tls.upstreams[$0] })
         try monitor.start()
         defer { monitor.stop() }
-        #expect(eventually(3) { health.state(slots[1])?.downByCheck == true })
-        usleep(200_000)
-        #expect(health.isAvailable(slots[0]), "a connect-only check passes on a listening port")
-        #expect(live.checks == 0, "no HTTP request is sent to a TLS group")
+        #expect(eventually(5) { health.state(slots[2])?.downByCheck == true }, "the wrong name fails verification")
+        #expect(eventually(5) { health.state(slots[1])?.downByCheck == true }, "a refused connect fails")
+        // Several checks of the good endpoint ran meanwhile (every 100 ms, one failure is enough to mark it down).
+        usleep(300_000)
+        #expect(health.isAvailable(slots[0]), "verified TLS check with a 200: healthy")
+        #expect(!events.recent().contains { $0.details["upstream"] == "good" && $0.details["endpoint"] == "127.0.0.1:\(port)" })
+        let cause = events.recent().first { $0.details["upstream"] == "wrongname" && $0.details["action"] == "unhealthy" }?.cause ?? ""
+        #expect(cause.contains("TLS"), "\(cause)")
     }
 }
 
