@@ -195,6 +195,43 @@ struct EndpointHealthTests {
         }
     }
 
+    /// What `sluice run` wires: the runtime starts the health monitor (outlier detection on by
+    /// default), serves `GET /admin/endpoints` and the endpoint metrics, and stops it all.
+    @Test func theRuntimeRunsTheMonitorAndServesTheEndpointsReport() throws {
+        let ups = try (0..<4).map { try Switchable("u\($0)") }
+        defer { ups.forEach { $0.stop() } }
+        ups[3].status.withLock { $0 = 502 }
+        let yaml = Self.yaml(ups.map(\.port), "outlier: { base_ejection: 30s }")
+        let proxy = try ControlledProxy(yaml: yaml, workers: 2, adminToken: "t0ken", withAdmin: true)
+        defer { proxy.stop() }
+        // Default outlier detection: 5 consecutive failures eject the failing endpoint.
+        for _ in 0..<6 {
+            let fd = try TestSocket.connect(port: proxy.port)
+            defer { close(fd) }
+            let reader = TestReader(fd: fd)
+            for _ in 0..<4 {
+                try TestSocket.send(fd, "GET /w HTTP/1.1\r\nHost: x\r\n\r\n")
+                _ = try reader.readMessage(isResponse: true)
+            }
+        }
+        #expect(eventually(3) { proxy.events.recent().contains { $0.kind == .endpoint && $0.details["action"] == "ejected" } })
+        let response = try AdminClient.request("GET", "/admin/endpoints", to: proxy.admin!.boundAddress!, token: "t0ken")
+        #expect(response.status == 200)
+        let report = try JSONDecoder().decode(EndpointsReport.self, from: Data(response.body))
+        let states = report.upstreams.first?.endpoints.map(\.state) ?? []
+        #expect(states == ["up", "up", "up", "ejected"], "\(states)")
+        let metrics = try AdminClient.request("GET", "/metrics", to: proxy.admin!.boundAddress!, token: "t0ken").text
+        #expect(metrics.contains("sluice_upstream_ejections_total{upstream=\"app\",endpoint=\"127.0.0.1:\(ups[3].port)\"} 1"))
+        let before = ups[3].served
+        let fd = try TestSocket.connect(port: proxy.port)
+        defer { close(fd) }
+        for _ in 0..<12 {
+            try TestSocket.send(fd, "GET /w HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try TestReader(fd: fd).readMessage(isResponse: true)?.status == 200)
+        }
+        #expect(ups[3].served == before)
+    }
+
     /// A `tls:` group is checked over TLS, verified like requests (`openssl s_server -www`
     /// answers any GET with 200): the right CA and name pass, a wrong name fails the check.
     @Test func aTLSGroupIsCheckedOverVerifiedTLS() throws {
