@@ -165,6 +165,8 @@ public final class EndpointHealth: @unchecked Sendable {
         var keyOf: [Key?] = []
         /// Slots whose key is in no table since, oldest first (reused only when none is left unused).
         var retired: [Int32] = []
+        /// The same slots as a set (membership without scanning).
+        var retiredSet = Set<Int32>()
         var current: Assignment? = nil
         var generation: UInt64 = 0
     }
@@ -192,7 +194,7 @@ public final class EndpointHealth: @unchecked Sendable {
             var keys = Set<Key>()
             for group in table.upstreams { for e in group.endpoints { keys.insert(Key(upstream: group.name, address: e.address)) } }
             for (i, key) in r.keyOf.enumerated() {
-                if let key, !keys.contains(key), !r.retired.contains(Int32(i)) { r.retired.append(Int32(i)) }
+                if let key, !keys.contains(key), r.retiredSet.insert(Int32(i)).inserted { r.retired.append(Int32(i)) }
             }
             for group in table.upstreams {
                 for e in group.endpoints {
@@ -200,13 +202,14 @@ public final class EndpointHealth: @unchecked Sendable {
                     var slot: Int32 = -1
                     if let s = r.byKey[key] {
                         slot = s
-                        if let i = r.retired.firstIndex(of: s) { r.retired.remove(at: i) }
+                        if r.retiredSet.remove(s) != nil, let i = r.retired.firstIndex(of: s) { r.retired.remove(at: i) }
                     } else if r.keyOf.count < capacity {
                         slot = Int32(r.keyOf.count)
                         r.keyOf.append(key)
                         r.byKey[key] = slot
                     } else if let i = r.retired.firstIndex(where: { !inTable.contains($0) }) {
                         slot = r.retired.remove(at: i)
+                        r.retiredSet.remove(slot)
                         if let old = r.keyOf[Int(slot)] { r.byKey[old] = nil }
                         r.keyOf[Int(slot)] = key
                         r.byKey[key] = slot
