@@ -5,9 +5,11 @@ import SluiceCore
 public struct EndpointsReport: Codable, Sendable, Equatable {
     /// One upstream group.
     public struct Group: Codable, Sendable, Equatable {
+        /// The upstream's name.
         public var upstream: String
         /// Fewer than half of the endpoints are available: balanced over all of them.
         public var panic: Bool
+        /// Its endpoints in table order.
         public var endpoints: [EndpointRow]
     }
 
@@ -21,8 +23,11 @@ public struct EndpointsReport: Codable, Sendable, Equatable {
         public var state: String
         /// Seconds left of the current ejection (0 when not ejected).
         public var ejectedForSeconds: Double
+        /// Times outlier detection ejected it.
         public var ejections: UInt64
+        /// Attempts sent to it (summed over workers).
         public var requests: UInt64
+        /// Attempts that failed (as outlier detection counts failures).
         public var errors: UInt64
         /// Consecutive failures counted towards the next ejection.
         public var consecutiveFailures: UInt64
@@ -33,6 +38,7 @@ public struct EndpointsReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// Every upstream group of the serving table.
     public var upstreams: [Group]
 
     /// The report for `health`'s current table at monotonic time `now`.

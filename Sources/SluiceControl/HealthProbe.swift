@@ -24,9 +24,13 @@ final class HealthProbe {
 
     /// The endpoint's health slot (its identity across tables).
     let slot: Int32
+    /// The group's name (for events).
     let upstream: String
+    /// The endpoint as written (the default `Host`, and the TLS name).
     let label: String
+    /// The address checked.
     let address: SocketAddress
+    /// The group's check settings.
     private(set) var spec: HealthCheckSpec
     /// The group's TLS for checks (nil: plain TCP).
     private(set) var tls: HealthCheckTLSContext?
@@ -51,6 +55,7 @@ final class HealthProbe {
     /// Status of the last answered check (0: none).
     private(set) var lastStatus = 0
 
+    /// A probe of `address` whose first check is due at `firstDue`.
     init(slot: Int32, upstream: String, label: String, address: SocketAddress, spec: HealthCheckSpec, tls: HealthCheckTLSContext?,
          firstDue: UInt64) {
         self.slot = slot

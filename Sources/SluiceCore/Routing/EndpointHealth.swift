@@ -48,15 +48,19 @@ public final class EndpointHealth: @unchecked Sendable {
         @usableFromInline static let timesEjected = 5
         /// Monotonic nanos the last ejection ended (for the decay).
         @usableFromInline static let returnedAt = 6
+        /// Words per slot (one cache line).
         @usableFromInline static let stride = 8
     }
 
     /// Word offsets of one worker's counters for one slot.
     @usableFromInline enum Counter {
+        /// Attempts with an outcome.
         @usableFromInline static let requests = 0
+        /// Attempts that failed.
         @usableFromInline static let errors = 1
         /// Picks made in panic mode with this endpoint chosen.
         @usableFromInline static let panicPicks = 2
+        /// Words per (worker, slot).
         @usableFromInline static let stride = 4
     }
 
@@ -323,8 +327,12 @@ public final class EndpointHealth: @unchecked Sendable {
         public var timesEjected: UInt64
         /// When the last ejection ended (monotonic nanos, 0: never).
         public var returnedAt: UInt64
-        /// Attempts and failures summed over workers, and panic-mode picks.
-        public var requests: UInt64, errors: UInt64, panicPicks: UInt64
+        /// Attempts summed over workers.
+        public var requests: UInt64
+        /// Failed attempts summed over workers.
+        public var errors: UInt64
+        /// Panic-mode picks of this endpoint summed over workers.
+        public var panicPicks: UInt64
         /// Neither failing checks nor ejected.
         public var available: Bool { !downByCheck && !ejected }
     }
