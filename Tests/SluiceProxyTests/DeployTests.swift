@@ -58,6 +58,14 @@ import Yams
 
     /// Every metric name a scrape of Sluice can contain (histograms with their _bucket, _sum and
     /// _count), from the real renderers' TYPE lines.
+    /// The endpoint availability families (rendered once a table with an upstream was published).
+    static func endpointFamilies() -> String {
+        let health = EndpointHealth(capacity: 4, workers: 1)
+        health.assign(RoutingTable(version: 1, upstreams: [
+            UpstreamGroup(name: "app", endpoints: [Endpoint(address: .v4(0x7f00_0001, port: 9), label: "127.0.0.1:9")])], routes: []))
+        return EndpointExposition.render(health)
+    }
+
     static func exportedMetricNames() -> Set<String> {
         let table = RoutingTable(version: 1, upstreams: [], routes: [])
         let totals = MetricsTotals(seriesCount: 1, listenerCount: 0, upstreamCount: 0)
@@ -66,6 +74,7 @@ import Yams
             totals: totals, names: names, table: table, buildVersion: "t", reloads: ReloadCounters(),
             process: ProcessStats(cpuSeconds: 0, residentBytes: 0, virtualBytes: 0, openFDs: 0, maxFDs: 1, startTimeSeconds: 0))
             + RolloutExposition.render([])
+            + endpointFamilies()
         var out = Set<String>()
         // Rendered by MetricsHub only when a listener has TLS certificates (no files needed here:
         // the source is checked to still emit the family).
@@ -221,7 +230,7 @@ import Yams
             }
         }
         #expect(alerts == ["SluiceCanaryErrorRatioAboveBaseline", "SluiceCanaryLatencyAboveBaseline", "SluiceRolloutRolledBack",
-                           "SluiceConfigReloadFailing", "SluiceCertificateExpiresSoon"])
+                           "SluiceConfigReloadFailing", "SluiceCertificateExpiresSoon", "SluiceUpstreamPanic"])
         let exported = Self.exportedMetricNames()
         for e in exprs {
             for n in Self.metricNames(in: e) {
