@@ -10,21 +10,22 @@ extension ConfigCompiler {
     /// The availability settings of an upstream mapping (defaults for absent keys).
     mutating func compileAvailability(_ m: YAMLMap) -> EndpointAvailabilitySpec {
         var spec = EndpointAvailabilitySpec()
+        spec.dnsRefreshNanos = defaultDNSRefresh
         if let n = m["health_check"] { spec.healthCheck = compileHealthCheck(n, m.path("health_check")) }
         if let n = m["outlier"], let o = compileOutlier(n, m.path("outlier")) { spec.outlier = o }
-        if let n = m["dns_refresh"] {
-            if case .scalar(let s) = n, s.string == "off" {
-                spec.dnsRefreshNanos = 0
-            } else if let d = reader.duration(n, m.path("dns_refresh"), max: 86_400_000_000_000) {
-                if d < 1_000_000_000 {
-                    reader.report(n, m.path("dns_refresh"), "dns_refresh must be at least 1s (or `off`)",
-                                  hint: "e.g. `dns_refresh: 30s`")
-                } else {
-                    spec.dnsRefreshNanos = d
-                }
-            }
-        }
+        if let n = m["dns_refresh"], let d = compileDNSRefresh(n, m.path("dns_refresh")) { spec.dnsRefreshNanos = d }
         return spec
+    }
+
+    /// `dns_refresh:` (top level or per upstream): a duration of at least 1 s, or `off` (0).
+    mutating func compileDNSRefresh(_ n: Node, _ path: String) -> UInt64? {
+        if case .scalar(let s) = n, s.string == "off" { return 0 }
+        guard let d = reader.duration(n, path, max: 86_400_000_000_000) else { return nil }
+        guard d >= 1_000_000_000 else {
+            reader.report(n, path, "dns_refresh must be at least 1s (or `off`)", hint: "e.g. `dns_refresh: 30s`")
+            return nil
+        }
+        return d
     }
 
     /// `health_check: { path, interval, timeout, healthy, unhealthy, expect, host }`.

@@ -18,7 +18,7 @@ struct ConfigCompiler {
 
     /// Top-level keys.
     static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies",
-                          "state_file", "path_normalization", "forward_normalized_path", "cluster", "metrics"]
+                          "state_file", "path_normalization", "forward_normalized_path", "cluster", "metrics", "dns_refresh"]
 
     /// `$SLUICE_ADMIN_TOKEN`, the admin token used when the config gives none.
     let environmentToken: String?
@@ -47,6 +47,7 @@ struct ConfigCompiler {
         let trustedProxies = top["trusted_proxies"].map { compileTrustedProxies($0) } ?? []
         let stateFile = top["state_file"].map { compileStateFile($0) } ?? .default
         let cluster = top["cluster"].flatMap { compileCluster($0) }
+        if let n = top["dns_refresh"], let d = compileDNSRefresh(n, "dns_refresh") { defaultDNSRefresh = d }
         let upstreams = top["upstreams"].map { compileUpstreams($0) } ?? []
         var routeCompiler = RouteCompiler(upstreams: upstreams)
         if let n = top["path_normalization"], let b = reader.bool(n, "path_normalization") { routeCompiler.defaultPathNormalization = b }
@@ -78,6 +79,8 @@ struct ConfigCompiler {
 
     /// TLS settings of the listeners compiled so far (by listener index) and of upstream groups.
     var tlsSet = TLSSet()
+    /// Top-level `dns_refresh:`, the default of every upstream's (nanoseconds, 0: off).
+    var defaultDNSRefresh: UInt64 = 30_000_000_000
     /// Things that are valid but worth a warning (`sluice check` prints them).
     var warnings: [String] = []
 

@@ -78,6 +78,17 @@ import Testing
                 "\(c.key): \(d.map(\.description))")
     }
 
+    @Test func aTopLevelDNSRefreshIsEveryUpstreamsDefault() throws {
+        let yaml = Self.yaml(#"{ endpoints: ["127.0.0.1:9001"] }"#)
+            .replacingOccurrences(of: "upstreams:\n  app:", with: "upstreams:\n  own: { endpoints: [\"127.0.0.1:9002\"], dns_refresh: 2s }\n  app:")
+        let config = try #require(mustLoad("dns_refresh: 1m\n" + yaml))
+        #expect(config.table.upstreams.map(\.availability.dnsRefreshNanos) == [2_000_000_000, 60_000_000_000])
+        let off = try #require(mustLoad("dns_refresh: off\n" + yaml))
+        #expect(off.table.upstreams.map(\.availability.dnsRefreshNanos) == [2_000_000_000, 0])
+        let bad = diagnostics("dns_refresh: 10ms\n" + yaml)
+        #expect(bad.contains { $0.keyPath == "dns_refresh" && $0.message.contains("at least 1s") })
+    }
+
     @Test func aHostNameBecomesOneEndpointPerAddress() throws {
         let resolver = HostResolver { name in
             name == "app.internal" ? .success([.v4(0x0a00_0002, port: 0), .v4(0x0a00_0001, port: 0), .v6(hi: 0, lo: 1, port: 0),
