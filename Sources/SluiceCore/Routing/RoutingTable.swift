@@ -129,6 +129,7 @@ public final class RoutingTable: Sendable {
                 sticky: spec.sticky, cohortHeader: spec.cohortHeader, cohortResponseHeader: spec.cohortResponseHeader,
                 rollout: spec.rollout, upgrade: spec.upgrade, compression: spec.compression,
                 normalizesPath: spec.pathNormalization, forwardNormalizedPath: spec.forwardNormalizedPath))
+            routes[routes.count - 1].retry = spec.retry
         }
         var weights: [Int] = []
         var starts: [Int32] = []

@@ -50,8 +50,12 @@ enum SeriesLayout {
     @usableFromInline static let gateExcludedRequests = faultsDelay + 1
     /// 5xx among `gateExcludedRequests`.
     @usableFromInline static let gateExcludedErrors = gateExcludedRequests + 1
+    /// Retries (`sluice_upstream_retries_total`), one word per `RetryCause.labels` entry.
+    @usableFromInline static let retries = gateExcludedErrors + 1
+    /// Requests of this (failed) cohort sent on to the route's baseline (`sluice_fallbacks_total`).
+    @usableFromInline static let fallbacks = retries + 6
     /// Words per series.
-    @usableFromInline static let stride = gateExcludedErrors + 1
+    @usableFromInline static let stride = fallbacks + 1
 
     /// The status-code word for `status`: 1...500 for 100...599, 0 for anything else.
     @inlinable @inline(__always)
