@@ -55,6 +55,8 @@ final class Worker: @unchecked Sendable {
     let metrics: MetricsShard
     let recordMetrics: Bool
     var balancer: BalancerState
+    /// Per-route retry budgets for `table` (`RetryBudget`: per worker, see its comment).
+    var retryBudget = RetryBudget()
     /// Pools for the current table, indexed [upstream][endpoint].
     var pools: [[EndpointPool]] = []
     /// Pools by endpoint address and, for TLS upstreams, group name (a group's TLS settings
