@@ -1,0 +1,180 @@
+import Foundation
+@preconcurrency import Glibc
+import Testing
+
+/// Issue 15, request-level resilience, as users meet it: real misbehaving upstreams on loopback,
+/// a real proxy, real clients. Each case says what the client got, what the upstreams received,
+/// what the metrics say, and that nothing leaked (descriptors and upstream connections).
+@Suite(.serialized)
+struct RetryTests {
+    /// Open descriptors of this process (the proxy runs in it).
+    static func openFDs() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    }
+
+    /// Waits (at most 3 s) until `condition` holds; returns whether it did.
+    static func settle(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<300 {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
+    }
+
+    /// A proxy over `ports` (one group `app`) whose route has `route` (YAML lines of the route).
+    static func proxy(_ ports: [UInt16], route: String, extra: String = "") throws -> ProxyHarness {
+        try ProxyHarness(yaml: ProxyHarness.singleUpstreamYAML(ports: ports, extra: extra, routeExtra: route))
+    }
+
+    /// `n` requests on one keep-alive connection; the statuses in order.
+    static func run(_ proxy: ProxyHarness, _ n: Int, _ request: (Int) -> String, method: String = "GET") throws -> [Int] {
+        let fd = try proxy.connect()
+        defer { close(fd) }
+        let reader = TestReader(fd: fd)
+        var out: [Int] = []
+        for i in 0..<n {
+            try TestSocket.send(fd, request(i))
+            guard let m = try reader.readMessage(isResponse: true, requestMethod: method) else { break }
+            out.append(m.status)
+            if m.header("Connection") == "close" { break }
+        }
+        return out
+    }
+
+    /// Nothing leaked: the descriptor count is back near `baseline` (a few of slack: other suites
+    /// may run meanwhile; a leak per request would be dozens) and every upstream connection the
+    /// proxy holds is an idle pooled one (at most one per endpoint after sequential requests).
+    static func expectNoLeak(_ proxy: ProxyHarness, baseline: Int, endpoints: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+        let settled = settle { openFDs() <= baseline + 6 }
+        #expect(settled, "open descriptors \(openFDs()), baseline \(baseline)", sourceLocation: sourceLocation)
+        let active = proxy.metrics()["sluice_upstream_connections_active{upstream=\"app\"}"] ?? -1
+        #expect(active >= 0 && active <= Double(endpoints), "upstream connections open: \(active)", sourceLocation: sourceLocation)
+    }
+
+    @Test func oneOfTwoEndpointsAnswering503RetriesGETsAndNeverSendsAPOSTTwice() throws {
+        let bad = try TestUpstream { _ in .status(503, "overloaded") }
+        let good = try TestUpstream { r in .ok(r.startLine.hasPrefix("GET") ? "got" : "done:" + r.bodyText) }
+        defer { bad.stop(); good.stop() }
+        let proxy = try Self.proxy([bad.port, good.port], route: "    retries: { attempts: 2, budget_percent: 100 }")
+        defer { proxy.stop() }
+        let baseline = Self.openFDs()
+        let gets = try Self.run(proxy, 200) { "GET /g\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }
+        #expect(gets.count == 200 && gets.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: gets, by: { $0 }).mapValues(\.count))")
+        // A PUT with a small body is retried with its body sent again.
+        let puts = try Self.run(proxy, 20, { "PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nv=\(100 + $0)" }, method: "PUT")
+        #expect(puts.allSatisfy { $0 == 200 })
+        let posts = try Self.run(proxy, 100, { "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nn=\(100 + $0)" },
+                                 method: "POST")
+        #expect(posts.count == 100)
+        let badGets = bad.requests.count { $0.startLine.hasPrefix("GET") }
+        let badPosts = bad.requests.count { $0.startLine.hasPrefix("POST") }
+        let goodPosts = good.requests.filter { $0.startLine.hasPrefix("POST") }
+        #expect(badGets > 50, "the failing endpoint saw its share of GETs: \(badGets)")
+        #expect(badPosts + goodPosts.count == 100, "every POST sent exactly once")
+        #expect(Set(goodPosts.map(\.bodyText)).count == goodPosts.count)
+        #expect(posts.count { $0 == 503 } == badPosts, "a POST the failing endpoint got is answered with its 503")
+        let goodPuts = good.requests.filter { $0.startLine.hasPrefix("PUT") }
+        #expect(goodPuts.count == 20 && Set(goodPuts.map(\.bodyText)) == Set((0..<20).map { "v=\(100 + $0)" }))
+        let m = proxy.metrics()
+        let badPuts = bad.requests.count { $0.startLine.hasPrefix("PUT") }
+        #expect(m["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"503\"}"] == Double(badGets + badPuts))
+        #expect(m["sluice_requests_total{route=\"web\",cohort=\"app\",code=\"200\"}"] == Double(220 + goodPosts.count))
+        Self.expectNoLeak(proxy, baseline: baseline, endpoints: 2)
+    }
+
+    @Test func anUpstreamThatClosesWithoutAnsweringIsRetriedAndOneKilledMidResponseCutsTheClient() throws {
+        let closer = try TestUpstream { _ in .close }
+        let good = try TestUpstream { _ in .ok("fine") }
+        defer { closer.stop(); good.stop() }
+        let proxy = try Self.proxy([closer.port, good.port], route: "    retries: { attempts: 2, budget_percent: 100 }")
+        defer { proxy.stop() }
+        let baseline = Self.openFDs()
+        let statuses = try Self.run(proxy, 40) { "GET /r\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }
+        #expect(statuses.count == 40 && statuses.allSatisfy { $0 == 200 }, "\(statuses) closer got \(closer.requests.count)")
+        let resets = proxy.metrics()["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"reset\"}"] ?? 0
+        #expect(resets == Double(closer.requests.count) && resets > 0)
+
+        // Killed mid-response: the head and part of the body went to the client, so no retry: the
+        // client's response is cut (its connection closes before the announced length).
+        let killer = try TestUpstream { _ in .rawThenClose(Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial".utf8)) }
+        defer { killer.stop() }
+        let proxy2 = try Self.proxy([killer.port, good.port], route: "    retries: { attempts: 2 }")
+        defer { proxy2.stop() }
+        var cut = 0
+        let started = Date()
+        for _ in 0..<6 {
+            let fd = try proxy2.connect()
+            try TestSocket.send(fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            let bytes = String(decoding: TestSocket.readAll(fd), as: UTF8.self)
+            close(fd)
+            if bytes.hasPrefix("HTTP/1.1 200") && bytes.hasSuffix("partial") { cut += 1 } else { #expect(bytes.hasSuffix("fine")) }
+        }
+        #expect(cut == killer.requests.count && cut > 0)
+        #expect(Date().timeIntervalSince(started) < 5, "the cut connections close at once")
+        let m2 = proxy2.metrics()
+        #expect(m2["sluice_upstream_errors_total{route=\"web\",cohort=\"app\",reason=\"reset\"}"] == Double(cut))
+        #expect(m2["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"reset\"}"] == nil)
+        Self.expectNoLeak(proxy, baseline: baseline + 2, endpoints: 2)
+    }
+
+    @Test func anEndpointThatAcceptsButNeverAnswersCostsOnePerTryTimeout() throws {
+        // The kernel completes the handshake (listen backlog); nobody ever reads or answers.
+        let (silentFD, silentPort) = try TestSocket.listen()
+        defer { close(silentFD) }
+        let good = try TestUpstream { _ in .ok("fine") }
+        defer { good.stop() }
+        let proxy = try Self.proxy([silentPort, good.port], route: "    retries: { attempts: 2, per_try_timeout: 200ms }")
+        defer { proxy.stop() }
+        let statuses = try Self.run(proxy, 6) { "GET /t\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }
+        #expect(statuses == Array(repeating: 200, count: 6))
+        let timeouts = proxy.metrics()["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"timeout\"}"] ?? 0
+        #expect(timeouts >= 1 && timeouts <= 6)
+
+        // Alone, it gives a 504 after its attempts (the last one's timeout is the answer).
+        let alone = try Self.proxy([silentPort], route: "    retries: { attempts: 2, per_try_timeout: 200ms }")
+        defer { alone.stop() }
+        let start = Date()
+        let r = try alone.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(r.status == 504)
+        #expect(Date().timeIntervalSince(start) >= 0.35, "two tries of 200 ms")
+        #expect(alone.metrics()["sluice_upstream_errors_total{route=\"web\",cohort=\"app\",reason=\"response_timeout\"}"] == 1)
+    }
+
+    @Test func garbageIsNotRetriedSlowIsNotAFailureAndAStoppedEndpointStaysA502() throws {
+        let garbage = try TestUpstream { _ in .rawThenClose(Array("NOT HTTP AT ALL\r\n\r\n".utf8)) }
+        let slow = try TestUpstream { _ in .delayed(0.15, .ok("slow")) }
+        defer { garbage.stop(); slow.stop() }
+        let g = try Self.proxy([garbage.port], route: "    retries: { attempts: 3 }")
+        defer { g.stop() }
+        #expect(try g.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n").status == 502)
+        #expect(garbage.requests.count == 1, "a bad response is not a retry condition")
+        #expect(g.metrics()["sluice_upstream_errors_total{route=\"web\",cohort=\"app\",reason=\"bad_response\"}"] == 1)
+
+        let s = try Self.proxy([slow.port], route: "    retries: { attempts: 2, per_try_timeout: 2s }")
+        defer { s.stop() }
+        #expect(try Self.run(s, 3) { _ in "GET / HTTP/1.1\r\nHost: x\r\n\r\n" } == [200, 200, 200])
+        #expect(slow.requests.count == 3 && s.metrics().keys.contains { $0.hasPrefix("sluice_upstream_retries_total{") } == false)
+
+        let dead = try TestSocket.closedPort()
+        let d = try Self.proxy([dead], route: "    retries: { attempts: 3 }")
+        defer { d.stop() }
+        let baseline = Self.openFDs()
+        #expect(try Self.run(d, 20) { _ in "GET / HTTP/1.1\r\nHost: x\r\n\r\n" } == Array(repeating: 502, count: 20))
+        let m = d.metrics()
+        #expect(m["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"connect_failure\"}"] == 40, "two more tries each")
+        #expect(m["sluice_upstream_errors_total{route=\"web\",cohort=\"app\",reason=\"connect_refused\"}"] == 20)
+        Self.expectNoLeak(d, baseline: baseline, endpoints: 0)
+    }
+
+    @Test func theRetryBudgetCapsRetries() throws {
+        let bad = try TestUpstream { _ in .status(503, "down") }
+        defer { bad.stop() }
+        // budget 0%: only the floor, 3 per second over the 10 s window = 30 retries.
+        let proxy = try Self.proxy([bad.port], route: "    retries: { attempts: 2, budget_percent: 0 }")
+        defer { proxy.stop() }
+        let statuses = try Self.run(proxy, 80) { "GET /b\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }
+        #expect(statuses == Array(repeating: 503, count: 80))
+        #expect(bad.requests.count == 110, "80 requests and 30 retries, not 160")
+        #expect(proxy.metrics()["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"503\"}"] == 30)
+    }
+}
