@@ -13,6 +13,8 @@ struct ConfigCompiler {
     var reader: ConfigReader
     /// Host-name resolution for listener and endpoint addresses.
     let resolver: HostResolver
+    /// Balance and circuit-breaker limits of each upstream group, by name (`ConfigCompiler+UpstreamLoad.swift`).
+    var upstreamLoads: [String: UpstreamLoadSpec] = [:]
     /// Names already resolved (each name is looked up once per load).
     var resolved: [String: Result<SocketAddress, HostResolver.ResolveFailure>] = [:]
 
@@ -61,7 +63,8 @@ struct ConfigCompiler {
         let routes = top["routes"].map { routeCompiler.compileRoutes($0, reader: &reader) } ?? []
 
         guard reader.isClean else { return nil }
-        let table = RoutingTable(version: version, upstreams: upstreams, routes: routes)
+        let table = RoutingTable(version: version, upstreams: upstreams, routes: routes,
+                                 loads: upstreams.map { upstreamLoads[$0.name] ?? UpstreamLoadSpec() })
         var config = SluiceConfig(
             workers: workers, listeners: listeners, adminAddress: adminAddress, adminToken: adminToken,
             timeouts: timeouts, limits: limits, accessLog: accessLog, table: table, sourcePath: nil)
@@ -336,7 +339,7 @@ struct ConfigCompiler {
                 reader.report(keyNode, path, "invalid upstream name `\(name)`",
                               hint: "names use letters, digits, `-`, `_` and `.`")
             }
-            guard let m = reader.map(value, path, known: ["endpoints", "tls"], required: ["endpoints"],
+            guard let m = reader.map(value, path, known: ["endpoints", "tls"] + Self.upstreamLoadKeys, required: ["endpoints"],
                                      example: "{ endpoints: [\"127.0.0.1:9001\"] }"),
                   let e = m["endpoints"],
                   let items = reader.list(e, m.path("endpoints"), example: "[\"127.0.0.1:9001\", \"127.0.0.1:9002\"]") else {
@@ -344,6 +347,7 @@ struct ConfigCompiler {
                 groups.append(UpstreamGroup(name: name, endpoints: []))
                 continue
             }
+            upstreamLoads[name] = compileUpstreamLoad(m)
             if let t = m["tls"], let tls = compileUpstreamTLS(t, m.path("tls"), upstream: name) {
                 tlsSet.upstreams[name] = tls
             }

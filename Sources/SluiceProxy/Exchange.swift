@@ -53,6 +53,12 @@ final class Exchange {
     var fallbackFrom: Int32 = -1
     /// Attempts retried (access log).
     var retries = 0
+    /// Upstream load counted for this request (`Worker+Load.swift`): the table's counters (nil:
+    /// the group is not tracked), the group whose request count it holds (-1: none), and the flat
+    /// endpoint whose in-flight count the current attempt holds (-1: none).
+    var load: UpstreamLoad?
+    var loadGroup = -1
+    var loadFlat = -1
     /// The client accepts gzip (only looked up when the route compresses).
     var acceptsGzip = false
     /// The deflate stream of a compressed response (from the worker's pool).
@@ -131,6 +137,9 @@ final class Exchange {
         triedEndpoints = 0
         alternate = -1
         retry = nil
+        load = nil
+        loadGroup = -1
+        loadFlat = -1
         keepingBody = false
         replayOffset = -1
         retryCause = nil

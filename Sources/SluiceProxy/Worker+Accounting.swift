@@ -49,6 +49,7 @@ extension Worker {
             return
         }
         x.record.active = false
+        requestEnded(x)
         let record = x.record
         let status = record.recordedStatus
         let duration = now &- record.start

@@ -200,6 +200,11 @@ extension Worker {
         }
         c.deadline = 0
         c.lastReadProgress = now
+        if !admitRequest(x) {
+            // A circuit breaker of the group is open (`max_requests`): 503 at once, nothing sent.
+            perform(c, x, step(c, x, .upstreamFailed(.circuitOpen)))
+            return
+        }
         if plan.sendContinue && c.inBuffer.isEmpty {
             // We answer 100-continue ourselves (Expect is not forwarded), as nginx does.
             let interim: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
@@ -288,6 +293,7 @@ extension Worker {
                 return true
             }
             u.connected = true
+            if u.pendingCounted { connectionEstablished(u) }
             u.lastProgress = now
             u.deadline = 0
             x.record.upstreamConnectNanos = now &- u.connectStart

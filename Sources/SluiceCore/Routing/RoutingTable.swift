@@ -40,10 +40,12 @@ public final class RoutingTable: Sendable {
     let normalizesAnyPath: Bool
     /// Fault drills: route plans name a slice, rule plans an index.
     let faults: [FaultPlan]
+    /// Live load and limits of the upstream groups (`UpstreamLoad.swift`), shared by all workers.
+    public let load: UpstreamLoad
 
     /// Compiles validated specs into a table. The control plane has checked names, weights and
     /// patterns; violated invariants here are programming errors (preconditions).
-    package init(version: UInt64, upstreams: [UpstreamGroup], routes specs: [RouteSpec]) {
+    package init(version: UInt64, upstreams: [UpstreamGroup], routes specs: [RouteSpec], loads: [UpstreamLoadSpec] = []) {
         var builder = Builder()
         var routes: [Route] = []
         var plans: [RoutePlan] = []
@@ -160,6 +162,8 @@ public final class RoutingTable: Sendable {
         self.groupEndpointStart = starts
         self.normalizesAnyPath = normalizesAnyPath
         self.faults = faults
+        self.load = UpstreamLoad(specs: upstreams.indices.map { $0 < loads.count ? loads[$0] : UpstreamLoadSpec() },
+                                 endpoints: weights.count)
     }
 
     /// A copy of `base` with a new version and, where given, new routes, plans, rules and split
@@ -185,6 +189,7 @@ public final class RoutingTable: Sendable {
         self.endpointWeights = base.endpointWeights
         self.groupEndpointStart = base.groupEndpointStart
         self.normalizesAnyPath = base.normalizesAnyPath
+        self.load = base.load
     }
 
     /// Decides what to do with one request. A pure function of (table, head, bytes, client,
@@ -352,7 +357,8 @@ public final class RoutingTable: Sendable {
 
     private func forward(route: Int, plan: RoutePlan, cohort: Int32, balancer: inout BalancerState) -> RouteDecision {
         let upstream = cohortUpstreams[Int(plan.cohortStart) + Int(cohort)]
-        let endpoint = balancer.pick(group: Int(upstream), in: self)
+        let endpoint = load.specs[Int(upstream)].balance == .leastRequest
+            ? pickLeastRequest(group: Int(upstream), balancer: &balancer) : balancer.pick(group: Int(upstream), in: self)
         return RouteDecision(action: .forward, route: Int32(route), cohort: cohort, upstream: upstream, endpoint: endpoint)
     }
 }

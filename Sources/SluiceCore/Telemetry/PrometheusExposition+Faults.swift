@@ -22,29 +22,32 @@ extension PrometheusExposition {
 extension PrometheusExposition {
     /// `sluice_upstream_retries_total{route,cohort,reason}` (attempts tried again, by the cause of
     /// the failed one) and `sluice_fallbacks_total{route,from,to}` (requests a failed cohort
-    /// handed to its route's baseline). A series appears with its first retry or fallback; both
-    /// families are always declared, so dashboards and alerts find them before the first one.
+    /// handed to its route's baseline). As with faults, a family and each series appear with the
+    /// first retry or fallback, so an exposition without them is unchanged.
     static func renderRetries(_ out: inout String, totals: MetricsTotals, names: MetricsNames, shown: [Int]) {
-        family(&out, "sluice_upstream_retries_total", "counter",
-               "Upstream attempts tried again after a failure, by route, cohort and the failure's reason.")
+        var retries: [(labels: String, count: UInt64)] = []
+        var fallbacks: [(labels: String, count: UInt64)] = []
         for s in shown where !names.series[s].cohort.isEmpty {
+            let route = escapeLabel(names.series[s].route), cohort = escapeLabel(names.series[s].cohort)
             for (i, label) in RetryCause.labels.enumerated() {
                 let count = totals.retries(series: s, labelIndex: i)
-                guard count > 0 else { continue }
-                sample(&out, "sluice_upstream_retries_total",
-                       "route=\"\(escapeLabel(names.series[s].route))\",cohort=\"\(escapeLabel(names.series[s].cohort))\",reason=\"\(label)\"",
-                       count)
+                if count > 0 { retries.append(("route=\"\(route)\",cohort=\"\(cohort)\",reason=\"\(label)\"", count)) }
+            }
+            let count = totals.fallbacks(series: s)
+            if count > 0 {
+                let to = escapeLabel(names.baselines[names.series[s].route] ?? "")
+                fallbacks.append(("route=\"\(route)\",from=\"\(cohort)\",to=\"\(to)\"", count))
             }
         }
-        family(&out, "sluice_fallbacks_total", "counter",
-               "Requests a cohort failed (retryably) and its route's baseline cohort answered (fallback_to_baseline), by route, failed cohort and baseline.")
-        for s in shown where !names.series[s].cohort.isEmpty {
-            let count = totals.fallbacks(series: s)
-            guard count > 0 else { continue }
-            let route = names.series[s].route
-            let to = names.baselines[route] ?? ""
-            sample(&out, "sluice_fallbacks_total",
-                   "route=\"\(escapeLabel(route))\",from=\"\(escapeLabel(names.series[s].cohort))\",to=\"\(escapeLabel(to))\"", count)
+        if !retries.isEmpty {
+            family(&out, "sluice_upstream_retries_total", "counter",
+                   "Upstream attempts tried again after a failure, by route, cohort and the failure's reason.")
+            for r in retries { sample(&out, "sluice_upstream_retries_total", r.labels, r.count) }
+        }
+        if !fallbacks.isEmpty {
+            family(&out, "sluice_fallbacks_total", "counter",
+                   "Requests a cohort failed (retryably) that its route's baseline cohort answered (fallback_to_baseline), by route, failed cohort and baseline.")
+            for f in fallbacks { sample(&out, "sluice_fallbacks_total", f.labels, f.count) }
         }
     }
 }
