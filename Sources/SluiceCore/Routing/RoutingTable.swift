@@ -260,7 +260,7 @@ public final class RoutingTable: Sendable {
                             if rule.cohort < 0 {
                                 return RouteDecision(action: .respond, route: Int32(r), response: rule.response)
                             }
-                            decision = forward(route: r, plan: plan, cohort: rule.cohort, balancer: &balancer)
+                            decision = forward(route: r, plan: plan, cohort: rule.cohort, entropy: entropy, balancer: &balancer)
                             ruleFault = rule.fault
                             break decided
                         }
@@ -275,13 +275,13 @@ public final class RoutingTable: Sendable {
                     case .none:
                         let bucket = Int(entropy % StickyHash.buckets)
                         trace.split(.perRequest(bucket: bucket))
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), entropy: entropy, balancer: &balancer)
                         break decided
                     case .cookie(let name, let assigned):
                         if let v = head.cookieValue(named: slice(pool, name), in: bytes), v.count > 0 {
                             let bucket = StickyHash.bucket(slice(bytes, v))
                             trace.split(.userCookie(value: v, bucket: bucket))
-                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), entropy: entropy, balancer: &balancer)
                             break decided
                         }
                         own = assigned
@@ -289,7 +289,7 @@ public final class RoutingTable: Sendable {
                         if let v = head.fieldValue(named: slice(pool, name), in: bytes), v.count > 0 {
                             let bucket = StickyHash.bucket(slice(bytes, v))
                             trace.split(.userHeader(value: v, bucket: bucket))
-                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), entropy: entropy, balancer: &balancer)
                             break decided
                         }
                         own = assigned
@@ -299,12 +299,12 @@ public final class RoutingTable: Sendable {
                     if let v = head.cookieValue(named: slice(pool, own), in: bytes), StickyHash.parseAssignedKey(slice(bytes, v)) != nil {
                         let bucket = StickyHash.bucket(slice(bytes, v))
                         trace.split(.assignedCookie(value: v, bucket: bucket))
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), entropy: entropy, balancer: &balancer)
                         break decided
                     }
                     let bucket = StickyHash.bucket(assignedKey: entropy)
                     trace.split(.assignedNew(key: entropy, bucket: bucket))
-                    decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                    decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), entropy: entropy, balancer: &balancer)
                     decision.setStickyCookie = true
                     decision.stickyKey = entropy
                 }
@@ -355,10 +355,11 @@ public final class RoutingTable: Sendable {
         return nil
     }
 
-    private func forward(route: Int, plan: RoutePlan, cohort: Int32, balancer: inout BalancerState) -> RouteDecision {
+    private func forward(route: Int, plan: RoutePlan, cohort: Int32, entropy: UInt64, balancer: inout BalancerState) -> RouteDecision {
         let upstream = cohortUpstreams[Int(plan.cohortStart) + Int(cohort)]
         let endpoint = load.specs[Int(upstream)].balance == .leastRequest
-            ? pickLeastRequest(group: Int(upstream), balancer: &balancer) : balancer.pick(group: Int(upstream), in: self)
+            ? pickLeastRequest(group: Int(upstream), tieBreak: entropy >> 40, balancer: &balancer)
+            : balancer.pick(group: Int(upstream), in: self)
         return RouteDecision(action: .forward, route: Int32(route), cohort: cohort, upstream: upstream, endpoint: endpoint)
     }
 }
