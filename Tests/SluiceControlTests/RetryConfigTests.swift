@@ -58,4 +58,35 @@ import SluiceCore
         let found = diagnostics(route("") + "\nlimits: { retry_buffer_bytes: 1GiB }\n")
         #expect(found.first?.keyPath == "limits.retry_buffer_bytes", "\(found)")
     }
+
+    func upstream(_ extra: String) -> String {
+        """
+        listeners:
+          - name: public
+            address: 127.0.0.1:8080
+        upstreams:
+          app: { endpoints: ["127.0.0.1:9001", "127.0.0.1:9002"]\(extra) }
+        routes:
+          - { name: web, upstream: app }
+        """
+    }
+
+    @Test func upstreamBalanceAndLimits() throws {
+        let plain = try #require(mustLoad(upstream("")))
+        #expect(plain.table.load.specs == [UpstreamLoadSpec()])
+        #expect(!plain.table.load.isTracked(0), "nothing counted by default")
+        let set = try #require(mustLoad(upstream(", balance: least_request, max_connections: 100, max_pending: 10, max_requests: 200")))
+        #expect(set.table.load.specs == [UpstreamLoadSpec(balance: .leastRequest, maxConnections: 100, maxPending: 10, maxRequests: 200)])
+    }
+
+    @Test(arguments: [
+        (", balance: random", "upstreams.app.balance"),
+        (", max_connections: 0", "upstreams.app.max_connections"),
+        (", max_pending: -1", "upstreams.app.max_pending"),
+        (", max_requests: lots", "upstreams.app.max_requests"),
+    ])
+    func invalidUpstreamLimitsAreRefused(extra: String, path: String) {
+        let found = diagnostics(upstream(extra))
+        #expect(found.count == 1 && found.first?.keyPath == path, "\(found)")
+    }
 }

@@ -131,3 +131,32 @@ private func decide(_ cause: RetryCause, _ method: HTTPMethod = .get, started: B
         #expect(r2.status == 504)
     }
 }
+
+@Suite struct UpstreamLoadTests {
+    @Test func limitsAdmitUpToTheLimitAndCountsComeBack() {
+        let load = UpstreamLoad(specs: [UpstreamLoadSpec(maxConnections: 2, maxPending: 1, maxRequests: 3), UpstreamLoadSpec()],
+                                endpoints: 3)
+        #expect(load.isTracked(0) && !load.isTracked(1) && !load.isTracked(7))
+        let admitted = (0..<5).map { _ in load.tryAcquire(.requests, group: 0) }
+        #expect(admitted == [true, true, true, false, false])
+        #expect(load.value(.requests, group: 0) == 3, "a refused acquire is undone")
+        load.release(.requests, group: 0)
+        let again = load.tryAcquire(.requests, group: 0)
+        #expect(again)
+        let pending = [load.tryAcquire(.pending, group: 0), load.tryAcquire(.pending, group: 0)]
+        #expect(pending == [true, false])
+        let unlimited = (0..<100).allSatisfy { _ in load.tryAcquire(.requests, group: 1) }
+        #expect(unlimited, "0 means no limit")
+        load.addInFlight(flat: 2, 1)
+        load.addInFlight(flat: 2, 1)
+        load.addInFlight(flat: 2, -1)
+        #expect(load.inFlight(flat: 2) == 1 && load.inFlight(flat: 0) == 0 && load.inFlight(flat: 99) == 0)
+    }
+
+    @Test func leastRequestChoosesTheLessBusyAndBreaksTiesWithEntropy() {
+        #expect(LeastRequest.choose(0, 5, 1, 2, tieBreak: 0) == 1)
+        #expect(LeastRequest.choose(0, 1, 1, 2, tieBreak: 1) == 0)
+        #expect(LeastRequest.choose(0, 3, 1, 3, tieBreak: 0) == 0)
+        #expect(LeastRequest.choose(0, 3, 1, 3, tieBreak: 1) == 1)
+    }
+}

@@ -45,8 +45,11 @@ struct CircuitBreakerTests {
     @Test func maxRequestsAnswers503CircuitOpenAtOnceAndRecovers() throws {
         let slow = try TestUpstream { _ in .delayed(0.6, .ok("slow")) }
         defer { slow.stop() }
-        let proxy = try ProxyHarness(yaml: Self.yaml([slow.port], group: "max_requests: 2"), workers: 2)
-        defer { proxy.stop() }
+        let path = "/tmp/sluice-circuit-log-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        try #require(fd >= 0)
+        defer { unlink(path) }
+        let proxy = try ProxyHarness(yaml: Self.yaml([slow.port], group: "max_requests: 2"), workers: 2, accessLogFD: fd)
         let results = Self.concurrent(proxy.port, 5)
         #expect(results.count == 5)
         let ok = results.filter { $0.status == 200 }, open = results.filter { $0.status == 503 }
@@ -58,6 +61,10 @@ struct CircuitBreakerTests {
         #expect(m["sluice_requests_total{route=\"web\",cohort=\"app\",code=\"503\"}"] == 3)
         // The counts were given back: the next requests pass.
         #expect(Self.concurrent(proxy.port, 2).map(\.status) == [200, 200])
+        proxy.stop()
+        close(fd)
+        let log = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(log.split(separator: "\n").count { $0.contains("\"status\":503") && $0.contains("\"error\":\"circuit_open\"") } == 3)
     }
 
     @Test func maxConnectionsLimitsNewConnectionsNotReuse() throws {

@@ -82,7 +82,55 @@ struct FallbackTests {
         #expect(fallbacks == canary503, "and each went on to the baseline")
         #expect(canary.requests.allSatisfy { $0.header("X-Sluice-Cohort") == "canary" })
         #expect(text.contains("# TYPE sluice_fallbacks_total counter"))
+        let problems = try RetryTests.promtoolProblems(text)
+        #expect(problems == nil, "\(problems ?? "")")
         print("fallback: \(load.served) client requests, all answered by stable; the canary answered \(Int(canary503)) "
               + "with 503 (each recorded for the canary and sent on to stable); rolled back: \(rolledBack)")
+    }
+
+    /// What one fallback looks like from outside: the client's answer and the access-log line
+    /// (final cohort, `fallback_from`, `retries`), and a circuit_open refusal's line.
+    @Test func theAccessLogShowsTheFinalCohortAndTheFallback() throws {
+        let stable = try NamedUpstream("stable")
+        let canary = try TestUpstream { _ in .status(503, "broken") }
+        defer { stable.stop(); canary.stop() }
+        let path = "/tmp/sluice-fallback-log-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        try #require(fd >= 0)
+        defer { unlink(path) }
+        let yaml = """
+            listeners: [{ name: public, address: "127.0.0.1:0" }]
+            upstreams:
+              stable: { endpoints: ["127.0.0.1:\(stable.port)"] }
+              canary: { endpoints: ["127.0.0.1:\(canary.port)"] }
+            routes:
+              - name: web
+                baseline: stable
+                sticky: none
+                cohort_response_header: true
+                fallback_to_baseline: true
+                rules:
+                  - match: { header: { name: X-Canary, value: always } }
+                    cohort: canary
+                split: { stable: 100, canary: 0 }
+            """
+        let proxy = try ProxyHarness(yaml: yaml, accessLogFD: fd)
+        let r = try proxy.request("GET /x HTTP/1.1\r\nHost: h\r\nX-Canary: always\r\n\r\n")
+        #expect(consistentCohort(r) == nil, "\(r.status) \(r.bodyText) \(r.headers)")
+        // A POST is never sent twice: the canary's 503 is the answer.
+        let p = try proxy.request("POST /x HTTP/1.1\r\nHost: h\r\nX-Canary: always\r\nContent-Length: 2\r\n\r\nhi", method: "POST")
+        #expect(p.status == 503 && p.bodyText == "broken")
+        #expect(canary.requests.count == 2 && stable.server.requests.count == 1)
+        proxy.stop()
+        close(fd)
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        let first = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        #expect(first["status"] as? Int == 200)
+        #expect(first["cohort"] as? String == "stable")
+        #expect(first["fallback_from"] as? String == "canary")
+        #expect(first["retries"] as? Int == 1)
+        let second = try #require(try JSONSerialization.jsonObject(with: Data(lines[1].utf8)) as? [String: Any])
+        #expect(second["cohort"] as? String == "canary" && second["fallback_from"] == nil && second["retries"] == nil)
     }
 }

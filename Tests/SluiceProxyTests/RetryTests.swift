@@ -7,9 +7,31 @@ import Testing
 /// what the metrics say, and that nothing leaked (descriptors and upstream connections).
 @Suite(.serialized)
 struct RetryTests {
-    /// Open descriptors of this process (the proxy runs in it).
-    static func openFDs() -> Int {
-        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    /// Open descriptors of this process (the proxy and the test upstreams run in it) that are TCP
+    /// sockets with one of `ports` at either end: read from /proc/self/fd and /proc/net/tcp{,6},
+    /// so suites running at the same time (other ports) do not disturb the count.
+    static func openFDs(ports: [UInt16]) -> Int {
+        var inodes = Set<String>()
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n").dropFirst() {
+                let cols = line.split(separator: " ", omittingEmptySubsequences: true)
+                guard cols.count > 9 else { continue }
+                let portOf = { (col: Substring) -> UInt16? in col.split(separator: ":").last.flatMap { UInt16($0, radix: 16) } }
+                if let l = portOf(cols[1]), let r = portOf(cols[2]), ports.contains(l) || ports.contains(r) {
+                    inodes.insert(String(cols[9]))
+                }
+            }
+        }
+        let dir = "/proc/self/fd"
+        guard let fds = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return -1 }
+        var count = 0
+        for fd in fds {
+            guard let link = try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/" + fd),
+                  link.hasPrefix("socket:["), inodes.contains(String(link.dropFirst(8).dropLast())) else { continue }
+            count += 1
+        }
+        return count
     }
 
     /// Waits (at most 3 s) until `condition` holds; returns whether it did.
@@ -41,14 +63,35 @@ struct RetryTests {
         return out
     }
 
-    /// Nothing leaked: the descriptor count is back near `baseline` (a few of slack: other suites
-    /// may run meanwhile; a leak per request would be dozens) and every upstream connection the
-    /// proxy holds is an idle pooled one (at most one per endpoint after sequential requests).
-    static func expectNoLeak(_ proxy: ProxyHarness, baseline: Int, endpoints: Int, sourceLocation: SourceLocation = #_sourceLocation) {
-        let settled = settle { openFDs() <= baseline + 6 }
-        #expect(settled, "open descriptors \(openFDs()), baseline \(baseline)", sourceLocation: sourceLocation)
+    /// Nothing leaked: the sockets on the test's ports (upstream listeners, the proxy's listener,
+    /// connections between them) are back to `baseline` (taken before any request) plus at most
+    /// one idle pooled connection per endpoint (both of its ends are in this process), and the
+    /// proxy's gauge of open upstream connections agrees.
+    static func expectNoLeak(_ proxy: ProxyHarness, ports: [UInt16], baseline: Int, endpoints: Int,
+                             sourceLocation: SourceLocation = #_sourceLocation) {
+        let all = ports + [proxy.port]
+        let settled = settle { openFDs(ports: all) <= baseline + 2 * endpoints }
+        #expect(settled, "sockets open on the test's ports: \(openFDs(ports: all)), baseline \(baseline)", sourceLocation: sourceLocation)
         let active = proxy.metrics()["sluice_upstream_connections_active{upstream=\"app\"}"] ?? -1
         #expect(active >= 0 && active <= Double(endpoints), "upstream connections open: \(active)", sourceLocation: sourceLocation)
+    }
+
+    /// `promtool check metrics` on `text` (nil when promtool is not installed): its output when it fails.
+    static func promtoolProblems(_ text: String) throws -> String? {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool") else { return nil }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
+        p.arguments = ["check", "metrics"]
+        let input = Pipe(), output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        p.standardError = output
+        try p.run()
+        input.fileHandleForWriting.write(Data(text.utf8))
+        try input.fileHandleForWriting.close()
+        let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return p.terminationStatus == 0 ? nil : out
     }
 
     @Test func oneOfTwoEndpointsAnswering503RetriesGETsAndNeverSendsAPOSTTwice() throws {
@@ -57,7 +100,7 @@ struct RetryTests {
         defer { bad.stop(); good.stop() }
         let proxy = try Self.proxy([bad.port, good.port], route: "    retries: { attempts: 2, budget_percent: 100 }")
         defer { proxy.stop() }
-        let baseline = Self.openFDs()
+        let baseline = Self.openFDs(ports: [bad.port, good.port, proxy.port])
         let gets = try Self.run(proxy, 200) { "GET /g\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }
         #expect(gets.count == 200 && gets.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: gets, by: { $0 }).mapValues(\.count))")
         // A PUT with a small body is retried with its body sent again.
@@ -79,7 +122,9 @@ struct RetryTests {
         let badPuts = bad.requests.count { $0.startLine.hasPrefix("PUT") }
         #expect(m["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"503\"}"] == Double(badGets + badPuts))
         #expect(m["sluice_requests_total{route=\"web\",cohort=\"app\",code=\"200\"}"] == Double(220 + goodPosts.count))
-        Self.expectNoLeak(proxy, baseline: baseline, endpoints: 2)
+        let problems = try Self.promtoolProblems(proxy.hub.renderMetrics(table: proxy.server.table))
+        #expect(problems == nil, "\(problems ?? "")")
+        Self.expectNoLeak(proxy, ports: [bad.port, good.port], baseline: baseline, endpoints: 2)
     }
 
     @Test func anUpstreamThatClosesWithoutAnsweringIsRetriedAndOneKilledMidResponseCutsTheClient() throws {
@@ -88,7 +133,7 @@ struct RetryTests {
         defer { closer.stop(); good.stop() }
         let proxy = try Self.proxy([closer.port, good.port], route: "    retries: { attempts: 2, budget_percent: 100 }")
         defer { proxy.stop() }
-        let baseline = Self.openFDs()
+        let baseline = Self.openFDs(ports: [closer.port, good.port, proxy.port])
         let statuses = try Self.run(proxy, 40) { "GET /r\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }
         #expect(statuses.count == 40 && statuses.allSatisfy { $0 == 200 }, "\(statuses) closer got \(closer.requests.count)")
         let resets = proxy.metrics()["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"reset\"}"] ?? 0
@@ -114,7 +159,10 @@ struct RetryTests {
         let m2 = proxy2.metrics()
         #expect(m2["sluice_upstream_errors_total{route=\"web\",cohort=\"app\",reason=\"reset\"}"] == Double(cut))
         #expect(m2["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"reset\"}"] == nil)
-        Self.expectNoLeak(proxy, baseline: baseline + 2, endpoints: 2)
+        Self.expectNoLeak(proxy, ports: [closer.port, good.port], baseline: baseline, endpoints: 2)
+        // proxy2's connections to the killer were all closed; at most the pooled one to `good` is left.
+        let baseline2 = Self.openFDs(ports: [killer.port, proxy2.port])
+        #expect(Self.settle { Self.openFDs(ports: [killer.port, proxy2.port]) == 2 }, "killer and proxy2 listeners only: \(baseline2)")
     }
 
     @Test func anEndpointThatAcceptsButNeverAnswersCostsOnePerTryTimeout() throws {
@@ -133,11 +181,13 @@ struct RetryTests {
         // Alone, it gives a 504 after its attempts (the last one's timeout is the answer).
         let alone = try Self.proxy([silentPort], route: "    retries: { attempts: 2, per_try_timeout: 200ms }")
         defer { alone.stop() }
+        let aloneBaseline = Self.openFDs(ports: [silentPort, alone.port])
         let start = Date()
         let r = try alone.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(r.status == 504)
         #expect(Date().timeIntervalSince(start) >= 0.35, "two tries of 200 ms")
         #expect(alone.metrics()["sluice_upstream_errors_total{route=\"web\",cohort=\"app\",reason=\"response_timeout\"}"] == 1)
+        Self.expectNoLeak(alone, ports: [silentPort], baseline: aloneBaseline, endpoints: 0)
     }
 
     @Test func garbageIsNotRetriedSlowIsNotAFailureAndAStoppedEndpointStaysA502() throws {
@@ -158,12 +208,12 @@ struct RetryTests {
         let dead = try TestSocket.closedPort()
         let d = try Self.proxy([dead], route: "    retries: { attempts: 3 }")
         defer { d.stop() }
-        let baseline = Self.openFDs()
+        let baseline = Self.openFDs(ports: [dead, d.port])
         #expect(try Self.run(d, 20) { _ in "GET / HTTP/1.1\r\nHost: x\r\n\r\n" } == Array(repeating: 502, count: 20))
         let m = d.metrics()
         #expect(m["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"connect_failure\"}"] == 40, "two more tries each")
         #expect(m["sluice_upstream_errors_total{route=\"web\",cohort=\"app\",reason=\"connect_refused\"}"] == 20)
-        Self.expectNoLeak(d, baseline: baseline, endpoints: 0)
+        Self.expectNoLeak(d, ports: [dead], baseline: baseline, endpoints: 0)
     }
 
     @Test func theRetryBudgetCapsRetries() throws {
