@@ -50,6 +50,8 @@ extension Worker {
     func retryableEvent(_ x: Exchange, _ cause: RetryCause) -> ExchangeEvent? {
         guard let spec = x.retry, let t = x.table, t === table else { return nil }
         guard spec.retryOn & cause.bit != 0 || spec.fallbackToBaseline else { return nil }
+        // An interim response (103 Early Hints) relayed to the client is a response byte: no retry.
+        guard x.record.bytesOut == 0 else { return nil }
         x.alternate = -1
         if let e = table.alternateEndpoint(upstream: x.decision.upstream, tried: x.triedEndpoints, balancer: &balancer) {
             x.alternate = e
