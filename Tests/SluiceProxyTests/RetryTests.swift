@@ -196,14 +196,18 @@ struct RetryTests {
         defer { garbage.stop(); slow.stop() }
         let g = try Self.proxy([garbage.port], route: "    retries: { attempts: 3 }")
         defer { g.stop() }
+        let gBaseline = Self.openFDs(ports: [garbage.port, g.port])
         #expect(try g.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n").status == 502)
         #expect(garbage.requests.count == 1, "a bad response is not a retry condition")
         #expect(g.metrics()["sluice_upstream_errors_total{route=\"web\",cohort=\"app\",reason=\"bad_response\"}"] == 1)
+        Self.expectNoLeak(g, ports: [garbage.port], baseline: gBaseline, endpoints: 0)
 
         let s = try Self.proxy([slow.port], route: "    retries: { attempts: 2, per_try_timeout: 2s }")
         defer { s.stop() }
+        let sBaseline = Self.openFDs(ports: [slow.port, s.port])
         #expect(try Self.run(s, 3) { _ in "GET / HTTP/1.1\r\nHost: x\r\n\r\n" } == [200, 200, 200])
         #expect(slow.requests.count == 3 && s.metrics().keys.contains { $0.hasPrefix("sluice_upstream_retries_total{") } == false)
+        Self.expectNoLeak(s, ports: [slow.port], baseline: sBaseline, endpoints: 1)
 
         let dead = try TestSocket.closedPort()
         let d = try Self.proxy([dead], route: "    retries: { attempts: 3 }")
