@@ -231,4 +231,28 @@ struct RetryTests {
         #expect(bad.requests.count == 110, "80 requests and 30 retries, not 160")
         #expect(proxy.metrics()["sluice_upstream_retries_total{route=\"web\",cohort=\"app\",reason=\"503\"}"] == 30)
     }
+
+    /// The retry buffer: a chunked PUT is kept (re-chunked as sent) and sent again whole; a body
+    /// over `limits.retry_buffer_bytes` is not kept, so its 503 is the answer and it is sent once.
+    @Test func smallBodiesAreSentAgainLargeOnesAreNotRetried() throws {
+        let bad = try TestUpstream { _ in .status(503, "overloaded") }
+        let good = try TestUpstream { r in .ok("stored:\(r.body.count)") }
+        defer { bad.stop(); good.stop() }
+        let proxy = try Self.proxy([bad.port, good.port], route: "    retries: { attempts: 2, budget_percent: 100 }",
+                                   extra: "limits: { retry_buffer_bytes: 1KiB }")
+        defer { proxy.stop() }
+        let chunked = try Self.run(proxy, 10, { i in
+            "PUT /c\(i) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        }, method: "PUT")
+        #expect(chunked == Array(repeating: 200, count: 10))
+        #expect(good.requests.filter { $0.startLine.hasPrefix("PUT /c") }.allSatisfy { $0.bodyText == "hello world" })
+        let big = String(repeating: "b", count: 2000)
+        let large = try Self.run(proxy, 10, { i in
+            "PUT /l\(i) HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n" + big
+        }, method: "PUT")
+        let largeAtBad = bad.requests.count { $0.startLine.hasPrefix("PUT /l") }
+        let largeAtGood = good.requests.count { $0.startLine.hasPrefix("PUT /l") }
+        #expect(large.count == 10 && largeAtBad + largeAtGood == 10, "each large PUT sent once")
+        #expect(large.count { $0 == 503 } == largeAtBad && largeAtBad > 0)
+    }
 }
