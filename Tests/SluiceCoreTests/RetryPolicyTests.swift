@@ -160,3 +160,45 @@ private func decide(_ cause: RetryCause, _ method: HTTPMethod = .get, started: B
         #expect(LeastRequest.choose(0, 3, 1, 3, tieBreak: 1) == 1)
     }
 }
+
+@Suite struct FallbackDecisionTests {
+    static let table = RoutingTable(version: 1, upstreams: [
+        UpstreamGroup(name: "stable", endpoints: [Endpoint(address: .v4(0x7f00_0001, port: 1), label: "127.0.0.1:1"),
+                                                  Endpoint(address: .v4(0x7f00_0001, port: 2), label: "127.0.0.1:2")]),
+        UpstreamGroup(name: "canary", endpoints: [Endpoint(address: .v4(0x7f00_0001, port: 3), label: "127.0.0.1:3")]),
+    ], routes: [RouteSpec(name: "web", cohorts: [CohortSpec(name: "stable", upstream: 0, weight: 9_000),
+                                                 CohortSpec(name: "canary", upstream: 1, weight: 1_000)],
+                          baseline: 0, cohortHeader: "X-Cohort")])
+
+    @Test func theBaselineDecisionKeepsTheRouteAndPicksABaselineEndpoint() throws {
+        var balancer = BalancerState(table: Self.table)
+        let canary = RouteDecision(action: .forward, route: 0, cohort: 1, upstream: 1, endpoint: 0)
+        #expect(Self.table.hasOtherBaseline(canary))
+        let d = try #require(Self.table.baselineDecision(for: canary, balancer: &balancer))
+        #expect(d.route == 0 && d.cohort == 0 && d.upstream == 0 && (0...1).contains(d.endpoint))
+        let stable = RouteDecision(action: .forward, route: 0, cohort: 0, upstream: 0, endpoint: 1)
+        #expect(!Self.table.hasOtherBaseline(stable), "the baseline has nowhere to fall back to")
+        #expect(Self.table.baselineDecision(for: stable, balancer: &balancer) == nil)
+        #expect(Self.table.baselineDecision(for: .notFound, balancer: &balancer) == nil)
+    }
+
+    @Test func theCohortHeaderIsRewrittenInTheSerializedHead() {
+        var head = Array("GET / HTTP/1.1\r\nHost: x\r\nX-Cohort: canary\r\nAccept: */*\r\n\r\n".utf8)
+        #expect(Self.table.replaceCohortHeader(in: &head, route: 0, from: 1, to: 0))
+        #expect(String(decoding: head, as: UTF8.self) == "GET / HTTP/1.1\r\nHost: x\r\nX-Cohort: stable\r\nAccept: */*\r\n\r\n")
+        var without = Array("GET /X-Cohort: canary HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let before = without
+        // Only a field line counts: the request line's text is never touched.
+        let rewrote = Self.table.replaceCohortHeader(in: &without, route: 0, from: 1, to: 0)
+        #expect(!rewrote && without == before)
+        #expect(!Self.table.replaceCohortHeader(in: &head, route: 3, from: 1, to: 0))
+    }
+
+    @Test func retryableOutsideAnExchangeIsIgnored() {
+        var c = ConnectionState()
+        var x = ExchangeState()
+        let o = RetryOptions(spec: RetrySpec(), anotherEndpoint: true, baselineAvailable: true, budgetAllows: true, bodyReplayable: true)
+        let idle = ExchangeMachine.handle(.retryable(.status(503), o), connection: &c, exchange: &x, limits: ExchangeLimits())
+        #expect(idle == .none && c.phase == .awaitingHead)
+    }
+}
