@@ -16,4 +16,15 @@ static inline void csluice_store_relaxed(uint64_t *p, uint64_t v) {
 static inline void csluice_add_relaxed(uint64_t *p, uint64_t v) {
     __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
 }
+// Shared read-modify-write words (endpoint health state, `EndpointHealth`): several writers, so
+// these are real atomic RMW operations. Used only off the common path (a failure, an ejection).
+static inline uint64_t csluice_fetch_add(uint64_t *p, uint64_t v) {
+    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+static inline uint64_t csluice_fetch_or(uint64_t *p, uint64_t v) {
+    return __atomic_fetch_or(p, v, __ATOMIC_RELAXED);
+}
+static inline uint64_t csluice_fetch_and(uint64_t *p, uint64_t v) {
+    return __atomic_fetch_and(p, v, __ATOMIC_RELAXED);
+}
 #endif
