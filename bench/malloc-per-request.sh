@@ -4,6 +4,9 @@
 # connections); the counter is read before and after. Needs: gcc, wrk, nginx-light.
 # Usage: bench/malloc-per-request.sh [requests-seconds] [close]
 #   close: every request on a new connection (Connection: close), to see what a connection costs
+# ROUTE_EXTRA / GROUP_EXTRA (environment): YAML added to the route (indented 4 spaces) and to the
+# upstream group's flow mapping (starting with a comma), e.g. to count with retries configured:
+#   ROUTE_EXTRA='    retries: { attempts: 2, per_try_timeout: 2s }' GROUP_EXTRA=', balance: least_request, max_requests: 100000'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-3}
@@ -21,12 +24,13 @@ cat >"$WORK/sluice.yaml" <<YAML
 workers: 1
 listeners: [{ name: bench, address: "127.0.0.1:$PORT" }]
 admin: { address: "127.0.0.1:$((PORT + 100))" }
-upstreams: { app: { endpoints: ["127.0.0.1:$UP_PORT"] } }
+upstreams: { app: { endpoints: ["127.0.0.1:$UP_PORT"]${GROUP_EXTRA:-} } }
 routes:
   - name: bench
     match: { path_prefix: "/" }
     split: { app: 100 }
     sticky: none
+${ROUTE_EXTRA:-}
 YAML
 MALLCOUNT_OUT="$WORK/count" LD_PRELOAD="$WORK/mallcount.so" "$SCRATCH/release/sluice" run --config "$WORK/sluice.yaml" --no-watch 2>"$WORK/sluice.log" &
 PIDS+=($!)

@@ -39,6 +39,7 @@ static inline long sluice_SSL_CTX_sess_hits(SSL_CTX *ctx) { return SSL_CTX_sess_
 static inline int sluice_SSL_session_reused(const SSL *ssl) { return (int)SSL_session_reused(ssl); }
 static inline long sluice_SSL_SESS_CACHE_SERVER(void) { return SSL_SESS_CACHE_SERVER; }
 static inline long sluice_SSL_SESS_CACHE_CLIENT(void) { return SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE; }
+static inline long sluice_SSL_SESS_CACHE_OFF(void) { return SSL_SESS_CACHE_OFF; }
 
 /// The servername (SNI) callback and its argument.
 typedef int (*sluice_servername_cb)(SSL *ssl, int *alert, void *arg);

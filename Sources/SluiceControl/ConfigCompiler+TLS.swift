@@ -10,7 +10,7 @@ import Yams
 /// `tls:` blocks of listeners and upstreams: files are read and checked here, so a missing file,
 /// an unreadable or mismatched key or an expired certificate is an error at its key's line.
 extension ConfigCompiler {
-    static let listenerTLSKeys = ["certificates", "min_version", "alpn", "session_tickets"]
+    static let listenerTLSKeys = ["certificates", "min_version", "alpn", "session_tickets", "session_cache"]
     static let upstreamTLSKeys = ["ca", "server_name", "cert", "key", "verify"]
     /// ALPN protocol ids Sluice can serve (it speaks HTTP/1.x only, so far).
     static let supportedALPN = ["http/1.1"]
@@ -99,8 +99,13 @@ extension ConfigCompiler {
         if let t = m["session_tickets"] {
             if let b = reader.bool(t, m.path("session_tickets")) { tickets = b } else { ok = false }
         }
+        var cache = true
+        if let t = m["session_cache"] {
+            if let b = reader.bool(t, m.path("session_cache")) { cache = b } else { ok = false }
+        }
         guard ok, !certificates.isEmpty else { return nil }
-        return ListenerTLS(certificates: certificates, minVersion: minVersion, alpn: alpn, sessionTickets: tickets)
+        return ListenerTLS(certificates: certificates, minVersion: minVersion, alpn: alpn, sessionTickets: tickets,
+                           sessionCache: cache)
     }
 
     /// An upstream group's `tls:`.

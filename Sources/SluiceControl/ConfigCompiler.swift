@@ -13,6 +13,8 @@ struct ConfigCompiler {
     var reader: ConfigReader
     /// Host-name resolution for listener and endpoint addresses.
     let resolver: HostResolver
+    /// Balance and circuit-breaker limits of each upstream group, by name (`ConfigCompiler+UpstreamLoad.swift`).
+    var upstreamLoads: [String: UpstreamLoadSpec] = [:]
     /// Names already resolved (each name is looked up once per load).
     var resolved: [String: Result<SocketAddress, HostResolver.ResolveFailure>] = [:]
 
@@ -62,7 +64,8 @@ struct ConfigCompiler {
         let routes = top["routes"].map { routeCompiler.compileRoutes($0, reader: &reader) } ?? []
 
         guard reader.isClean else { return nil }
-        let table = RoutingTable(version: version, upstreams: upstreams, routes: routes)
+        let table = RoutingTable(version: version, upstreams: upstreams, routes: routes,
+                                 loads: upstreams.map { upstreamLoads[$0.name] ?? UpstreamLoadSpec() })
         var config = SluiceConfig(
             workers: workers, listeners: listeners, adminAddress: adminAddress, adminToken: adminToken,
             timeouts: timeouts, limits: limits, accessLog: accessLog, table: table, sourcePath: nil)
@@ -199,7 +202,8 @@ struct ConfigCompiler {
     mutating func compileLimits(_ node: Node) -> Limits {
         var l = Limits()
         let keys = ["max_request_line", "max_header_bytes", "max_header_count", "max_body_bytes",
-                    "max_requests_per_connection", "max_connections_per_worker", "upstream_max_idle", "splice_min_body"]
+                    "max_requests_per_connection", "max_connections_per_worker", "upstream_max_idle", "splice_min_body",
+                    "retry_buffer_bytes"]
         guard let m = reader.map(node, "limits", known: keys, example: "{ max_body_bytes: 10MiB }") else { return l }
         func sizeIn(_ key: String, _ range: ClosedRange<UInt64>) -> UInt64? {
             guard let v = m[key], let n = reader.size(v, m.path(key)) else { return nil }
@@ -213,6 +217,7 @@ struct ConfigCompiler {
         if let n = sizeIn("max_header_bytes", 256...(64 << 20)) { l.parser.maxHeadBytes = Int(n) }
         if let n = sizeIn("max_body_bytes", 0...ConfigValues.maxSize) { l.maxBodyBytes = n }
         if let n = sizeIn("splice_min_body", 0...ConfigValues.maxSize) { l.spliceMinBody = n }
+        if let n = sizeIn("retry_buffer_bytes", 0...(64 << 20)) { l.retryBufferBytes = n }
         if let v = m["max_header_count"], let n = reader.int(v, m.path("max_header_count"), in: 1...100_000) {
             l.parser.maxFields = n
         }
@@ -337,7 +342,8 @@ struct ConfigCompiler {
                 reader.report(keyNode, path, "invalid upstream name `\(name)`",
                               hint: "names use letters, digits, `-`, `_` and `.`")
             }
-            guard let m = reader.map(value, path, known: ["endpoints", "tls"] + Self.availabilityKeys, required: ["endpoints"],
+            guard let m = reader.map(value, path, known: ["endpoints", "tls"] + Self.upstreamLoadKeys + Self.availabilityKeys,
+                                     required: ["endpoints"],
                                      example: "{ endpoints: [\"127.0.0.1:9001\"] }"),
                   let e = m["endpoints"],
                   let items = reader.list(e, m.path("endpoints"), example: "[\"127.0.0.1:9001\", \"127.0.0.1:9002\"]") else {
@@ -345,6 +351,7 @@ struct ConfigCompiler {
                 groups.append(UpstreamGroup(name: name, endpoints: []))
                 continue
             }
+            upstreamLoads[name] = compileUpstreamLoad(m)
             if let t = m["tls"], let tls = compileUpstreamTLS(t, m.path("tls"), upstream: name) {
                 tlsSet.upstreams[name] = tls
             }

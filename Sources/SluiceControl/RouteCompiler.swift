@@ -11,7 +11,7 @@ struct RouteCompiler {
     /// Keys of a route.
     static let routeKeys = ["name", "match", "upstream", "split", "cohorts", "baseline", "sticky", "rules", "respond",
                             "cohort_header", "cohort_response_header", "rollout", "upgrade", "compression",
-                            "path_normalization", "forward_normalized_path", "fault"]
+                            "path_normalization", "forward_normalized_path", "fault", "retries", "fallback_to_baseline"]
     /// Keys of a `match`.
     static let matchKeys = ["host", "path_prefix", "path", "method", "header", "cookie", "query", "source"]
     /// Keys of a header, cookie or query test.
@@ -239,6 +239,10 @@ struct RouteCompiler {
             case .none: ok = false
             }
         }
+        var retry: RetrySpec?
+        if m["retries"] != nil || m["fallback_to_baseline"] != nil {
+            if let r = compileRetries(m, hasCohorts: !cohorts.isEmpty, reader: &reader) { retry = r } else { ok = false }
+        }
         guard ok else { return nil }
         var spec = RouteSpec(name: name, match: match, cohorts: cohorts, baseline: cohorts.isEmpty ? -1 : baseline,
                              sticky: sticky, rules: rules, cohortHeader: cohortHeader,
@@ -247,6 +251,7 @@ struct RouteCompiler {
         spec.upgrade = upgrade
         spec.compression = compression ?? nil
         spec.faults = faults
+        spec.retry = retry
         return spec
     }
 

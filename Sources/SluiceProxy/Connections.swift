@@ -67,6 +67,11 @@ final class UpstreamConnection {
     let fd: Int32
     let generation: UInt32
     let pool: EndpointPool
+    /// The upstream load this connection counts in (nil: its group is not tracked), the group,
+    /// and whether it still counts as pending (connect in progress). `Worker+Load.swift`.
+    var load: UpstreamLoad?
+    var loadGroup = -1
+    var pendingCounted = false
     var inBuffer: IOBuffer
     var outBuffer: IOBuffer
     var connected = false

@@ -39,6 +39,26 @@ final class Exchange {
     var triedEndpoints: UInt64 = 0
     /// The endpoint a `.retryElsewhere` goes to (found before asking the machine).
     var alternate: Int32 = -1
+    /// Retries (`Worker+Retry.swift`): the route's settings (nil: only the connect-failure and
+    /// stale-connection rules), the request body as sent so far when it is kept for a retry
+    /// (`retryBody`, capacity kept across exchanges; only for retryable requests with a body of
+    /// at most `limits.retry_buffer_bytes`), how much of it a retry has sent again, and the cause
+    /// of the failure a retry answers.
+    var retry: RetrySpec?
+    var retryBody: [UInt8] = []
+    var keepingBody = false
+    var replayOffset = -1
+    var retryCause: RetryCause?
+    /// The cohort that failed before a fallback to the baseline (-1: none), for the access log.
+    var fallbackFrom: Int32 = -1
+    /// Attempts retried (access log).
+    var retries = 0
+    /// Upstream load counted for this request (`Worker+Load.swift`): the table's counters (nil:
+    /// the group is not tracked), the group whose request count it holds (-1: none), and the flat
+    /// endpoint whose in-flight count the current attempt holds (-1: none).
+    var load: UpstreamLoad?
+    var loadGroup = -1
+    var loadFlat = -1
     /// The client accepts gzip (only looked up when the route compresses).
     var acceptsGzip = false
     /// The deflate stream of a compressed response (from the worker's pool).
@@ -116,6 +136,15 @@ final class Exchange {
         delayUntil = 0
         triedEndpoints = 0
         alternate = -1
+        retry = nil
+        load = nil
+        loadGroup = -1
+        loadFlat = -1
+        keepingBody = false
+        replayOffset = -1
+        retryCause = nil
+        fallbackFrom = -1
+        retries = 0
         acceptsGzip = false
         compressor = nil
     }

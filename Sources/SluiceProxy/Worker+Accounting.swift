@@ -49,6 +49,7 @@ extension Worker {
             return
         }
         x.record.active = false
+        requestEnded(x)
         let record = x.record
         let status = record.recordedStatus
         let duration = now &- record.start
@@ -88,6 +89,8 @@ extension Worker {
         let policy = x.policy
         var routeName = policy?.routeName ?? ""
         var cohortName = policy?.cohortName ?? ""
+        var fallbackName = x.fallbackFrom >= 0 ? (x.table?.routes[Int(x.decision.route)].cohorts[Int(x.fallbackFrom)].name ?? "") : ""
+        line.retries = x.retries + (x.fallbackFrom >= 0 ? 1 : 0)
         let upstream = x.pool?.hostBytes ?? []
         let format = settings.accessLogFormat
         x.peerText.withUnsafeBytes { client in
@@ -95,13 +98,15 @@ extension Worker {
         upstream.withUnsafeBytes { up in
         routeName.withUTF8 { rn in
         cohortName.withUTF8 { cn in
+        fallbackName.withUTF8 { fb in
+            line.fallbackFrom = UnsafeRawBufferPointer(fb)
             line.client = client
             line.requestID = rid
             line.upstream = up
             line.route = UnsafeRawBufferPointer(rn)
             line.cohort = UnsafeRawBufferPointer(cn)
             x.capture.withRecord(line) { AccessLogLine.append($0, format: format, to: &accessLog.buffer) }
-        }}}}}
+        }}}}}}
         if accessLog.buffer.count >= AccessLogSink.flushThreshold { accessLog.flush(now: now) }
     }
 

@@ -34,15 +34,19 @@ extension Worker {
             startTunnel(c, x)
         case .retry:
             abortUpstream(x)
+            noteRetry(x)
             if let pool = x.pool { attachUpstream(c, x, pool: pool, allowPooled: false) }
         case .retryElsewhere:
             abortUpstream(x)
+            noteRetry(x)
             let upstream = Int(x.decision.upstream), endpoint = Int(x.alternate)
             x.decision.endpoint = x.alternate
             if endpoint < 64 { x.triedEndpoints |= 1 << UInt64(endpoint) }
             let pool = pools[upstream][endpoint]
             x.pool = pool
             attachUpstream(c, x, pool: pool, allowPooled: true)
+        case .fallback:
+            fallBack(c, x)
         case .cut(let reason):
             if let reason { noteUpstreamError(x, reason) }
             abortUpstream(x)
@@ -189,12 +193,18 @@ extension Worker {
         x.pool = pool
         if decision.endpoint >= 0 && decision.endpoint < 64 { x.triedEndpoints = 1 << UInt64(decision.endpoint) }
         x.record.upstreamMetricsID = series.upstream(for: decision)
+        if let t = x.table { prepareRetries(x, table: t) }
         if recordMetrics {
             metrics.addInFlight(series: x.record.series, 1)
             x.record.inFlightCounted = true
         }
         c.deadline = 0
         c.lastReadProgress = now
+        if !admitRequest(x) {
+            // A circuit breaker of the group is open (`max_requests`): 503 at once, nothing sent.
+            perform(c, x, step(c, x, .upstreamFailed(.circuitOpen)))
+            return
+        }
         if plan.sendContinue && c.inBuffer.isEmpty {
             // We answer 100-continue ourselves (Expect is not forwarded), as nginx does.
             let interim: StaticString = "HTTP/1.1 100 Continue\r\n\r\n"
@@ -254,6 +264,10 @@ extension Worker {
            let e = table.alternateEndpoint(upstream: x.decision.upstream, tried: x.triedEndpoints, balancer: &balancer) {
             x.alternate = e
         }
+        if x.alternate < 0 || x.state.requestBodyBytes > 0, let event = retryableEvent(x, .connectFailure(reason)) {
+            return event
+        }
+        x.retryCause = .connectFailure(reason)
         return .connectFailed(reason, another: x.alternate >= 0)
     }
 
@@ -280,14 +294,19 @@ extension Worker {
                 return true
             }
             u.connected = true
+            if u.pendingCounted { connectionEstablished(u) }
             u.lastProgress = now
             u.deadline = 0
             x.record.upstreamConnectNanos = now &- u.connectStart
             progressed = true
         }
 
-        // Request body: client -> upstream buffer.
-        if pumpRequestBody(c, x, u, budget: &budget) { progressed = true }
+        // Request body: client -> upstream buffer (a retry first sends again what was kept).
+        if x.replayOffset >= 0 {
+            if replayBody(x, u) { progressed = true }
+        } else if pumpRequestBody(c, x, u, budget: &budget) {
+            progressed = true
+        }
         if c.conn.phase != .exchange || x.upstream !== u { return true }
 
         // Flush to upstream.
@@ -305,12 +324,12 @@ extension Worker {
                 u.outBuffer.clear()
                 if upstreamTLSFailed(c, x, u) { return true }
                 if x.state.responseBody.isAwaitingHead && u.inBuffer.isEmpty {
-                    perform(c, x, step(c, x, .upstreamLost(reused: u.reused, connected: u.connected)))
+                    perform(c, x, step(c, x, lostEvent(x, u)))
                     return true
                 }
             }
         }
-        if u.requestSentAt == 0, u.outBuffer.isEmpty, x.state.requestBody.isDone {
+        if u.requestSentAt == 0, u.outBuffer.isEmpty, x.state.requestBody.isDone, x.replayOffset < 0 {
             u.requestSentAt = now
         }
 

@@ -19,6 +19,7 @@ extension Worker {
         switch reason {
         case .connectRefused, .connectTimeout: return
         case .responseTimeout, .reset, .badResponse, .tlsHandshake: reportEndpoint(x, failed: true)
+        case .circuitOpen: return  // refused before anything was sent: says nothing about the endpoint
         }
     }
 

@@ -52,8 +52,7 @@ extension Worker {
                     if u.readEOF || u.failedErrno != 0 || (u.hangup && !u.readable) {
                         // After an interim response the upstream did get the request: no retry.
                         let answered = x.record.upstreamFirstByteNanos != nil
-                        perform(c, x, step(c, x, answered ? .upstreamFailed(.reset)
-                                                          : .upstreamLost(reused: u.reused, connected: u.connected)))
+                        perform(c, x, step(c, x, answered ? .upstreamFailed(.reset) : lostEvent(x, u)))
                         return true
                     }
                     return progressed
@@ -62,7 +61,8 @@ extension Worker {
                                             into: &u.responseHead, limits: settings.limits.parser) {
                 case .incomplete:
                     if u.readEOF || u.failedErrno != 0 {
-                        perform(c, x, step(c, x, .upstreamFailed(u.failedErrno != 0 ? .reset : .badResponse)))
+                        let reset = u.failedErrno != 0
+                        perform(c, x, step(c, x, reset ? retryableEvent(x, .reset) ?? .upstreamFailed(.reset) : .upstreamFailed(.badResponse)))
                         return true
                     }
                     return progressed
@@ -89,6 +89,7 @@ extension Worker {
                         continue
                     }
                     if !startResponse(c, x, u) { return progressed }
+                    if x.upstream !== u || c.conn.phase != .exchange { return true }  // retried, or failed over
                     progressed = true
                 }
             case .length(let remaining):
@@ -279,6 +280,14 @@ extension Worker {
     /// False if the output buffer has no room for the head yet (nothing changes then).
     private func startResponse(_ c: ClientConnection, _ x: Exchange, _ u: UpstreamConnection) -> Bool {
         let rh = u.responseHead
+        if x.retry != nil && rh.status >= 502 && rh.status <= 504, let event = retryableEvent(x, .status(rh.status)) {
+            // A retryable answer: its head is not forwarded; the request goes to another attempt.
+            let action = step(c, x, event)
+            if action != .none {
+                perform(c, x, action)
+                return true
+            }
+        }
         var gzip: CompressionSpec? = nil
         if x.acceptsGzip, let spec = x.policy?.compression,
            CompressionPolicy.compresses(spec, acceptsGzip: true, method: x.state.request.method, head: rh,

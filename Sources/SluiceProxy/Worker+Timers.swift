@@ -76,7 +76,15 @@ extension Worker {
             updateUpstreamTimer(u, x)
             return
         }
-        perform(c, x, step(c, x, u.connected ? .upstreamFailed(.responseTimeout) : connectFailed(x, .connectTimeout)))
+        let event: ExchangeEvent
+        if !u.connected {
+            event = connectFailed(x, .connectTimeout)
+        } else if x.state.responseBody.isAwaitingHead, let retry = retryableEvent(x, .timeout) {
+            event = retry  // per_try_timeout (or the response-header timeout) of one attempt
+        } else {
+            event = .upstreamFailed(.responseTimeout)
+        }
+        perform(c, x, step(c, x, event))
         if c.conn.phase != .closed { drive(c) }
     }
 
@@ -113,7 +121,9 @@ extension Worker {
         switch x.state.responseBody {
         case .awaitingHead:
             if u.requestSentAt != 0 {
-                setUpstreamDeadline(u, u.requestSentAt &+ t.upstreamResponseHeader)
+                var wait = t.upstreamResponseHeader
+                if let perTry = x.retry?.perTryTimeoutNanos, perTry > 0, perTry < wait { wait = perTry }
+                setUpstreamDeadline(u, u.requestSentAt &+ wait)
             } else if !u.outBuffer.isEmpty && !u.writable {
                 // The upstream stopped taking the request: as long without progress as it may
                 // take to answer (nginx's proxy_send_timeout plays this part).

@@ -54,10 +54,23 @@ extension Worker {
             }
         }
         if conn == nil {
+            let counted = x.table.map { acquireConnection($0, group: Int(x.decision.upstream)) } ?? .untracked
+            if counted == .open {
+                // A circuit breaker of the group is open (`max_connections`, `max_pending`).
+                perform(c, x, step(c, x, .upstreamFailed(.circuitOpen)))
+                return
+            }
             conn = connectUpstream(pool, metricsID: x.record.upstreamMetricsID)
             guard let fresh = conn else {
+                if case .counted(let load) = counted { releaseConnection(load, group: Int(x.decision.upstream), pending: true) }
                 perform(c, x, step(c, x, connectFailed(x, .connectRefused)))
                 return
+            }
+            if case .counted(let load) = counted {
+                fresh.load = load
+                fresh.loadGroup = Int(x.decision.upstream)
+                fresh.pendingCounted = true
+                if fresh.connected { connectionEstablished(fresh) }
             }
             if fresh.connected { x.record.upstreamConnectNanos = 0 }  // connected at once
         }
@@ -70,6 +83,7 @@ extension Worker {
         u.lastSendProgress = now
         u.deadline = 0
         x.upstream = u
+        attemptStarted(x)
         if !u.outBuffer.append(x.upstreamHead) {
             // The head grew past a buffer (X-Forwarded-Host repeats a long Host): refuse it, 431.
             perform(c, x, step(c, x, .requestBodyInvalid(.headTooLarge)))
@@ -123,6 +137,7 @@ extension Worker {
     /// The exchange is over: pools its upstream connection when the response allowed reuse and
     /// the socket is clean, closes it otherwise.
     func releaseUpstream(_ x: Exchange, protocolAllowsReuse: Bool) {
+        attemptEnded(x)
         guard let u = x.upstream else { return }
         x.upstream = nil
         u.client = nil
@@ -153,6 +168,11 @@ extension Worker {
             unregister(u.fd)
             Sys.close(u.fd)
             if recordMetrics { metrics.upstreamConnectionClosed(upstream: u.metricsUpstream) }
+            if let load = u.load {
+                releaseConnection(load, group: u.loadGroup, pending: u.pendingCounted)
+                u.load = nil
+                u.pendingCounted = false
+            }
             u.pool.open -= 1
             if let i = u.pool.idle.firstIndex(where: { $0 === u }) { u.pool.idle.remove(at: i) }
             if u.pool.retired && u.pool.open == 0 {
@@ -171,6 +191,7 @@ extension Worker {
 
     /// Drops the exchange's upstream connection, closing it (its state is unknown).
     func abortUpstream(_ x: Exchange) {
+        attemptEnded(x)
         guard let u = x.upstream else { return }
         x.upstream = nil
         u.client = nil

@@ -71,6 +71,8 @@ final class Worker: @unchecked Sendable {
     /// This worker's client TLS contexts, by upstream group name.
     var clientTLS: [String: ClientTLSContext] = [:]
     var entropyState: UInt64
+    /// Per-route retry budgets for `table` (`RetryBudget`: per worker, see its comment).
+    var retryBudget = RetryBudget()
     /// Size of every connection buffer: 64 KiB, or more when `max_header_bytes` needs it (a head
     /// must fit in one buffer on either side), rounded to whole pages.
     let bufferCapacity: Int

@@ -157,12 +157,14 @@ struct TelemetryExpositionTests {
             sluice_upstream_errors_total{route="web",cohort="stable",reason="reset"} 0
             sluice_upstream_errors_total{route="web",cohort="stable",reason="bad_response"} 0
             sluice_upstream_errors_total{route="web",cohort="stable",reason="tls_handshake"} 0
+            sluice_upstream_errors_total{route="web",cohort="stable",reason="circuit_open"} 0
             sluice_upstream_errors_total{route="web",cohort="canary",reason="connect_refused"} 1
             sluice_upstream_errors_total{route="web",cohort="canary",reason="connect_timeout"} 0
             sluice_upstream_errors_total{route="web",cohort="canary",reason="response_timeout"} 0
             sluice_upstream_errors_total{route="web",cohort="canary",reason="reset"} 0
             sluice_upstream_errors_total{route="web",cohort="canary",reason="bad_response"} 0
             sluice_upstream_errors_total{route="web",cohort="canary",reason="tls_handshake"} 0
+            sluice_upstream_errors_total{route="web",cohort="canary",reason="circuit_open"} 0
             # HELP sluice_requests_in_flight Requests forwarded to an upstream and not yet finished, by route and cohort.
             # TYPE sluice_requests_in_flight gauge
             sluice_requests_in_flight{route="web",cohort="stable"} 1

@@ -232,8 +232,13 @@ struct TLSTests {
             out = try f.sClient(sluice.port, ["-servername", "a.test", version, "-sess_out", sess])
             #expect(out.contains("\nNew, TLSv1."), "\(out)")
             for _ in 0..<6 {
-                out = try f.sClient(sluice.port, ["-servername", "a.test", version, "-sess_in", sess])
+                // TLS 1.3: a resumed handshake is given a new ticket too (a client such as wrk or
+                // a browser uses a ticket once; without a fresh one every other connection would
+                // be a full handshake).
+                let msg = version == "-tls1_3" ? ["-msg"] : []
+                out = try f.sClient(sluice.port, ["-servername", "a.test", version, "-sess_in", sess] + msg)
                 #expect(out.contains("\nReused, TLSv1."), "\(version): \(out)")
+                if version == "-tls1_3" { #expect(out.contains("NewSessionTicket"), "\(out)") }
             }
         }
         let m = sluice.metrics()
@@ -264,6 +269,29 @@ struct TLSTests {
         #expect(out.contains("\nNew, TLSv1.3"), "\(out)")
         out = try f.sClient(sluice.port, ["-servername", "a.test", "-sess_in", sess])
         #expect(out.contains("\nReused, TLSv1.3"), "\(out)")
+    }
+
+    /// With `session_tickets: false` and `session_cache: false` nothing resumes: every connection
+    /// is a full handshake (the configuration `bench/compare`'s tlsfull scenario measures).
+    @Test func noResumptionWithTicketsAndCacheOff() throws {
+        let f = try TLSFixture()
+        defer { f.remove() }
+        let up = try TestUpstream { _ in .ok("ok") }
+        defer { up.stop() }
+        let sluice = try SluiceProcess(workers: 1, yaml: Self.listenerYAML(
+            f, upstream: up.port, extraTLS: "session_tickets: false\n      session_cache: false"))
+        defer { _ = sluice.stop() }
+        // TLS 1.3: no ticket arrives, so the saved session offers nothing to resume.
+        let sess = f.path("session-off.pem")
+        var out = try f.sClient(sluice.port, ["-servername", "a.test", "-tls1_3", "-sess_out", sess])
+        #expect(out.contains("\nNew, TLSv1.3"), "\(out)")
+        out = try f.sClient(sluice.port, ["-servername", "a.test", "-tls1_3", "-sess_in", sess])
+        #expect(out.contains("\nNew, TLSv1.3"), "\(out)")
+        // TLS 1.2: s_client -reconnect offers the first session's id five more times; none resumes.
+        out = try f.sClient(sluice.port, ["-servername", "a.test", "-tls1_2", "-reconnect"])
+        #expect(out.contains("\nNew, TLSv1.2"), "\(out)")
+        #expect(!out.contains("Reused"), "\(out)")
+        #expect(sluice.metrics()["sluice_tls_resumptions_total{listener=\"https\"}"] ?? 0 == 0)
     }
 
     /// A config with each certificate problem is rejected by `sluice check` with the key's line.

@@ -24,7 +24,8 @@ SCENARIO_TITLES = {
     "idle10k": "10k idle conns + trickle",
     "gzip64k": "64 KiB JSON, gzip level 5",
     "tls128b": "HTTPS 128 B, 64 conns",
-    "tlsclose": "HTTPS 128 B, new TLS conn per request",
+    "tlsclose": "HTTPS 128 B, new TLS conn per request (resumed)",
+    "tlsfull": "HTTPS 128 B, new TLS conn per request, full handshake",
 }
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 SIZE = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}

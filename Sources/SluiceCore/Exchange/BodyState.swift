@@ -66,6 +66,7 @@ extension UpstreamErrorReason {
         switch self {
         case .connectTimeout, .responseTimeout: return 504
         case .connectRefused, .reset, .badResponse, .tlsHandshake: return 502
+        case .circuitOpen: return 503
         }
     }
 
@@ -78,6 +79,7 @@ extension UpstreamErrorReason {
         case .reset: return "upstream closed the connection before responding\n"
         case .badResponse: return "upstream sent an invalid response\n"
         case .tlsHandshake: return "upstream TLS handshake failed\n"
+        case .circuitOpen: return "upstream is at its connection or request limit\n"
         }
     }
 }

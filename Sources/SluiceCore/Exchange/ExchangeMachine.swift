@@ -120,6 +120,8 @@ public struct ExchangeState: Sendable {
     public internal(set) var attempts = 0
     /// The request asks for a protocol switch its route allows (Upgrade and Connection forwarded).
     public internal(set) var upgrade = false
+    /// The request went to the baseline cohort after its cohort failed (`fallback_to_baseline`).
+    public internal(set) var fellBack = false
 
     /// No request yet.
     public init() {}
@@ -244,6 +246,8 @@ public enum ExchangeEvent: Sendable, Equatable {
     /// The connection to the endpoint failed before any byte was sent (refused, unreachable,
     /// connect timeout); `another`: the group has an endpoint not tried yet for this request.
     case connectFailed(UpstreamErrorReason, another: Bool)
+    /// An attempt failed in a way a retry may cure (`RetryPolicy`); the driver gathered `options`.
+    case retryable(RetryCause, RetryOptions)
     /// Both bodies are complete.
     case bodiesComplete
     /// The response is complete but the client is still sending its body.
@@ -275,6 +279,8 @@ public enum ExchangeAction: Sendable, Equatable {
     case retry
     /// Drop the upstream connection and try another endpoint of the same group.
     case retryElsewhere
+    /// Drop the upstream connection and send the request to the route's baseline cohort.
+    case fallback
     /// Drop the upstream connection; the client connection closes once what is queued is flushed.
     case cut(UpstreamErrorReason?)
     /// Drop the upstream connection and close the client connection now.
@@ -298,6 +304,7 @@ public enum ExchangeMachine {
             x.responseBody = .awaitingHead
             x.responseStarted = false
             x.attempts = 0
+            x.fellBack = false
             if case .contentLength(let n) = facts.framing, limits.maxBodyBytes > 0, n > limits.maxBodyBytes {
                 return respond(&c, &x, status: 413, .bodyTooLarge(limits.maxBodyBytes), forceClose: true, limits)
             }
@@ -339,6 +346,7 @@ public enum ExchangeMachine {
         case (.awaitingHead, .responseHead), (.awaitingHead, .switchingProtocols), (.awaitingHead, .tunnelEnded),
              (.awaitingHead, .requestBodyInvalid), (.awaitingHead, .requestBodyTooLarge),
              (.awaitingHead, .upstreamLost), (.awaitingHead, .upstreamFailed), (.awaitingHead, .connectFailed),
+             (.awaitingHead, .retryable),
              (.awaitingHead, .bodiesComplete),
              (.awaitingHead, .responseCompleteFirst):
             return .none  // no exchange in progress
@@ -395,6 +403,8 @@ public enum ExchangeMachine {
                 return .retryElsewhere
             }
             return upstreamFailed(&c, &x, reason, limits)
+        case (.exchange, .retryable(let cause, let options)):
+            return retryable(&c, &x, cause, options, limits)
         case (.exchange, .bodiesComplete):
             let reusable = x.upstreamKeepAlive && !c.draining
             finishRequest(&c, x, close: c.closeAfterResponse, limits)
@@ -428,7 +438,7 @@ public enum ExchangeMachine {
             c.phase = .closing
             return .cut(nil)
         case (.tunnel, .clientGone), (.tunnel, .clientTimedOut), (.tunnel, .upstreamFailed), (.tunnel, .upstreamLost),
-             (.tunnel, .connectFailed):
+             (.tunnel, .connectFailed), (.tunnel, .retryable):
             return closeNow(&c)
         case (.tunnel, .drain):
             c.draining = true
@@ -481,35 +491,6 @@ public enum ExchangeMachine {
         c.phase = .closed
     }
 
-    /// How the response for `r` would be written now (a query: nothing changes). The driver
-    /// serializes the head with it, and reports `.responseHead` once the head fits in its buffer.
-    public static func responsePlan(for r: ResponseFacts, connection c: ConnectionState, exchange x: ExchangeState,
-                                    limits: ExchangeLimits) -> ResponsePlan {
-        responsePlan(c, x, r, limits)
-    }
-
-    /// What to do with an interim (1xx) response from the upstream.
-    public enum Interim: Sendable, Equatable {
-        /// Relay it to the client before the final response.
-        case relay
-        /// Drop it.
-        case drop
-        /// A protocol violation: the exchange fails as a bad response.
-        case fail
-    }
-
-    /// RFC 9110 15.2: a proxy forwards 1xx responses, but not to an HTTP/1.0 client (which cannot
-    /// know them). 100 Continue is dropped: Sluice answers the client's Expect itself and never
-    /// forwards it, so the upstream's 100 is not the client's. 101 is a protocol switch Sluice never
-    /// asked for.
-    public static func interim(_ status: Int, exchange x: ExchangeState) -> Interim {
-        switch status {
-        case 101: return .fail
-        case 100: return .drop
-        default: return x.request.version == .http11 ? .relay : .drop
-        }
-    }
-
     /// Whether the connection closes after the response being started now: the one rule.
     /// Closes when the client or the response framing asks for it, when the worker drains or an
     /// earlier decision said so, when the request body is not fully read (the next request's
@@ -524,7 +505,7 @@ public enum ExchangeMachine {
     // MARK: - Helpers
 
     /// Queues a generated response under the one close rule and finishes the request.
-    private static func respond(_ c: inout ConnectionState, _ x: inout ExchangeState, status: Int,
+    static func respond(_ c: inout ConnectionState, _ x: inout ExchangeState, status: Int,
                                 _ body: GeneratedResponse.Body, forceClose: Bool, _ limits: ExchangeLimits,
                                 upstreamError: UpstreamErrorReason? = nil) -> ExchangeAction {
         let closing = closesAfterResponse(c, x, forced: forceClose, limits: limits)
@@ -537,7 +518,7 @@ public enum ExchangeMachine {
         return .respond(response, upstreamError: upstreamError)
     }
 
-    private static func upstreamFailed(_ c: inout ConnectionState, _ x: inout ExchangeState, _ reason: UpstreamErrorReason,
+    static func upstreamFailed(_ c: inout ConnectionState, _ x: inout ExchangeState, _ reason: UpstreamErrorReason,
                                        _ limits: ExchangeLimits) -> ExchangeAction {
         if x.responseStarted {
             // The response is cut short: the client cannot be told, so its connection closes.
@@ -560,31 +541,5 @@ public enum ExchangeMachine {
         case .contentLength(let n) where n > 0: return .length(remaining: n)
         default: return .done
         }
-    }
-
-    /// Framing of the request body sent upstream.
-    static func upstreamFraming(_ r: RequestFacts) -> BodyFraming {
-        switch r.framing {
-        case .chunked: return .chunked
-        case .contentLength(let n) where n > 0: return .contentLength(n)
-        default:
-            // An empty POST/PUT/PATCH says so, as some upstreams want a length on these methods.
-            return r.method == .post || r.method == .put || r.method == .patch ? .contentLength(0) : .none
-        }
-    }
-
-    /// How the response for `r` is framed for this client, and whether the connection closes.
-    static func responsePlan(_ c: ConnectionState, _ x: ExchangeState, _ r: ResponseFacts,
-                             _ limits: ExchangeLimits) -> ResponsePlan {
-        let http11Client = x.request.version == .http11
-        let out: BodyFraming
-        switch r.framing {
-        case .none: out = .none
-        case .contentLength(let n): out = r.compress ? (http11Client ? .chunked : .untilClose) : .contentLength(n)
-        case .chunked, .untilClose: out = http11Client ? .chunked : .untilClose
-        }
-        let closing = closesAfterResponse(c, x, forced: out == .untilClose, limits: limits)
-        return ResponsePlan(framing: out, closing: closing, http10KeepAlive: !http11Client && !closing,
-                            keepContentLength: !r.compress && (x.request.method == .head || r.status == 304))
     }
 }

@@ -39,6 +39,9 @@ public struct Limits: Sendable, Equatable {
     /// moved upstream socket → pipe → client socket with splice(2), never copied through Sluice.
     /// 0 turns splicing off.
     public var spliceMinBody: UInt64 = 64 * 1024
+    /// Request bodies of retryable requests up to this size are kept while they are sent, so a
+    /// retry can send them again (`retries:`, `fallback_to_baseline:`); larger ones are not retried.
+    public var retryBufferBytes: UInt64 = 64 * 1024
 
     /// Defaults.
     public init() {}

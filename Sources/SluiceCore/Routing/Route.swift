@@ -25,6 +25,9 @@ public struct Route: Sendable {
 
     /// Response compression (`compression:`), nil when off.
     public internal(set) var compression: CompressionSpec?
+    /// Retries and fallback (`retries:`, `fallback_to_baseline:`), nil when neither is set
+    /// (`RetryPolicy.swift`).
+    public internal(set) var retry: RetrySpec?
     /// Protocols a client may switch to (`Upgrade:` tokens, lowercased); empty: no tunnels.
     public internal(set) var upgradeProtocols: [[UInt8]] = [Array("websocket".utf8)]
 

@@ -24,6 +24,8 @@ package struct RouteSpec: Sendable {
     package var upgrade: [String] = ["websocket"]
     /// Response compression (`compression:`), nil when off.
     package var compression: CompressionSpec?
+    /// Retries and fallback (`retries:`, `fallback_to_baseline:`), nil when neither is set.
+    package var retry: RetrySpec?
     /// The route's (and its rules') `path` and `path_prefix` conditions see the normalized path
     /// (`PathNormalizer`); false: the raw bytes the client sent (`path_normalization: off`).
     package var pathNormalization: Bool

@@ -170,6 +170,7 @@ extension RoutingTable {
                 upgrade: route.upgradeProtocols.map { String(decoding: $0, as: UTF8.self) },
                 compression: route.compression,
                 normalizesPath: route.normalizesPath, forwardNormalizedPath: route.forwardNormalizedPath)
+            newRoutes[r].retry = route.retry
         }
         // Split ranges are concatenated per route: rebuild the array, re-laying changed routes.
         var newPlans = plans

@@ -40,10 +40,12 @@ public final class RoutingTable: Sendable {
     let normalizesAnyPath: Bool
     /// Fault drills: route plans name a slice, rule plans an index.
     let faults: [FaultPlan]
+    /// Live load and limits of the upstream groups (`UpstreamLoad.swift`), shared by all workers.
+    public let load: UpstreamLoad
 
     /// Compiles validated specs into a table. The control plane has checked names, weights and
     /// patterns; violated invariants here are programming errors (preconditions).
-    package init(version: UInt64, upstreams: [UpstreamGroup], routes specs: [RouteSpec]) {
+    package init(version: UInt64, upstreams: [UpstreamGroup], routes specs: [RouteSpec], loads: [UpstreamLoadSpec] = []) {
         var builder = Builder()
         var routes: [Route] = []
         var plans: [RoutePlan] = []
@@ -129,6 +131,7 @@ public final class RoutingTable: Sendable {
                 sticky: spec.sticky, cohortHeader: spec.cohortHeader, cohortResponseHeader: spec.cohortResponseHeader,
                 rollout: spec.rollout, upgrade: spec.upgrade, compression: spec.compression,
                 normalizesPath: spec.pathNormalization, forwardNormalizedPath: spec.forwardNormalizedPath))
+            routes[routes.count - 1].retry = spec.retry
         }
         var weights: [Int] = []
         var starts: [Int32] = []
@@ -159,6 +162,8 @@ public final class RoutingTable: Sendable {
         self.groupEndpointStart = starts
         self.normalizesAnyPath = normalizesAnyPath
         self.faults = faults
+        self.load = UpstreamLoad(specs: upstreams.indices.map { $0 < loads.count ? loads[$0] : UpstreamLoadSpec() },
+                                 endpoints: weights.count)
     }
 
     /// A copy of `base` with a new version and, where given, new routes, plans, rules and split
@@ -184,6 +189,7 @@ public final class RoutingTable: Sendable {
         self.endpointWeights = base.endpointWeights
         self.groupEndpointStart = base.groupEndpointStart
         self.normalizesAnyPath = base.normalizesAnyPath
+        self.load = base.load
     }
 
     /// Decides what to do with one request. A pure function of (table, head, bytes, client,
@@ -254,7 +260,7 @@ public final class RoutingTable: Sendable {
                             if rule.cohort < 0 {
                                 return RouteDecision(action: .respond, route: Int32(r), response: rule.response)
                             }
-                            decision = forward(route: r, plan: plan, cohort: rule.cohort, balancer: &balancer)
+                            decision = forward(route: r, plan: plan, cohort: rule.cohort, entropy: entropy, balancer: &balancer)
                             ruleFault = rule.fault
                             break decided
                         }
@@ -269,13 +275,13 @@ public final class RoutingTable: Sendable {
                     case .none:
                         let bucket = Int(entropy % StickyHash.buckets)
                         trace.split(.perRequest(bucket: bucket))
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), entropy: entropy, balancer: &balancer)
                         break decided
                     case .cookie(let name, let assigned):
                         if let v = head.cookieValue(named: slice(pool, name), in: bytes), v.count > 0 {
                             let bucket = StickyHash.bucket(slice(bytes, v))
                             trace.split(.userCookie(value: v, bucket: bucket))
-                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), entropy: entropy, balancer: &balancer)
                             break decided
                         }
                         own = assigned
@@ -283,7 +289,7 @@ public final class RoutingTable: Sendable {
                         if let v = head.fieldValue(named: slice(pool, name), in: bytes), v.count > 0 {
                             let bucket = StickyHash.bucket(slice(bytes, v))
                             trace.split(.userHeader(value: v, bucket: bucket))
-                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                            decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), entropy: entropy, balancer: &balancer)
                             break decided
                         }
                         own = assigned
@@ -293,12 +299,12 @@ public final class RoutingTable: Sendable {
                     if let v = head.cookieValue(named: slice(pool, own), in: bytes), StickyHash.parseAssignedKey(slice(bytes, v)) != nil {
                         let bucket = StickyHash.bucket(slice(bytes, v))
                         trace.split(.assignedCookie(value: v, bucket: bucket))
-                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                        decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), entropy: entropy, balancer: &balancer)
                         break decided
                     }
                     let bucket = StickyHash.bucket(assignedKey: entropy)
                     trace.split(.assignedNew(key: entropy, bucket: bucket))
-                    decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), balancer: &balancer)
+                    decision = forward(route: r, plan: plan, cohort: cohort(plan: plan, bucket: bucket), entropy: entropy, balancer: &balancer)
                     decision.setStickyCookie = true
                     decision.stickyKey = entropy
                 }
@@ -358,9 +364,11 @@ public final class RoutingTable: Sendable {
         return fallback
     }
 
-    private func forward(route: Int, plan: RoutePlan, cohort: Int32, balancer: inout BalancerState) -> RouteDecision {
+    private func forward(route: Int, plan: RoutePlan, cohort: Int32, entropy: UInt64, balancer: inout BalancerState) -> RouteDecision {
         let upstream = cohortUpstreams[Int(plan.cohortStart) + Int(cohort)]
-        let endpoint = balancer.pick(group: Int(upstream), in: self)
+        let endpoint = load.specs[Int(upstream)].balance == .leastRequest
+            ? pickLeastRequest(group: Int(upstream), tieBreak: entropy >> 40, balancer: &balancer)
+            : balancer.pick(group: Int(upstream), in: self)
         return RouteDecision(action: .forward, route: Int32(route), cohort: cohort, upstream: upstream, endpoint: endpoint)
     }
 }

@@ -42,6 +42,12 @@ public struct AccessLogRecord {
     /// The negotiated cipher suite (`TLS_AES_256_GCM_SHA384`).
     public var tlsCipher: UnsafeRawBufferPointer
 
+    /// Attempts retried for this request (`retries`, written only when not 0).
+    public var retries: Int = 0
+    /// The cohort that failed before the baseline answered (`fallback_from`, written only after a
+    /// fallback; `cohort` is then the baseline).
+    public var fallbackFrom: UnsafeRawBufferPointer
+
     /// Creates a record; every byte field defaults to empty.
     public init(unixSeconds: Int, milliseconds: Int, status: Int, durationNanos: UInt64, bytesIn: UInt64, bytesOut: UInt64) {
         self.unixSeconds = unixSeconds
@@ -52,7 +58,7 @@ public struct AccessLogRecord {
         self.bytesOut = bytesOut
         let empty = UnsafeRawBufferPointer(start: nil, count: 0)
         client = empty; method = empty; path = empty; route = empty; cohort = empty
-        upstream = empty; requestID = empty; traceparent = empty; tlsVersion = empty; tlsCipher = empty
+        upstream = empty; requestID = empty; traceparent = empty; tlsVersion = empty; tlsCipher = empty; fallbackFrom = empty
         host = empty; proto = empty; userAgent = empty; referer = empty
     }
 }
@@ -122,6 +128,17 @@ public enum AccessLogLine {
             case .userAgent: appendString(r.userAgent, to: &out)
             case .referer: appendString(r.referer, to: &out)
             }
+        }
+        if r.retries > 0 {
+            // Only requests that were retried (or fell back) carry these two fields.
+            HeadWriter.appendStatic(first ? "\"retries\":" : ",\"retries\":", to: &out)
+            HeadWriter.appendDecimal(UInt64(r.retries), to: &out)
+            first = false
+        }
+        if !r.fallbackFrom.isEmpty {
+            HeadWriter.appendStatic(first ? "\"fallback_from\":" : ",\"fallback_from\":", to: &out)
+            appendString(r.fallbackFrom, to: &out)
+            first = false
         }
         if !r.tlsVersion.isEmpty {
             // TLS listeners only: the negotiated version and cipher (left out on plain connections).

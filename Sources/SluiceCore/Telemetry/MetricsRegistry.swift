@@ -20,6 +20,7 @@ public final class MetricsRegistry: Sendable {
         var upstreamIds: [String: Int32] = [:]
         var upstreams: [String] = []
         var overflowed: Set<String> = []
+        var baselines: [String: String] = [:]
     }
 
     private let state = Mutex(State())
@@ -50,6 +51,9 @@ public final class MetricsRegistry: Sendable {
             for route in table.routes {
                 cohortSeries.append(route.cohorts.map { seriesId(SeriesLabels(route: route.name, cohort: $0.name)) })
                 directSeries.append(seriesId(SeriesLabels(route: route.name, cohort: "")))
+                if route.baseline >= 0 && Int(route.baseline) < route.cohorts.count {
+                    s.baselines[route.name] = route.cohorts[Int(route.baseline)].name
+                }
             }
             var upstreamSeries: [Int32] = []
             for group in table.upstreams {
@@ -72,7 +76,8 @@ public final class MetricsRegistry: Sendable {
 
     /// The names of every id assigned so far.
     public var names: MetricsNames {
-        state.withLock { s in MetricsNames(series: s.series, listeners: listenerNames, upstreams: s.upstreams) }
+        state.withLock { s in MetricsNames(series: s.series, listeners: listenerNames, upstreams: s.upstreams,
+                                          baselines: s.baselines) }
     }
 
     /// The series id of (route, cohort), if one was assigned.

@@ -114,6 +114,18 @@ public final class MetricsShard: @unchecked Sendable {
         csluice_add_relaxed(self.series(series) + SeriesLayout.upstreamErrors + reason.rawValue, 1)
     }
 
+    /// Counts a retry of an exchange of `series` for `cause`. Worker thread only.
+    @inlinable
+    public func recordRetry(series: Int32, cause: RetryCause) {
+        csluice_add_relaxed(self.series(series) + SeriesLayout.retries + cause.labelIndex, 1)
+    }
+
+    /// Counts a request of `series` (the failed cohort) sent on to its route's baseline. Worker thread only.
+    @inlinable
+    public func recordFallback(series: Int32) {
+        csluice_add_relaxed(self.series(series) + SeriesLayout.fallbacks, 1)
+    }
+
     /// Adds `delta` to the series' in-flight gauge: +1 when a request is forwarded to an
     /// upstream, -1 when it is done (each +1 matched by a -1 on the same shard). Worker thread only.
     @inlinable

@@ -74,6 +74,10 @@ public struct MetricsTotals: Sendable {
     public func upstreamErrors(series: Int, reason: UpstreamErrorReason) -> UInt64 {
         word(series, SeriesLayout.upstreamErrors + reason.rawValue)
     }
+    /// Retries of `series` for the cause labelled `RetryCause.labels[labelIndex]`.
+    public func retries(series: Int, labelIndex: Int) -> UInt64 { word(series, SeriesLayout.retries + labelIndex) }
+    /// Requests of `series` sent on to its route's baseline cohort.
+    public func fallbacks(series: Int) -> UInt64 { word(series, SeriesLayout.fallbacks) }
     /// Upstream failures of `series`, all reasons.
     public func upstreamErrors(series: Int) -> UInt64 {
         UpstreamErrorReason.allCases.reduce(0) { $0 &+ upstreamErrors(series: series, reason: $1) }

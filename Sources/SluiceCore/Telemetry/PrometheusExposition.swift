@@ -72,6 +72,7 @@ public enum PrometheusExposition {
         }
 
         renderFaults(&out, totals: totals, names: names, shown: shown)
+        renderRetries(&out, totals: totals, names: names, shown: shown)
 
         family(&out, "sluice_requests_in_flight", "gauge",
                "Requests forwarded to an upstream and not yet finished, by route and cohort.")

@@ -16,8 +16,7 @@ enum SeriesLayout {
     @usableFromInline static let bytesOut = 4
     /// Requests forwarded and not yet finished (a two's-complement gauge).
     @usableFromInline static let inFlight = 5
-    /// Upstream failures, one word per `UpstreamErrorReason` (its raw value).
-    @usableFromInline static let upstreamErrors = 6
+    // Words 6...11 are unused (upstream errors were there; they are counted on failures only).
     /// Prometheus duration buckets (non-cumulative), `DurationBuckets.count` words, last is +Inf.
     @usableFromInline static let durationBuckets = 12
     /// Upgrade tunnels open (a two's-complement gauge).
@@ -50,8 +49,14 @@ enum SeriesLayout {
     @usableFromInline static let gateExcludedRequests = faultsDelay + 1
     /// 5xx among `gateExcludedRequests`.
     @usableFromInline static let gateExcludedErrors = gateExcludedRequests + 1
+    /// Retries (`sluice_upstream_retries_total`), one word per `RetryCause.labels` entry.
+    @usableFromInline static let retries = gateExcludedErrors + 1
+    /// Requests of this (failed) cohort sent on to the route's baseline (`sluice_fallbacks_total`).
+    @usableFromInline static let fallbacks = retries + 6
+    /// Upstream failures, one word per `UpstreamErrorReason` (its raw value), room for 10.
+    @usableFromInline static let upstreamErrors = fallbacks + 1
     /// Words per series.
-    @usableFromInline static let stride = gateExcludedErrors + 1
+    @usableFromInline static let stride = upstreamErrors + 10
 
     /// The status-code word for `status`: 1...500 for 100...599, 0 for anything else.
     @inlinable @inline(__always)

@@ -90,9 +90,12 @@ public struct MetricsNames: Sendable {
     public let listeners: [String]
     /// Name of every upstream id.
     public let upstreams: [String]
+    /// The baseline cohort's name of every route that has one (the `to` of `sluice_fallbacks_total`).
+    public var baselines: [String: String]
 
     /// Creates a snapshot.
-    public init(series: [SeriesLabels], listeners: [String], upstreams: [String]) {
+    public init(series: [SeriesLabels], listeners: [String], upstreams: [String], baselines: [String: String] = [:]) {
+        self.baselines = baselines
         self.series = series
         self.listeners = listeners
         self.upstreams = upstreams

@@ -12,8 +12,11 @@ public enum UpstreamErrorReason: Int, CaseIterable, Sendable {
     case badResponse
     /// The TLS handshake with the upstream failed (certificate not verified, name mismatch, protocol error).
     case tlsHandshake
+    /// A circuit breaker of the upstream group was open (`max_connections`, `max_pending`,
+    /// `max_requests`): answered 503 at once, nothing sent.
+    case circuitOpen
 
-    /// The Prometheus label value: `connect_refused`, `connect_timeout`, `response_timeout`, `reset`, `bad_response`, `tls_handshake`.
+    /// The Prometheus label value: `connect_refused`, `connect_timeout`, `response_timeout`, `reset`, `bad_response`, `tls_handshake`, `circuit_open`.
     public var label: String {
         switch self {
         case .connectRefused: return "connect_refused"
@@ -22,6 +25,7 @@ public enum UpstreamErrorReason: Int, CaseIterable, Sendable {
         case .reset: return "reset"
         case .badResponse: return "bad_response"
         case .tlsHandshake: return "tls_handshake"
+        case .circuitOpen: return "circuit_open"
         }
     }
 }

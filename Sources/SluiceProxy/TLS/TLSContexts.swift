@@ -23,7 +23,6 @@ final class ServerTLSContext {
         self.config = config
         _ = sluice_SSL_CTX_set_mode(ctx, sluice_SSL_MODE_nonblocking_writes())
         _ = SSL_CTX_set_cipher_list(ctx, tls12Ciphers)
-        _ = sluice_SSL_CTX_set_session_cache_mode(ctx, sluice_SSL_SESS_CACHE_SERVER())
         _ = sluice_SSL_CTX_sess_set_cache_size(ctx, 20_000)
         _ = SSL_CTX_set_timeout(ctx, 7200)
         let idContext = Array("sluice-\(listenerIndex)".utf8)
@@ -60,9 +59,14 @@ final class ServerTLSContext {
             }
             return sluice_SSL_TLSEXT_ERR_ALERT_FATAL
         }, nil)
-        _ = SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, { _, name, iv, cipher, mac, enc in
+        _ = SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, { ssl, name, iv, cipher, mac, enc in
             guard let name, let iv, let cipher, let mac else { return -1 }
-            return TLSTicketKeys.shared.callback(name: name, iv: iv, cipher: cipher, mac: mac, encrypt: enc == 1)
+            let r = TLSTicketKeys.shared.callback(name: name, iv: iv, cipher: cipher, mac: mac, encrypt: enc == 1)
+            // TLS 1.3 clients use a ticket once (RFC 8446 C.4; OpenSSL drops it after use), and
+            // OpenSSL's server sends a new ticket after a resumed handshake only when asked to
+            // renew: without this every other connection of such a client is a full handshake.
+            if enc != 1 && r == 1 && SSL_version(ssl) == TLS1_3_VERSION { return 2 }
+            return r
         })
         apply(config)
     }
@@ -78,6 +82,7 @@ final class ServerTLSContext {
         _ = SSL_CTX_clear_options(ctx, sluice_SSL_OP_NO_TICKET)
         if !config.sessionTickets { options |= sluice_SSL_OP_NO_TICKET }
         _ = SSL_CTX_set_options(ctx, options)
+        _ = sluice_SSL_CTX_set_session_cache_mode(ctx, config.sessionCache ? sluice_SSL_SESS_CACHE_SERVER() : sluice_SSL_SESS_CACHE_OFF())
         _ = sluice_SSL_CTX_set_min_proto_version(ctx, config.minVersion.protocolVersion)
     }
 

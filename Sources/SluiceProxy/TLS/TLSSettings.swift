@@ -20,15 +20,18 @@ public final class ListenerTLS: @unchecked Sendable {
     public let alpn: [String]
     /// `session_tickets`.
     public let sessionTickets: Bool
+    /// `session_cache`: the worker's server-side session cache.
+    public let sessionCache: Bool
 
     /// Creates the settings (`certificates` not empty).
     public init(certificates: [TLSCertificate], minVersion: TLSMinVersion = .tls12, alpn: [String] = ["http/1.1"],
-                sessionTickets: Bool = true) {
+                sessionTickets: Bool = true, sessionCache: Bool = true) {
         precondition(!certificates.isEmpty)
         self.certificates = certificates
         self.minVersion = minVersion
         self.alpn = alpn
         self.sessionTickets = sessionTickets
+        self.sessionCache = sessionCache
     }
 
     /// The certificate for an SNI host name: the first whose SAN matches exactly, else the first
