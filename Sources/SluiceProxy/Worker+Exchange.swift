@@ -33,10 +33,12 @@ extension Worker {
         case .startTunnel:
             startTunnel(c, x)
         case .retry:
+            reportRetriedAttempt(x)
             abortUpstream(x)
             noteRetry(x)
             if let pool = x.pool { attachUpstream(c, x, pool: pool, allowPooled: false) }
         case .retryElsewhere:
+            reportRetriedAttempt(x)
             abortUpstream(x)
             noteRetry(x)
             let upstream = Int(x.decision.upstream), endpoint = Int(x.alternate)
@@ -46,6 +48,7 @@ extension Worker {
             x.pool = pool
             attachUpstream(c, x, pool: pool, allowPooled: true)
         case .fallback:
+            reportRetriedAttempt(x)
             fallBack(c, x)
         case .cut(let reason):
             if let reason { noteUpstreamError(x, reason) }

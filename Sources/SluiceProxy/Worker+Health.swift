@@ -23,6 +23,20 @@ extension Worker {
         }
     }
 
+    /// An attempt that the route's retry rules take over (`.retry`, `.retryElsewhere`,
+    /// `.fallback`): its failure never reaches `startResponse` or `noteUpstreamError`, so it is
+    /// reported here, once. Connect failures were reported by `connectFailed`; a reset of a reused
+    /// pooled connection is the stale-connection case, which says nothing about the endpoint.
+    func reportRetriedAttempt(_ x: Exchange) {
+        guard let cause = x.retryCause else { return }
+        switch cause {
+        case .connectFailure: return
+        case .reset: if x.upstream?.reused ?? false { return }
+        case .timeout, .status: break
+        }
+        reportEndpoint(x, failed: true)
+    }
+
     /// Records the outcome on the endpoint's slot; only for requests routed with the worker's
     /// current table (the balancer's slots are that table's).
     func reportEndpoint(_ x: Exchange, failed: Bool) {

@@ -135,6 +135,31 @@ struct EndpointHealthTests {
         #expect(events.recent().last { $0.details["action"] == "ejected" }?.cause.contains("ejected for 2s") == true)
     }
 
+    /// With `retries:`, a 503 is retried on the other endpoint and the client sees a 200; the
+    /// failed attempt still counts for outlier detection, so the failing endpoint is ejected and
+    /// stops costing an extra attempt per request.
+    @Test func retriedFailuresStillEjectTheEndpoint() throws {
+        let a = try Switchable("a"), b = try Switchable("b")
+        defer { a.stop(); b.stop() }
+        b.status.withLock { $0 = 503 }
+        let yaml = Self.yaml([a.port, b.port], "outlier: { consecutive_failures: 3, base_ejection: 30s }")
+            .replacingOccurrences(of: "    sticky: none", with: "    sticky: none\n    retries: { attempts: 2, budget_percent: 100 }")
+        let proxy = try ProxyHarness(yaml: yaml)
+        defer { proxy.stop() }
+        let monitor = HealthMonitor(server: proxy.server, events: nil)
+        try monitor.start()
+        defer { monitor.stop() }
+        let first = try Self.spread(proxy, [a, b], 6)
+        #expect(first.statuses.allSatisfy { $0 == 200 }, "every 503 was retried on a")
+        #expect(first.counts[1] >= 3, "b got its three failing attempts (one more if a request beat the monitor)")
+        let ejections = "sluice_upstream_ejections_total{upstream=\"app\",endpoint=\"127.0.0.1:\(b.port)\"}"
+        #expect(eventually(3) { proxy.metrics()[ejections] == 1 })
+        let after = try Self.spread(proxy, [a, b], 10)
+        #expect(after.counts == [10, 0], "ejected: no more wasted attempts")
+        #expect(proxy.metrics()["sluice_upstream_endpoint_errors_total{upstream=\"app\",endpoint=\"127.0.0.1:\(b.port)\"}"] == Double(b.served),
+                "every attempt b answered counts as a failure")
+    }
+
     @Test func neverMoreThanMaxEjectedPercentOfAGroupIsEjected() throws {
         let ups = try (0..<4).map { try Switchable("u\($0)") }
         defer { ups.forEach { $0.stop() } }
