@@ -220,4 +220,22 @@ import Testing
         #expect(exposition.contains("sluice_upstream_panic{upstream=\"app\"} 1"))
         #expect(exposition.contains("# TYPE sluice_upstream_ejections_total counter"))
     }
+
+    @Test func leastRequestSkipsUnavailableEndpointsAndCountsEachPanicPickOnce() throws {
+        let yaml = Self.yaml(Self.fourEndpoints).replacingOccurrences(of: "app: {", with: "app: { balance: least_request,")
+        let table = try #require(mustLoad(yaml)).table
+        let health = EndpointHealth(capacity: 16, workers: 1)
+        let slots = health.assign(table)
+        var balancer = BalancerState(table: table, health: health, slots: slots, worker: 0)
+        _ = health.setDownByCheck(slots[2], true)
+        var counts = [0, 0, 0, 0]
+        for i in 0..<200 { counts[Int(table.pickLeastRequest(group: 0, tieBreak: (UInt64(i) &* 0x9E37_79B9_7F4A_7C15) >> 40, balancer: &balancer))] += 1 }
+        #expect(counts[2] == 0 && counts.reduce(0, +) == 200, "\(counts)")
+        _ = health.setDownByCheck(slots[0], true)
+        _ = health.setDownByCheck(slots[1], true)
+        counts = [0, 0, 0, 0]
+        for i in 0..<200 { counts[Int(table.pickLeastRequest(group: 0, tieBreak: (UInt64(i) &* 0x9E37_79B9_7F4A_7C15) >> 40, balancer: &balancer))] += 1 }
+        #expect(counts.allSatisfy { $0 > 0 }, "panic: all four are candidates: \(counts)")
+        #expect(slots.compactMap { health.state($0)?.panicPicks }.reduce(0, +) == 200, "one panic pick per request")
+    }
 }

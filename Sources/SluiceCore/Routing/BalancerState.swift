@@ -97,11 +97,13 @@ public struct BalancerState: Sendable {
 
     /// Picks an endpoint of `group` (index within the group) and advances the positions.
     /// Unavailable endpoints are skipped unless the group is in panic mode.
-    public mutating func pick(group: Int, in table: RoutingTable) -> Int32 {
+    /// `countingPanic: false` leaves a panic-mode pick uncounted (a caller that picks several
+    /// candidates counts the one it keeps: `RoutingTable.pickLeastRequest`).
+    public mutating func pick(group: Int, in table: RoutingTable, countingPanic: Bool = true) -> Int32 {
         let start = Int(table.groupEndpointStart[group])
         let end = Int(table.groupEndpointStart[group + 1])
         if end - start == 1 {
-            if health != nil, !isAvailable(flat: start) { notePanicPick(flat: start) }
+            if countingPanic, health != nil, !isAvailable(flat: start) { notePanicPick(flat: start) }
             return 0
         }
         let filter = self.filter(group: group, in: table)
@@ -124,7 +126,7 @@ public struct BalancerState: Sendable {
             i += 1
         }
         current[best] &-= total
-        if filter == .panic { notePanicPick(flat: best) }
+        if countingPanic && filter == .panic { notePanicPick(flat: best) }
         return Int32(best - start)
     }
 }

@@ -13,11 +13,15 @@ extension RoutingTable {
     public func pickLeastRequest(group: Int, tieBreak: UInt64, balancer: inout BalancerState) -> Int32 {
         let start = Int(groupEndpointStart[group])
         let count = Int(groupEndpointStart[group + 1]) - start
-        if count == 1 { return 0 }
-        let a = balancer.pick(group: group, in: self)
-        let b = balancer.pick(group: group, in: self)
-        return LeastRequest.choose(a, load.inFlight(flat: start + Int(a)), b, load.inFlight(flat: start + Int(b)),
-                                   tieBreak: tieBreak)
+        if count == 1 { return balancer.pick(group: group, in: self) }
+        // Both candidates come from the availability-aware pick (unavailable endpoints skipped
+        // outside panic mode); a panic-mode choice is counted once, for the one kept.
+        let a = balancer.pick(group: group, in: self, countingPanic: false)
+        let b = balancer.pick(group: group, in: self, countingPanic: false)
+        let chosen = LeastRequest.choose(a, load.inFlight(flat: start + Int(a)), b, load.inFlight(flat: start + Int(b)),
+                                         tieBreak: tieBreak)
+        if balancer.filter(group: group, in: self) == .panic { balancer.notePanicPick(flat: start + Int(chosen)) }
+        return chosen
     }
 
     /// The flat index of endpoint `endpoint` of group `upstream` (for `UpstreamLoad`).
