@@ -81,18 +81,29 @@ public final class HealthMonitor: @unchecked Sendable {
     private func loop() {
         var fds: [pollfd] = []
         var owners: [HealthProbe?] = []
+        var signalled = false
+        var lastOutlierPass: UInt64 = 0
+        var ejectionEnd = UInt64.max
         while !isStopping {
             let now = clock()
             let assignment = health.current
+            var rebuilt = false
             if let a = assignment, a.generation != generation {
                 generation = a.generation
                 rebuildProbes(a, now: now)
+                rebuilt = true
             }
             // Due checks start; then one poll over the signal and every check in progress.
             for p in probes.values where p.phase == .idle && p.nextDue <= now {
                 if let passed = p.start(now: now) { record(p, passed: passed) }
             }
-            if let a = assignment { decideOutliers(a, now: now) }
+            // Outlier decisions when a worker signalled, an ejection is due to end, a table
+            // arrived, or at least every second (a refused ejection may become possible).
+            if let a = assignment, signalled || now >= ejectionEnd || now &- lastOutlierPass >= 1_000_000_000 || rebuilt {
+                ejectionEnd = decideOutliers(a, now: now)
+                lastOutlierPass = now
+                signalled = false
+            }
             var wake = now &+ 1_000_000_000
             fds.removeAll(keepingCapacity: true)
             owners.removeAll(keepingCapacity: true)
@@ -109,7 +120,7 @@ public final class HealthMonitor: @unchecked Sendable {
                     owners.append(p)
                 }
             }
-            wake = min(wake, nextEjectionEnd(assignment))
+            wake = min(wake, ejectionEnd)
             let after = clock()
             let timeoutMs = wake <= after ? 0 : Int32(min((wake - after + 999_999) / 1_000_000, 1000))
             let n = fds.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMs) }
@@ -120,6 +131,7 @@ public final class HealthMonitor: @unchecked Sendable {
                         if let passed = p.advance(revents: f.revents) { record(p, passed: passed) }
                     } else {
                         signal?.drain()
+                        signalled = true
                     }
                 }
             }
@@ -184,15 +196,16 @@ public final class HealthMonitor: @unchecked Sendable {
     // MARK: Outlier detection
 
     /// Ends ejections that are over and ejects endpoints whose failures reached their group's
-    /// threshold, within `max_ejected_percent`.
-    private func decideOutliers(_ a: EndpointHealth.Assignment, now: UInt64) {
+    /// threshold, within `max_ejected_percent`. Returns when the earliest remaining ejection ends.
+    private func decideOutliers(_ a: EndpointHealth.Assignment, now: UInt64) -> UInt64 {
+        var earliest = UInt64.max
         for (gi, group) in a.table.upstreams.enumerated() {
             let start = a.table.flatIndex(upstream: Int32(gi), endpoint: 0)
             let slots = a.slots[start..<start + group.endpoints.count]
             var ejected = 0
             var states: [(slot: Int32, endpoint: Endpoint, state: EndpointHealth.SlotState)] = []
             for (i, slot) in slots.enumerated() {
-                guard let s = health.state(slot) else { continue }
+                guard let s = health.state(slot, counters: false) else { continue }
                 if s.ejected {
                     if s.ejectedUntil <= now {
                         health.endEjection(slot, now: now)
@@ -201,6 +214,7 @@ public final class HealthMonitor: @unchecked Sendable {
                         continue
                     }
                     ejected += 1
+                    earliest = min(earliest, s.ejectedUntil)
                 }
                 states.append((slot, group.endpoints[i], s))
             }
@@ -212,6 +226,7 @@ public final class HealthMonitor: @unchecked Sendable {
                 guard let nanos = OutlierPolicy.eject(spec, failures: s.failures, timesEjected: times, groupSize: group.endpoints.count,
                                                       alreadyEjected: ejected) else { continue }
                 health.eject(slot, until: now &+ nanos, timesEjected: times + 1)
+                earliest = min(earliest, now &+ nanos)
                 ejected += 1
                 note(action: "ejected", upstream: group.name, endpoint: endpoint.address, label: endpoint.label,
                      cause: "\(s.failures) consecutive failures; ejected for \(ConfigValues.formatDuration(nanos))")
@@ -219,15 +234,6 @@ public final class HealthMonitor: @unchecked Sendable {
         }
         // Endpoints no longer in the table: their ejections end quietly.
         _ = health.endExpiredEjections(now: now)
-    }
-
-    /// The earliest end of a current ejection (or far away).
-    private func nextEjectionEnd(_ a: EndpointHealth.Assignment?) -> UInt64 {
-        guard let a else { return .max }
-        var earliest = UInt64.max
-        for slot in a.slots where slot >= 0 {
-            if let s = health.state(slot), s.ejected { earliest = min(earliest, s.ejectedUntil) }
-        }
         return earliest
     }
 

@@ -275,7 +275,7 @@ public final class EndpointHealth: @unchecked Sendable {
         let base = words + Int(slot) * Slot.stride
         for i in 0..<Slot.stride { csluice_store_relaxed(base + i, 0) }
         for w in 0..<workers {
-            let row = counters + (w * capacity + Int(slot)) * Counter.stride
+            let row = self.counters + (w * capacity + Int(slot)) * Counter.stride
             for i in 0..<Counter.stride { csluice_store_relaxed(row + i, 0) }
         }
     }
@@ -337,16 +337,18 @@ public final class EndpointHealth: @unchecked Sendable {
         public var available: Bool { !downByCheck && !ejected }
     }
 
-    /// The state of `slot` now (relaxed loads; counters summed over the workers).
-    public func state(_ slot: Int32) -> SlotState? {
+    /// The state of `slot` now (relaxed loads; counters summed over the workers unless
+    /// `counters` is false, when they read 0: the monitor's frequent passes skip them).
+    public func state(_ slot: Int32, counters: Bool = true) -> SlotState? {
         guard slot >= 0, Int(slot) < capacity else { return nil }
         let flags = word(slot, Slot.flags)
         var s = SlotState(downByCheck: flags & EndpointHealth.downByCheck != 0, ejected: flags & EndpointHealth.ejected != 0,
                           failures: word(slot, Slot.failures), ejections: word(slot, Slot.ejections),
                           ejectedUntil: word(slot, Slot.ejectedUntil), timesEjected: word(slot, Slot.timesEjected),
                           returnedAt: word(slot, Slot.returnedAt), requests: 0, errors: 0, panicPicks: 0)
+        guard counters else { return s }
         for w in 0..<workers {
-            let row = counters + (w * capacity + Int(slot)) * Counter.stride
+            let row = self.counters + (w * capacity + Int(slot)) * Counter.stride
             s.requests &+= csluice_load_relaxed(row + Counter.requests)
             s.errors &+= csluice_load_relaxed(row + Counter.errors)
             s.panicPicks &+= csluice_load_relaxed(row + Counter.panicPicks)
