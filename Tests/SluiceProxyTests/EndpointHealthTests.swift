@@ -257,6 +257,26 @@ struct EndpointHealthTests {
         #expect(ups[3].served == before)
     }
 
+    /// Checks run side by side: five endpoints that accept and never answer (each check waits
+    /// for its 450 ms timeout) do not hold back the check of a refused one. One after another,
+    /// its two failing checks would come at least 2 × 5 × 450 ms = 4.5 s apart from the start;
+    /// side by side it is out within about two intervals (1 s plus the first check's jitter).
+    @Test func aSlowEndpointDoesNotDelayTheOthersChecks() throws {
+        let silent = try (0..<5).map { _ in try TestSocket.listen() }
+        defer { silent.forEach { close($0.0) } }
+        let refused = try TestSocket.refusedPort()
+        let ports = silent.map(\.1) + [refused]
+        let table = try ConfigLoader.parse(yaml: Self.yaml(ports, "health_check: { interval: 500ms, timeout: 450ms, unhealthy: 2 }"),
+                                           file: "t.yaml").table
+        let health = EndpointHealth(capacity: 16, workers: 1)
+        let slots = health.assign(table)
+        let monitor = HealthMonitor(health: health, signal: nil, events: nil)
+        try monitor.start()
+        defer { monitor.stop() }
+        #expect(eventually(3) { health.state(slots[5])?.downByCheck == true }, "the refused endpoint is out in time")
+        #expect(eventually(3) { slots[0..<5].allSatisfy { health.state($0)?.downByCheck == true } }, "silent ones time out")
+    }
+
     /// A `tls:` group is checked over TLS, verified like requests (`openssl s_server -www`
     /// answers any GET with 200): the right CA and name pass, a wrong name fails the check.
     @Test func aTLSGroupIsCheckedOverVerifiedTLS() throws {
