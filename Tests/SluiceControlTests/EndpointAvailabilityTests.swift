@@ -157,6 +157,22 @@ import Testing
         #expect(table.alternateEndpoint(upstream: 0, tried: 0b1111, balancer: &balancer) == nil)
     }
 
+    /// Choosing a retry's alternate does not move the round robin: the first tries keep their
+    /// order (before, each retry advanced it, so with two endpoints every request's first try went
+    /// to the endpoint that had just failed).
+    @Test func aRetryDoesNotMoveTheRoundRobin() throws {
+        let table = try #require(mustLoad(Self.yaml(Self.fourEndpoints))).table
+        var balancer = BalancerState(table: table)
+        var firstTries: [Int32] = []
+        for _ in 0..<8 {
+            let e = balancer.pick(group: 0, in: table)
+            firstTries.append(e)
+            let alternate = try #require(table.alternateEndpoint(upstream: 0, tried: 1 << UInt64(e), balancer: &balancer))
+            #expect(alternate != e)
+        }
+        #expect(firstTries == [0, 1, 2, 3, 0, 1, 2, 3])
+    }
+
     @Test func healthStateCarriesOverToTheNextTableByUpstreamAndAddress() throws {
         let first = try #require(mustLoad(Self.yaml(Self.fourEndpoints))).table
         let health = EndpointHealth(capacity: 16, workers: 2)

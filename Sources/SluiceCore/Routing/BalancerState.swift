@@ -90,6 +90,29 @@ public struct BalancerState: Sendable {
     }
 
     /// True when this state was built for `table`.
+    /// The available endpoint of `group` not in `tried` (bit i: endpoint i; endpoints past 63
+    /// count as untried) that the next smooth weighted round-robin pick would favour, without
+    /// moving the positions; nil when there is none.
+    func peekAlternate(group: Int, in table: RoutingTable, tried: UInt64) -> Int32? {
+        let start = Int(table.groupEndpointStart[group])
+        let end = Int(table.groupEndpointStart[group + 1])
+        var best = -1
+        var bestValue = Int.min
+        var i = start
+        while i < end {
+            let e = i - start
+            if (e >= 64 || tried & (1 << UInt64(e)) == 0) && isAvailable(flat: i) {
+                let v = current[i] &+ table.endpointWeights[i]
+                if v > bestValue {
+                    bestValue = v
+                    best = i
+                }
+            }
+            i += 1
+        }
+        return best < 0 ? nil : Int32(best - start)
+    }
+
     @inline(__always)
     func isBuilt(for table: RoutingTable) -> Bool {
         tableID == ObjectIdentifier(table) && tableVersion == table.version && current.count == table.endpointWeights.count

@@ -348,14 +348,10 @@ public final class RoutingTable: Sendable {
         let count = upstreams[Int(upstream)].endpoints.count
         guard count > 1 else { return nil }
         if !balancer.isBuilt(for: self) { balancer = BalancerState(table: self) }
-        // Available endpoints first: the pick skips the others (outside panic mode), and the
-        // scan below takes an available untried one before an unavailable one.
-        for _ in 0..<(2 * count) {
-            let e = balancer.pick(group: Int(upstream), in: self)
-            if (e >= 64 || tried & (1 << UInt64(e)) == 0) && balancer.isAvailable(flat: flatIndex(upstream: upstream, endpoint: e)) {
-                return e
-            }
-        }
+        // The available untried endpoint the round robin favours next, found without moving the
+        // round robin: advancing it here would hand the next request's first try to the endpoint
+        // that just failed (with two endpoints, every request would try the failing one first).
+        if let e = balancer.peekAlternate(group: Int(upstream), in: self, tried: tried) { return e }
         var fallback: Int32? = nil
         for e in 0..<Int32(count) where e >= 64 || tried & (1 << UInt64(e)) == 0 {
             if balancer.isAvailable(flat: flatIndex(upstream: upstream, endpoint: e)) { return e }
