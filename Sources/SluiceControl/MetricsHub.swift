@@ -28,6 +28,8 @@ public final class MetricsHub: Sendable {
     /// (listener, certificate name, notAfter) of every listener certificate now serving.
     private let certificates = Mutex<[(listener: String, name: String, notAfter: Int64)]>([])
     private let sampler = Mutex<(thread: pthread_t, stop: StopSignal)?>(nil)
+    /// More families appended to the exposition (traffic mirroring's, `attach(mirrors:)`).
+    private let mirrors = Mutex<MirrorBoard?>(nil)
 
     /// A hub with `workers` shards.
     /// - Parameters:
@@ -78,7 +80,12 @@ public final class MetricsHub: Sendable {
         let reloads = events.withLock { $0 }?.reloadCounters
         return PrometheusExposition.render(totals: totals, names: names, table: table, buildVersion: buildVersion,
                                            reloads: reloads, process: ProcessStatsReader.read())
-            + renderCertificates()
+            + renderCertificates() + (mirrors.withLock { $0 }?.renderMetrics() ?? "")
+    }
+
+    /// Adds traffic mirroring's `sluice_mirror_*` families to the exposition.
+    public func attach(mirrors board: MirrorBoard) {
+        mirrors.withLock { $0 = board }
     }
 
     /// Remembers the listener certificates of `set` for `sluice_tls_certificate_expiry_timestamp_seconds`

@@ -11,7 +11,7 @@ struct RouteCompiler {
     /// Keys of a route.
     static let routeKeys = ["name", "match", "upstream", "split", "cohorts", "baseline", "sticky", "rules", "respond",
                             "cohort_header", "cohort_response_header", "rollout", "upgrade", "compression",
-                            "path_normalization", "forward_normalized_path", "fault"]
+                            "path_normalization", "forward_normalized_path", "fault", "mirror"]
     /// Keys of a `match`.
     static let matchKeys = ["host", "path_prefix", "path", "method", "header", "cookie", "query", "source"]
     /// Keys of a header, cookie or query test.
@@ -232,6 +232,17 @@ struct RouteCompiler {
                 ok = false
             }
         }
+        var mirror: MirrorSpec?
+        if let node = m["mirror"] {
+            if cohorts.isEmpty {
+                reader.report(m.keyNode("mirror"), m.path("mirror"), "a route that answers directly forwards nothing to mirror")
+                ok = false
+            } else if let compiled = compileMirror(node, m.path("mirror"), cohorts: cohorts, reader: &reader) {
+                mirror = compiled
+            } else {
+                ok = false
+            }
+        }
         var compression: CompressionSpec?
         if let node = m["compression"] {
             switch compileCompression(node, m.path("compression"), reader: &reader) {
@@ -247,6 +258,7 @@ struct RouteCompiler {
         spec.upgrade = upgrade
         spec.compression = compression ?? nil
         spec.faults = faults
+        spec.mirror = mirror
         return spec
     }
 
@@ -430,7 +442,7 @@ struct RouteCompiler {
         var rules: [RuleSpec] = []
         for (i, item) in items.enumerated() {
             let rpath = ConfigReader.join(path, i)
-            guard let m = reader.map(item, rpath, known: ["match", "cohort", "respond", "fault"],
+            guard let m = reader.map(item, rpath, known: ["match", "cohort", "respond", "fault", "mirror"],
                                      example: "{ match: { header: { name: X-Canary, value: always } }, cohort: canary }") else {
                 ok = false
                 continue
@@ -486,6 +498,18 @@ struct RouteCompiler {
                     }
                 } else {
                     reader.report(m.keyNode("fault"), m.path("fault"), "a rule that answers directly forwards nothing to inject faults into")
+                    ok = false
+                }
+            }
+            if let node = m["mirror"], rules.count > rulesBefore {
+                if case .cohort = rules[rules.count - 1].action {
+                    if let spec = compileMirror(node, m.path("mirror"), cohorts: cohorts, reader: &reader) {
+                        rules[rules.count - 1].mirror = spec
+                    } else {
+                        ok = false
+                    }
+                } else {
+                    reader.report(m.keyNode("mirror"), m.path("mirror"), "a rule that answers directly forwards nothing to mirror")
                     ok = false
                 }
             }

@@ -57,6 +57,8 @@ public final class ProxyServer: @unchecked Sendable {
     public private(set) var boundAddresses: [SocketAddress] = []
     /// One metrics shard per worker (index = worker index); the admin side sums them.
     public let shards: [MetricsShard]
+    /// Traffic mirroring's counters and diff samples (one shard per worker).
+    public let mirrorBoard: MirrorBoard
     private let seriesMapper: @Sendable (RoutingTable) -> SeriesMap
 
     /// Creates a server; nothing is bound until `start`.
@@ -77,6 +79,7 @@ public final class ProxyServer: @unchecked Sendable {
             self.shards = (0..<workers).map { _ in MetricsShard() }
             self.seriesMapper = { registry.seriesMap(for: $0) }
         }
+        self.mirrorBoard = MirrorBoard(workers: workers)
         pthread_mutex_init(&lock, nil)
     }
 
@@ -122,7 +125,7 @@ public final class ProxyServer: @unchecked Sendable {
         workerSettings.tls = self.tls
         for w in 0..<count {
             workers.append(try Worker(index: w, settings: workerSettings, listenerFDs: perWorker[w], table: table,
-                                      series: series, metrics: shards[w]))
+                                      series: series, metrics: shards[w], mirrors: mirrorBoard))
         }
         for worker in workers {
             let box = Unmanaged.passRetained(worker).toOpaque()

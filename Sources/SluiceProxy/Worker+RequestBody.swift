@@ -27,6 +27,7 @@ extension Worker {
                 }
                 if taken == 0 { return progressed }
                 u.lastSendProgress = now
+                if x.mirror != nil { mirrorRequestBytes(x, UnsafeRawBufferPointer(rebasing: c.inBuffer.readable[0..<taken]), payload: taken) }
                 c.inBuffer.consume(taken)
                 x.state.requestBodyBytes += UInt64(taken)
                 progressed = true
@@ -47,6 +48,7 @@ extension Worker {
                     scratch.removeAll(keepingCapacity: true)
                     HeadWriter.appendChunk(UnsafeRawBufferPointer(rebasing: input[offset..<offset + count]), to: &scratch)
                     u.outBuffer.append(scratch)
+                    if x.mirror != nil { scratch.withUnsafeBytes { mirrorRequestBytes(x, $0, payload: count) } }
                     c.inBuffer.consume(consumed)
                     x.state.requestBodyBytes += UInt64(count)
                     x.state.requestBody = .chunked(decoder)
@@ -75,6 +77,7 @@ extension Worker {
                         droppedField: x.policy?.droppedRequestField ?? [], to: &scratch)
                     if scratch.count > u.outBuffer.freeSpace { return progressed }
                     u.outBuffer.append(scratch)
+                    if x.mirror != nil { scratch.withUnsafeBytes { mirrorRequestBytes(x, $0, payload: 0) } }
                     c.inBuffer.consume(consumed)
                     x.state.requestBody = .done
                     progressed = true

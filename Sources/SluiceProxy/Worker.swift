@@ -86,6 +86,9 @@ final class Worker: @unchecked Sendable {
     /// Clients that stopped processing because their per-wakeup read budget ran out.
     var pending: [ClientConnection] = []
 
+    /// Traffic mirroring: counters, caps, recycled mirror exchanges (`Worker+Mirror.swift`).
+    let mirroring: MirrorState
+
     /// Buffered access-log lines, written by this worker in batches.
     var accessLog: AccessLogSink
 
@@ -109,7 +112,8 @@ final class Worker: @unchecked Sendable {
     }
 
     init(index: Int, settings: ProxySettings, listenerFDs: [Int32], table: RoutingTable, series: SeriesMap,
-         metrics: MetricsShard) throws(SyscallError) {
+         metrics: MetricsShard, mirrors: MirrorBoard? = nil) throws(SyscallError) {
+        self.mirroring = MirrorState(board: mirrors, worker: index)
         self.series = series
         self.metrics = metrics
         self.recordMetrics = settings.recordMetrics
@@ -131,6 +135,7 @@ final class Worker: @unchecked Sendable {
         scratch.reserveCapacity(64 * 1024)
         applyTLS(settings.tls)
         rebuildPools()
+        refreshMirrorIDs()
         try register(wake.fd, .wake, events: EpollMask.input)
         for (i, fd) in listenerFDs.enumerated() {
             try register(fd, .listener(Int32(i)), events: EpollMask.input)
@@ -238,6 +243,8 @@ final class Worker: @unchecked Sendable {
                 c.writable = true
             }
             drive(c)
+        case .mirror(let m):
+            mirrorEvent(m, events)
         case .upstream(let u):
             if events & EpollMask.input != 0 { u.readable = true }
             if events & EpollMask.output != 0 { u.writable = true }
@@ -265,6 +272,7 @@ final class Worker: @unchecked Sendable {
             balancer = BalancerState(table: t)
             rebuildPools()
             retireOrphanedTunnels()
+            refreshMirrorIDs()
         case .tls(let set):
             applyTLS(set)
             rebuildPools()

@@ -39,7 +39,7 @@ struct Sluice: ParsableCommand {
             """,
         version: sluiceVersion,
         subcommands: [Run.self, Check.self, Demo.self, Status.self, Reload.self, Split.self, Switch.self, Abort.self,
-                      Clear.self, Rollback.self, Undo.self, History.self, Rollout.self, Explain.self, Fault.self, Health.self]
+                      Clear.self, Rollback.self, Undo.self, History.self, Rollout.self, Explain.self, Fault.self, Mirror.self, Health.self]
     )
 }
 

@@ -39,6 +39,11 @@ public struct Limits: Sendable, Equatable {
     /// moved upstream socket → pipe → client socket with splice(2), never copied through Sluice.
     /// 0 turns splicing off.
     public var spliceMinBody: UInt64 = 64 * 1024
+    /// Most mirror exchanges (`mirror:`) in flight per worker; more are dropped and counted.
+    public var mirrorMaxInFlight: Int = 256
+    /// Most bytes mirror exchanges may buffer per worker (request copies, kept response bytes);
+    /// a copy that would go over is dropped and counted.
+    public var mirrorMaxBufferedBytes: Int = 32 << 20
 
     /// Defaults.
     public init() {}

@@ -40,6 +40,10 @@ public final class RoutingTable: Sendable {
     let normalizesAnyPath: Bool
     /// Fault drills: route plans name a slice, rule plans an index.
     let faults: [FaultPlan]
+    /// Traffic mirrors (`Mirror/`), and the mirror of each route and each rule (-1: none).
+    package let mirrorPlans: [MirrorPlan]
+    let routeMirrors: [Int32]
+    let ruleMirrors: [Int32]
 
     /// Compiles validated specs into a table. The control plane has checked names, weights and
     /// patterns; violated invariants here are programming errors (preconditions).
@@ -53,6 +57,7 @@ public final class RoutingTable: Sendable {
         var cohortUpstreams: [Int32] = []
         var normalizesAnyPath = false
         var faults: [FaultPlan] = []
+        var mirrors = MirrorPlan.Compiled()
         for spec in specs {
             let conditions = spec.match + spec.rules.flatMap(\.match)
             if spec.pathNormalization && conditions.contains(where: \.isPathCondition) { normalizesAnyPath = true }
@@ -67,6 +72,7 @@ public final class RoutingTable: Sendable {
                 compiledRules.append((start, builder.matchers.count - start, rule.action, rule.fault))
             }
             let ruleStart = rules.count
+            mirrors.add(route: routes.count, spec: spec)
             for r in compiledRules {
                 switch r.action {
                 case .cohort(let c):
@@ -159,6 +165,9 @@ public final class RoutingTable: Sendable {
         self.groupEndpointStart = starts
         self.normalizesAnyPath = normalizesAnyPath
         self.faults = faults
+        self.mirrorPlans = mirrors.plans
+        self.routeMirrors = mirrors.routeMirrors
+        self.ruleMirrors = mirrors.ruleMirrors
     }
 
     /// A copy of `base` with a new version and, where given, new routes, plans, rules and split
@@ -184,6 +193,9 @@ public final class RoutingTable: Sendable {
         self.endpointWeights = base.endpointWeights
         self.groupEndpointStart = base.groupEndpointStart
         self.normalizesAnyPath = base.normalizesAnyPath
+        self.mirrorPlans = base.mirrorPlans
+        self.routeMirrors = base.routeMirrors
+        self.ruleMirrors = base.ruleMirrors
     }
 
     /// Decides what to do with one request. A pure function of (table, head, bytes, client,
@@ -255,6 +267,7 @@ public final class RoutingTable: Sendable {
                                 return RouteDecision(action: .respond, route: Int32(r), response: rule.response)
                             }
                             decision = forward(route: r, plan: plan, cohort: rule.cohort, balancer: &balancer)
+                            decision.rule = Int32(i)
                             ruleFault = rule.fault
                             break decided
                         }
