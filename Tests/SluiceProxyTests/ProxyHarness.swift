@@ -23,6 +23,7 @@ final class ProxyHarness: Sendable {
         self.hub = hub
         server = ProxyServer(settings: settings, table: config.table, shards: hub.shards,
                              seriesMap: { hub.seriesMap(for: $0) })
+        hub.attach(mirrors: server.mirrorBoard)
         try server.start()
         port = server.boundAddresses[0].port
     }
