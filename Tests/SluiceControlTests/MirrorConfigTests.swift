@@ -1,3 +1,4 @@
+import Foundation
 import SluiceControl
 @testable import SluiceCore
 import Testing
@@ -93,5 +94,25 @@ import Testing
             """)
         #expect(ok?.proxySettings(workers: 1).limits.mirrorMaxInFlight == 8)
         #expect(ok?.proxySettings(workers: 1).limits.mirrorMaxBufferedBytes == 4 << 20)
+    }
+
+    @Test func theDiffsEndpointNeedsTheTokenAndKnowsTheRoutes() throws {
+        let rig = try AdminControlTests.Rig(token: "t0k")
+        defer { rig.stop() }
+        let board = MirrorBoard(workers: 1)
+        let controller = rig.controller
+        board.registerAdminEndpoints(on: rig.admin, table: { controller.table })
+        board.shards[0].keep(MirrorDiff(time: "", route: "web", mirror: "canary", requestLine: "GET / HTTP/1.1", result: "status_diff",
+                                        primaryStatus: 200, mirrorStatus: 502, primaryBodyBytes: 0, mirrorBodyBytes: 0,
+                                        primarySeconds: 0.001, mirrorSeconds: 0.002), unixNanos: 1_800_000_000_000_000_000)
+        #expect(try rig.call("GET", "/admin/mirror/diffs").status == 401)
+        let ok = try rig.call("GET", "/admin/mirror/diffs?route=web", token: "t0k")
+        #expect(ok.status == 200)
+        let report = try JSONDecoder().decode(MirrorDiffReport.self, from: Data(ok.body))
+        #expect(report.route == "web" && report.diffs.count == 1 && report.diffs[0].time == "2027-01-15T08:00:00.000Z")
+        #expect(report.text.contains("1 differing pair for route web, oldest first:\n  2027-01-15T08:00:00.000Z web -> canary: GET / HTTP/1.1: status_diff, status 200 vs 502\n"),
+                "\(report.text)")
+        let unknown = try rig.call("GET", "/admin/mirror/diffs?route=nope", token: "t0k")
+        #expect(unknown.status == 404 && unknown.text.contains("unknown route `nope`"), "\(unknown.text)")
     }
 }
