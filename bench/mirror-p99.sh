@@ -13,6 +13,7 @@ DURATION=${2:-10}
 CONNS=${3:-8}
 PRIMARY_MS=${PRIMARY_MS:-2}
 MIRROR_MS=${MIRROR_MS:-20}
+MIRROR_PERCENT=${MIRROR_PERCENT:-100}
 UP_PORT=${UP_PORT:-18381}
 MIRROR_PORT=${MIRROR_PORT:-18382}
 ON_PORT=${ON_PORT:-18383}
@@ -41,7 +42,7 @@ $3
 YAML
     "$BIN" run --config "$WORK/sluice-$1.yaml" --no-watch 2>"$WORK/sluice-$1.log" >/dev/null & PIDS+=($!)
 }
-start_sluice "$ON_PORT" $((ON_PORT + 100)) "    mirror: { to: shadow, percent: 100, compare: true }"
+start_sluice "$ON_PORT" $((ON_PORT + 100)) "    mirror: { to: shadow, percent: $MIRROR_PERCENT, compare: true }"
 start_sluice "$OFF_PORT" $((OFF_PORT + 100)) ""
 for p in $ON_PORT $OFF_PORT; do bench_wait_http "$p"; done
 for p in $ON_PORT $OFF_PORT; do wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$p/" >/dev/null; done   # warm-up
@@ -51,7 +52,7 @@ run() {  # label port
     printf '%-12s p50 %-8s p99 %-8s %s req/s\n' "$1" "$(awk '$1 == "50%" {print $2}' <<<"$out")" \
         "$(awk '$1 == "99%" {print $2}' <<<"$out")" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
 }
-echo "primary ${PRIMARY_MS} ms, mirror ${MIRROR_MS} ms (100%, compare: true), wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds"
+echo "primary ${PRIMARY_MS} ms, mirror ${MIRROR_MS} ms (${MIRROR_PERCENT}%, compare: true), wrk -t1 -c$CONNS -d${DURATION}s, $ROUNDS rounds"
 for r in $(seq "$ROUNDS"); do
     run "mirror on" "$ON_PORT"
     run "mirror off" "$OFF_PORT"
