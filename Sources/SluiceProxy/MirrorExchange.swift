@@ -4,6 +4,10 @@ import SluiceCore
 /// read and parse the response, discard it) and, with `compare`, both sides' summaries
 /// (`MirrorSide`) until they are compared.
 ///
+/// Its socket outlives the copy when the answer allows (keep-alive, framed, nothing extra): it
+/// then waits in `MirrorState.idle` (phase `pooled`) for the next copy to the same endpoint, and
+/// is closed when the mirror closes it or after `MirrorState.idleTime` unused.
+///
 /// It has two owners that let go independently: the primary's `Exchange` (`Exchange.mirror`,
 /// until the primary's request is recorded: `Worker.mirrorPrimaryEnded`) and the mirror
 /// connection (until its response is complete or it fails: `Worker.finishMirror`). It goes back to
@@ -19,8 +23,10 @@ final class MirrorExchange {
         case connecting
         /// Connected: sending the copy and reading the answer.
         case open
-        /// The mirror side is over (`mirrorOK` says how).
+        /// The mirror side is over (`mirrorOK` says how); its socket may stay open for reuse.
         case finished
+        /// An idle keep-alive connection to `address` in `MirrorState.idle` (its exchange fields are clear).
+        case pooled
     }
 
     /// How far the mirror's response body got.
@@ -38,6 +44,17 @@ final class MirrorExchange {
     var readable = false
     var writable = false
     var hangup = false
+    /// Where the socket goes (the key of `MirrorState.idle`).
+    var address = SocketAddress.v4(0, port: 0)
+    /// The socket stays open when the copy ends (a complete, framed, keep-alive answer to a
+    /// completely sent request).
+    var keepSocket = false
+    /// When a pooled socket is closed if unused.
+    var idleUntil: UInt64 = 0
+    /// The whole request was appended (`out`): no body, all of a declared length, or the last chunk.
+    var requestDone = false
+    /// A declared body's length (-1: chunked).
+    var expectedBody = 0
 
     /// The table and mirror (index into `table.mirrorPlans`) it was started for.
     var table: RoutingTable?
@@ -52,7 +69,7 @@ final class MirrorExchange {
     /// The request line, for the diff sample (at most 512 bytes).
     var requestLine: [UInt8] = []
 
-    /// The copy of the request (head with `X-Sluice-Mirror: 1` and `Connection: close`, then the
+    /// The copy of the request (head with `X-Sluice-Mirror: 1`, then the
     /// body as the primary sends it) and how much of it was sent.
     var out: [UInt8] = []
     var sent = 0
@@ -89,13 +106,21 @@ final class MirrorExchange {
         inBuffer.release()
     }
 
-    /// Clears it for the pool (keeps small arrays' capacity).
-    func reset() {
-        phase = .idle
-        fd = -1
+    /// Clears it for the pool (keeps small arrays' capacity); with `keepingSocket`, the socket's
+    /// fields (fd, generation, address) stay for reuse.
+    func reset(keepingSocket: Bool = false) {
+        phase = keepingSocket ? .pooled : .idle
+        if !keepingSocket {
+            fd = -1
+            generation = 0
+        }
         readable = false
-        writable = false
+        writable = keepingSocket
         hangup = false
+        keepSocket = false
+        idleUntil = 0
+        requestDone = false
+        expectedBody = 0
         table = nil
         plan = -1
         seriesID = -1
@@ -134,7 +159,13 @@ final class MirrorState {
     var inFlight = 0
     var buffered = 0
     var free: [MirrorExchange] = []
+    /// Idle keep-alive connections to mirror endpoints, by address (most recent last).
+    var idle: [SocketAddress: [MirrorExchange]] = [:]
     var roundRobin: [Int] = []
+
+    /// Idle connections kept per mirror endpoint, and for how long.
+    static let maxIdlePerEndpoint = 64
+    static let idleTime: UInt64 = 4_000_000_000
 
     init(board: MirrorBoard?, worker: Int) {
         self.board = board

@@ -13,7 +13,7 @@ import SluiceCore
 /// request is selected (`MirrorPolicy`), the comparison (`MirrorComparison`), the counters and
 /// the diff ring (`MirrorBoard`, `MirrorShard`).
 extension Worker {
-    static let mirrorHeader: StaticString = "X-Sluice-Mirror: 1\r\nConnection: close\r\n\r\n"
+    static let mirrorHeader: StaticString = "X-Sluice-Mirror: 1\r\n\r\n"
 
     /// The series ids for a newly published table's mirrors (a lock in the board, once per table).
     func refreshMirrorIDs() {
@@ -54,7 +54,8 @@ extension Worker {
         let endpoint = group.endpoints[mirroring.roundRobin[spec.upstream] % group.endpoints.count]
         mirroring.roundRobin[spec.upstream] &+= 1
 
-        let m = mirroring.free.popLast() ?? MirrorExchange(capacity: bufferCapacity, pool: buffers)
+        let pooled = mirroring.idle[endpoint.address]?.popLast()
+        let m = pooled ?? mirroring.free.popLast() ?? MirrorExchange(capacity: bufferCapacity, pool: buffers)
         m.table = table
         m.plan = index
         m.seriesID = id
@@ -67,6 +68,8 @@ extension Worker {
         m.primaryAttached = true
         m.accounted = need
         m.reservedBody = Int(declared ?? 0)
+        m.expectedBody = declared.map { Int($0) } ?? -1
+        m.requestDone = declared == 0
         mirroring.inFlight += 1
         mirroring.buffered += need
         // The head as the upstream gets it, without its final CRLF, plus the mirror's fields.
@@ -76,7 +79,15 @@ extension Worker {
                                                          count: Worker.mirrorHeader.utf8CodeUnitCount))
         if let end = head.firstIndex(of: 13) { m.requestLine.append(contentsOf: head[0..<min(end, 512)]) }
         x.mirror = m
-        connectMirror(m, to: endpoint.address)
+        if pooled != nil {
+            // A keep-alive connection the mirror answered on before: send at once.
+            m.phase = .open
+            timers.push(.init(deadline: m.deadline, fd: m.fd, generation: m.generation))
+            driveMirror(m)
+        } else {
+            m.address = endpoint.address
+            connectMirror(m, to: endpoint.address)
+        }
     }
 
     /// Opens the copy's connection (non-blocking); a failure ends the mirror side at once.
@@ -145,6 +156,7 @@ extension Worker {
             m.accounted += extra
         }
         m.out.append(contentsOf: bytes)
+        if (m.expectedBody >= 0 && m.bodyBytes >= m.expectedBody) || (m.expectedBody < 0 && payload == 0) { m.requestDone = true }
         if m.phase == .open { driveMirror(m) }
     }
 
@@ -182,6 +194,11 @@ extension Worker {
 
     /// An epoll event on a copy's socket.
     func mirrorEvent(_ m: MirrorExchange, _ events: UInt32) {
+        if m.phase == .pooled || m.phase == .finished {
+            // An idle (or waiting) keep-alive connection: the mirror closed it or sent something unasked.
+            if events & (EpollMask.input | EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 { dropMirrorSocket(m) }
+            return
+        }
         if events & EpollMask.input != 0 { m.readable = true }
         if events & EpollMask.output != 0 { m.writable = true }
         if events & (EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {
@@ -195,6 +212,10 @@ extension Worker {
     /// A copy's timer: its deadline passed (it ends as an error), or a read budget ran out and
     /// the rest of its answer is read now.
     func mirrorTimer(_ m: MirrorExchange) {
+        if m.phase == .pooled {
+            if now >= m.idleUntil { dropMirrorSocket(m) }
+            return
+        }
         guard m.phase == .connecting || m.phase == .open else { return }
         if now >= m.deadline {
             finishMirror(m, ok: false)
@@ -324,7 +345,7 @@ extension Worker {
                 keepBody(&m.mirror, m.inBuffer.readable, m)
                 m.inBuffer.consume(m.inBuffer.count)
             case .done:
-                m.inBuffer.consume(m.inBuffer.count)  // nothing may follow (Connection: close)
+                break  // bytes after the answer stay: the connection is not reused
             }
             if case .done = m.body { break }
         }
@@ -377,12 +398,10 @@ extension Worker {
 
     /// The mirror side is over: its socket closed; compared and recorded once the primary let go too.
     func finishMirror(_ m: MirrorExchange, ok: Bool) {
-        guard m.phase != .finished && m.phase != .idle else { return }
-        if m.fd >= 0 {
-            unregister(m.fd)
-            Sys.close(m.fd)
-            m.fd = -1
-        }
+        guard m.phase == .connecting || m.phase == .open else { return }
+        m.keepSocket = ok && m.requestDone && m.sent == m.out.count && m.head.keepAlive && m.inBuffer.isEmpty
+            && !m.readEOF && !m.hangup && m.fd >= 0
+        if !m.keepSocket { closeMirrorSocket(m) }
         m.phase = .finished
         m.mirrorOK = ok
         m.mirror.latencyNanos = now &- m.startedAt
@@ -412,6 +431,36 @@ extension Worker {
         }
         mirroring.inFlight -= 1
         mirroring.buffered -= m.accounted
+        if m.keepSocket, m.fd >= 0, (mirroring.idle[m.address]?.count ?? 0) < MirrorState.maxIdlePerEndpoint {
+            m.reset(keepingSocket: true)
+            m.idleUntil = now &+ MirrorState.idleTime
+            timers.push(.init(deadline: m.idleUntil, fd: m.fd, generation: m.generation))
+            mirroring.idle[m.address, default: []].append(m)
+            return
+        }
+        closeMirrorSocket(m)
+        m.reset()
+        if mirroring.free.count < 64 { mirroring.free.append(m) }
+    }
+
+    /// Closes a copy's socket (if open).
+    private func closeMirrorSocket(_ m: MirrorExchange) {
+        guard m.fd >= 0 else { return }
+        unregister(m.fd)
+        Sys.close(m.fd)
+        m.fd = -1
+        m.keepSocket = false
+    }
+
+    /// A kept socket is closed: a pooled one leaves the pool; one whose copy waits for its
+    /// primary is simply not kept.
+    private func dropMirrorSocket(_ m: MirrorExchange) {
+        closeMirrorSocket(m)
+        guard m.phase == .pooled else { return }
+        if var list = mirroring.idle[m.address], let i = list.firstIndex(where: { $0 === m }) {
+            list.remove(at: i)
+            mirroring.idle[m.address] = list.isEmpty ? nil : list
+        }
         m.reset()
         if mirroring.free.count < 64 { mirroring.free.append(m) }
     }
@@ -437,8 +486,12 @@ extension Worker {
         mirroring.shard.keep(diff, unixNanos: UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec))
     }
 
-    /// Ends a copy (shutdown).
+    /// Ends a copy, or closes an idle connection (shutdown).
     func closeMirror(_ m: MirrorExchange) {
-        finishMirror(m, ok: false)
+        switch m.phase {
+        case .pooled, .finished: dropMirrorSocket(m)
+        case .connecting, .open: finishMirror(m, ok: false)
+        case .idle: break
+        }
     }
 }

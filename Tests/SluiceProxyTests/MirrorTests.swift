@@ -225,6 +225,29 @@ struct MirrorTests {
         #expect(proxy.server.mirrorBoard.diffs(format: { _ in "" }).isEmpty)
     }
 
+    /// Copies reuse a kept-alive connection to the mirror; a mirror that closes its idle
+    /// connection gets a new one; an answer with `Connection: close` is not reused.
+    @Test func mirrorConnectionsAreKeptAlive() throws {
+        let primary = try TestUpstream { _ in .ok("same") }
+        let mirror = try TestUpstream { r in
+            r.startLine.contains("/close") ? .rawThenClose(Array("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 4\r\n\r\nsame".utf8))
+                                           : .ok("same")
+        }
+        defer { primary.stop(); mirror.stop() }
+        let proxy = try ProxyHarness(yaml: Self.yaml(primary: primary.port, mirror: mirror.port, mirrorOptions: "compare: true"))
+        defer { proxy.stop() }
+        for i in 0..<10 {
+            _ = try Self.run(proxy, ["/k/\(i)"])
+            #expect(eventually(5) { counts(proxy)["match"] == i + 1 })
+        }
+        #expect(mirror.connections == 1, "\(mirror.connections) connections for 10 sequential copies")
+        _ = try Self.run(proxy, ["/close"])
+        #expect(eventually(5) { counts(proxy)["match"] == 11 })
+        _ = try Self.run(proxy, ["/after-close"])
+        #expect(eventually(5) { counts(proxy)["match"] == 12 }, "\(counts(proxy))")
+        #expect(mirror.connections == 2)
+    }
+
     /// `percent: 25` mirrors about a quarter; POST is not mirrored by default; with
     /// `methods: [POST]` it is, body included; a body over `max_body_bytes` is not (counted).
     @Test func samplingMethodsAndBodies() throws {
