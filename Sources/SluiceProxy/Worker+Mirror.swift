@@ -92,6 +92,7 @@ extension Worker {
 
     /// Opens the copy's connection (non-blocking); a failure ends the mirror side at once.
     private func connectMirror(_ m: MirrorExchange, to address: SocketAddress) {
+        m.phase = .connecting  // so that a failure below ends it like any other
         let fd: Int32
         do {
             fd = try Sys.tcpSocket(for: address)
