@@ -4,7 +4,7 @@
 # requests to a mirror ten times slower (MIRROR_MS, compare: true), "off" has no mirror. wrk
 # (--latency) alternates between them for ROUNDS rounds; each round's p50/p99 are printed, then the
 # mirror counters of "on". Both upstreams are bench/lib/delay-server.py (Python asyncio).
-# Needs: wrk, python3.
+# Needs: wrk, python3. LOG_DIR=DIR keeps the two instances' logs there.
 # Usage: bench/mirror-p99.sh [rounds] [duration-seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +40,7 @@ routes:
     sticky: none
 $3
 YAML
-    "$BIN" run --config "$WORK/sluice-$1.yaml" --no-watch 2>"$WORK/sluice-$1.log" >/dev/null & PIDS+=($!)
+    "$BIN" run --config "$WORK/sluice-$1.yaml" --no-watch 2>"${LOG_DIR:-$WORK}/sluice-$1.log" >/dev/null & PIDS+=($!)
 }
 start_sluice "$ON_PORT" $((ON_PORT + 100)) "    mirror: { to: shadow, percent: $MIRROR_PERCENT, compare: true }"
 start_sluice "$OFF_PORT" $((OFF_PORT + 100)) ""
