@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does mirroring move the primary's latency? Two release Sluice instances (1 worker each) in one
-# run, forwarding to the same primary upstream (answers after PRIMARY_MS): "on" copies 100% of the
+# run, forwarding to the same primary upstream (answers after PRIMARY_MS): "on" copies MIRROR_PERCENT (100) % of the
 # requests to a mirror ten times slower (MIRROR_MS, compare: true), "off" has no mirror. wrk
 # (--latency) alternates between them for ROUNDS rounds; each round's p50/p99 are printed, then the
 # mirror counters of "on". Both upstreams are bench/lib/delay-server.py (Python asyncio).
