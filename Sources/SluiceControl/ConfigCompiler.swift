@@ -49,6 +49,7 @@ struct ConfigCompiler {
         let cluster = top["cluster"].flatMap { compileCluster($0) }
         let upstreams = top["upstreams"].map { compileUpstreams($0) } ?? []
         var routeCompiler = RouteCompiler(upstreams: upstreams)
+        routeCompiler.tlsUpstreams = Set(tlsSet.upstreams.keys)
         if let n = top["path_normalization"], let b = reader.bool(n, "path_normalization") { routeCompiler.defaultPathNormalization = b }
         if let f = top["forward_normalized_path"], let b = reader.bool(f, "forward_normalized_path") {
             routeCompiler.defaultForwardNormalizedPath = b

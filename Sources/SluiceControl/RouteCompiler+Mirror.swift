@@ -26,6 +26,11 @@ extension RouteCompiler {
                 ok = false
             }
             spec.name = name
+            if spec.upstream >= 0, tlsUpstreams.contains(upstreams[spec.upstream].name) {
+                reader.report(t, m.path("to"), "upstream `\(upstreams[spec.upstream].name)` is reached over TLS; mirror copies are sent in plain HTTP only",
+                              hint: "mirror to a plain-HTTP upstream group")
+                ok = false
+            }
         } else {
             ok = false
         }

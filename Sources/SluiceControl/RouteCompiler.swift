@@ -25,6 +25,8 @@ struct RouteCompiler {
     var defaultPathNormalization = true
     /// `forward_normalized_path` of routes that do not set it (the top-level key; off by default).
     var defaultForwardNormalizedPath = false
+    /// Upstream groups reached over TLS (a mirror cannot send to them yet).
+    var tlsUpstreams: Set<String> = []
 
     /// A compiler resolving names against `upstreams`.
     init(upstreams: [UpstreamGroup]) {

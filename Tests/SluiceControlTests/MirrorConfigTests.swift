@@ -96,6 +96,19 @@ import Testing
         #expect(ok?.proxySettings(workers: 1).limits.mirrorMaxBufferedBytes == 4 << 20)
     }
 
+    @Test func aTLSUpstreamIsRefusedAsAMirror() {
+        let problems = diagnostics("""
+            listeners: [{ name: public, address: "127.0.0.1:8080" }]
+            upstreams:
+              stable: { endpoints: ["127.0.0.1:9001"] }
+              secure: { endpoints: ["127.0.0.1:9443"], tls: true }
+            routes:
+              - { name: web, upstream: stable, mirror: { to: secure } }
+            """)
+        #expect(problems.map(\.message) == ["upstream `secure` is reached over TLS; mirror copies are sent in plain HTTP only"],
+                "\(problems.map(\.description))")
+    }
+
     @Test func theDiffsEndpointNeedsTheTokenAndKnowsTheRoutes() throws {
         let rig = try AdminControlTests.Rig(token: "t0k")
         defer { rig.stop() }

@@ -79,13 +79,11 @@ public final class MirrorBoard: Sendable {
         var all: [(UInt64, MirrorDiff)] = []
         for shard in shards { all += shard.ring.withLock { $0.entries } }
         all.sort { $0.0 < $1.0 }
-        var out = all.filter { route == nil || $0.1.route == route }.suffix(Self.ringCapacity).map { entry in
+        return all.filter { route == nil || $0.1.route == route }.suffix(Self.ringCapacity).map { entry in
             var d = entry.1
             d.time = format(entry.0)
             return d
         }
-        out = Array(out)
-        return out
     }
 
     /// Prometheus label escaping.
