@@ -52,6 +52,7 @@ struct ConfigCompiler {
         if let n = top["dns_refresh"], let d = compileDNSRefresh(n, "dns_refresh") { defaultDNSRefresh = d }
         let upstreams = top["upstreams"].map { compileUpstreams($0) } ?? []
         var routeCompiler = RouteCompiler(upstreams: upstreams)
+        routeCompiler.tlsUpstreams = Set(tlsSet.upstreams.keys)
         if let n = top["path_normalization"], let b = reader.bool(n, "path_normalization") { routeCompiler.defaultPathNormalization = b }
         if let f = top["forward_normalized_path"], let b = reader.bool(f, "forward_normalized_path") {
             routeCompiler.defaultForwardNormalizedPath = b
@@ -203,7 +204,7 @@ struct ConfigCompiler {
         var l = Limits()
         let keys = ["max_request_line", "max_header_bytes", "max_header_count", "max_body_bytes",
                     "max_requests_per_connection", "max_connections_per_worker", "upstream_max_idle", "splice_min_body",
-                    "retry_buffer_bytes"]
+                    "retry_buffer_bytes", "mirror_max_in_flight", "mirror_max_buffered_bytes"]
         guard let m = reader.map(node, "limits", known: keys, example: "{ max_body_bytes: 10MiB }") else { return l }
         func sizeIn(_ key: String, _ range: ClosedRange<UInt64>) -> UInt64? {
             guard let v = m[key], let n = reader.size(v, m.path(key)) else { return nil }
@@ -218,6 +219,10 @@ struct ConfigCompiler {
         if let n = sizeIn("max_body_bytes", 0...ConfigValues.maxSize) { l.maxBodyBytes = n }
         if let n = sizeIn("splice_min_body", 0...ConfigValues.maxSize) { l.spliceMinBody = n }
         if let n = sizeIn("retry_buffer_bytes", 0...(64 << 20)) { l.retryBufferBytes = n }
+        if let n = sizeIn("mirror_max_buffered_bytes", (64 << 10)...(4 << 30)) { l.mirrorMaxBufferedBytes = Int(n) }
+        if let v = m["mirror_max_in_flight"], let n = reader.int(v, m.path("mirror_max_in_flight"), in: 1...100_000) {
+            l.mirrorMaxInFlight = n
+        }
         if let v = m["max_header_count"], let n = reader.int(v, m.path("max_header_count"), in: 1...100_000) {
             l.parser.maxFields = n
         }

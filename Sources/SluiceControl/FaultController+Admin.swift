@@ -10,7 +10,7 @@ extension FaultController {
     ///
     /// | endpoint | body | does |
     /// | --- | --- | --- |
-    /// | `POST /admin/routes/{route}/fault` | `{"cohort": "canary", "abort": 503, "percent": 5, "for": "2m"}` | start a drill (replacing one on the same cohort) |
+    /// | `POST /admin/routes/{route}/fault` | `{"cohort": "canary", "abort": 503, "percent": 5, "for": "2m"}`, or `"delay": "200ms"` with or instead of `abort` (`delay_percent` defaults to `percent`) | start a drill (replacing one on the same cohort) |
     /// | `POST /admin/routes/{route}/fault/clear` | `{"cohort": "canary"}` (optional) | end the route's drills now |
     /// | `GET /admin/faults` | | drills in force, and the config's `fault:` entries |
     ///
@@ -21,14 +21,20 @@ extension FaultController {
             do throws(ControlError) {
                 let route = request.pathParameters["route"] ?? ""
                 let body = try RoutingController.decode(FaultBody.self, request)
-                guard let status = body.abort else {
-                    throw .badRequest("the body needs `abort` (the status to inject), e.g. {\"cohort\": \"canary\", \"abort\": 503, \"percent\": 5, \"for\": \"2m\"}")
+                guard body.abort != nil || body.delay != nil else {
+                    throw .badRequest("the body needs `abort` (the status to inject) or `delay` (a duration), e.g. "
+                                      + "{\"cohort\": \"canary\", \"abort\": 503, \"percent\": 5, \"for\": \"2m\"} "
+                                      + "or {\"cohort\": \"canary\", \"delay\": \"200ms\", \"percent\": 10, \"for\": \"2m\"}")
                 }
                 guard let percentValue = body.percent else { throw .badRequest("the body needs `percent`, e.g. 5") }
-                let percent: Int
-                switch percentValue.units {
-                case .success(let u): percent = u
-                case .failure(let problem): throw .badRequest("percent: \(problem.message.replacingOccurrences(of: "weight", with: "percentage"))")
+                let percent = try Self.units(percentValue, "percent")
+                let delayPercent = try body.delayPercent.map { v throws(ControlError) in try Self.units(v, "delay_percent") } ?? percent
+                var delay: UInt64?
+                if let text = body.delay {
+                    switch ConfigValues.parseDuration(text) {
+                    case .success(let ns): delay = ns
+                    case .failure(let problem): throw .badRequest("delay: \(problem.message)")
+                    }
                 }
                 var duration: UInt64 = 300_000_000_000
                 if let text = body.for {
@@ -37,7 +43,8 @@ extension FaultController {
                     case .failure(let problem): throw .badRequest("for: \(problem.message)")
                     }
                 }
-                let fault = RuntimeFault(route: route, cohort: body.cohort, abortStatus: status, percent: percent,
+                let fault = RuntimeFault(route: route, cohort: body.cohort, abortStatus: body.abort, percent: body.abort == nil ? 0 : percent,
+                                         delayNanos: delay, delayPercent: delay == nil ? 0 : delayPercent,
                                          whenHeader: body.whenHeader, countInGates: body.countInGates ?? true)
                 let started = try start(fault, duration: duration, cause: RoutingController.cause(body.cause, "POST /admin/routes/\(route)/fault"))
                 return .json(FaultReport(active: active(), started: started))
@@ -69,6 +76,14 @@ extension FaultController {
         }
     }
 
+    /// A percentage of a request body in 0.01% units.
+    static func units(_ value: WeightValue, _ key: String) throws(ControlError) -> Int {
+        switch value.units {
+        case .success(let u): return u
+        case .failure(let problem): throw .badRequest("\(key): \(problem.message.replacingOccurrences(of: "weight", with: "percentage"))")
+        }
+    }
+
     /// The config's fault drills, one line each (`web/canary: abort 503 for 5%, when X-Sluice-Drill`).
     static func configured(in table: RoutingTable) -> [String] {
         var out: [String] = []
@@ -88,7 +103,7 @@ extension FaultController {
     static func describe(_ f: FaultSpec) -> String {
         var parts: [String] = []
         if let s = f.abortStatus { parts.append("abort \(s) for \(CohortWeight.percentText(f.abortPercent))%") }
-        if let d = f.delayNanos { parts.append("delay \(d / 1_000_000)ms for \(CohortWeight.percentText(f.delayPercent))%") }
+        if let d = f.delayNanos { parts.append("delay \(RuntimeFault.durationText(d)) for \(CohortWeight.percentText(f.delayPercent))%") }
         var s = parts.joined(separator: ", ")
         if let h = f.whenHeader { s += ", when \(h) is present" }
         if !f.countInGates { s += ", not counted in the gates" }
@@ -106,18 +121,21 @@ extension RoutingController {
     }
 }
 
-/// `{"cohort": "canary", "abort": 503, "percent": 5, "for": "2m", "when_header": "X-Sluice-Drill", "count_in_gates": true}`.
+/// `{"cohort": "canary", "abort": 503, "percent": 5, "for": "2m", "when_header": "X-Sluice-Drill", "count_in_gates": true}`;
+/// a delay drill has `"delay": "200ms"` (with or instead of `abort`); `delay_percent` defaults to `percent`.
 struct FaultBody: Decodable {
     var cohort: String?
     var abort: Int?
     var percent: WeightValue?
+    var delay: String?
+    var delayPercent: WeightValue?
     var `for`: String?
     var whenHeader: String?
     var countInGates: Bool?
     var cause: String?
 
     enum CodingKeys: String, CodingKey {
-        case cohort, abort, percent, `for`, whenHeader = "when_header", countInGates = "count_in_gates", cause
+        case cohort, abort, percent, delay, delayPercent = "delay_percent", `for`, whenHeader = "when_header", countInGates = "count_in_gates", cause
     }
 }
 

@@ -33,7 +33,7 @@ public final class FaultController: Sendable {
 
         /// `web/canary: abort 503 for 50% of requests, 1m 30s left (until ...)`.
         public var summary: String {
-            var s = "\(fault.route)/\(fault.cohort ?? "*"): abort \(fault.abortStatus) for \(CohortWeight.percentText(fault.percent))% of requests"
+            var s = "\(fault.route)/\(fault.cohort ?? "*"): \(fault.injects) of requests"
             if let h = fault.whenHeader { s += " carrying \(h)" }
             if !fault.countInGates { s += ", not counted in the rollout gates" }
             return s + ", \(Int(remainingSeconds.rounded(.up)))s left (until \(expires))"
@@ -47,6 +47,8 @@ public final class FaultController: Sendable {
 
     /// The longest a drill may run.
     public static let maxDuration: UInt64 = 24 * 3600 * 1_000_000_000
+    /// The longest delay a drill may inject (the config's `delay.duration` has the same limit).
+    public static let maxDelay: UInt64 = 60_000_000_000
 
     private struct Entry: Sendable {
         var fault: RuntimeFault
@@ -150,11 +152,24 @@ public final class FaultController: Sendable {
 
     /// Starts a drill (replacing one on the same route and cohort) for `duration` nanoseconds.
     public func start(_ fault: RuntimeFault, duration: UInt64, cause: String) throws(ControlError) -> ActiveFault {
-        guard (200...599).contains(fault.abortStatus) else {
-            throw .badRequest("abort status \(fault.abortStatus) is not an HTTP status from 200 to 599")
+        guard fault.abortStatus != nil || fault.delayNanos != nil else {
+            throw .badRequest("a drill needs an abort status or a delay (`--abort 503` or `--delay 200ms`)")
         }
-        guard (1...Int(StickyHash.buckets)).contains(fault.percent) else {
-            throw .badRequest("percent \(CohortWeight.percentText(fault.percent)) must be above 0 and at most 100")
+        if let status = fault.abortStatus {
+            guard (200...599).contains(status) else {
+                throw .badRequest("abort status \(status) is not an HTTP status from 200 to 599")
+            }
+            guard (1...Int(StickyHash.buckets)).contains(fault.percent) else {
+                throw .badRequest("percent \(CohortWeight.percentText(fault.percent)) must be above 0 and at most 100")
+            }
+        }
+        if let delay = fault.delayNanos {
+            guard delay >= 1_000_000, delay <= Self.maxDelay else {
+                throw .badRequest("a delay is from 1ms to 60s (`--delay 200ms`)")
+            }
+            guard (1...Int(StickyHash.buckets)).contains(fault.delayPercent) else {
+                throw .badRequest("delay percent \(CohortWeight.percentText(fault.delayPercent)) must be above 0 and at most 100")
+            }
         }
         guard duration >= 1_000_000_000, duration <= Self.maxDuration else {
             throw .badRequest("a drill lasts from 1s to 24h (`--for 2m`)")
@@ -248,7 +263,7 @@ public final class FaultController: Sendable {
         details["route"] = f.route
         details["cohort"] = f.cohort ?? "*"
         details["action"] = action
-        details["fault"] = "abort \(f.abortStatus) for \(CohortWeight.percentText(f.percent))%"
+        details["fault"] = f.injects
             + (f.whenHeader.map { " of requests carrying \($0)" } ?? "") + (f.countInGates ? "" : ", not counted in the gates")
         events.record(.fault, oldVersion: version, newVersion: version, cause: cause, details: details)
     }

@@ -29,6 +29,8 @@ public final class MetricsHub: Sendable {
     /// (listener, certificate name, notAfter) of every listener certificate now serving.
     private let certificates = Mutex<[(listener: String, name: String, notAfter: Int64)]>([])
     private let sampler = Mutex<(thread: pthread_t, stop: StopSignal)?>(nil)
+    /// More families appended to the exposition (traffic mirroring's, `attach(mirrors:)`).
+    private let mirrors = Mutex<MirrorBoard?>(nil)
 
     /// A hub with `workers` shards.
     /// - Parameters:
@@ -86,6 +88,12 @@ public final class MetricsHub: Sendable {
                                            reloads: reloads, process: ProcessStatsReader.read())
             + renderCertificates()
             + (endpointHealth.withLock { $0 }.map { EndpointExposition.render($0) } ?? "")
+            + (mirrors.withLock { $0 }?.renderMetrics() ?? "")
+    }
+
+    /// Adds traffic mirroring's `sluice_mirror_*` families to the exposition.
+    public func attach(mirrors board: MirrorBoard) {
+        mirrors.withLock { $0 = board }
     }
 
     /// Remembers the listener certificates of `set` for `sluice_tls_certificate_expiry_timestamp_seconds`

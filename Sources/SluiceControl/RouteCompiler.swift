@@ -11,7 +11,7 @@ struct RouteCompiler {
     /// Keys of a route.
     static let routeKeys = ["name", "match", "upstream", "split", "cohorts", "baseline", "sticky", "rules", "respond",
                             "cohort_header", "cohort_response_header", "rollout", "upgrade", "compression",
-                            "path_normalization", "forward_normalized_path", "fault", "retries", "fallback_to_baseline"]
+                            "path_normalization", "forward_normalized_path", "fault", "retries", "fallback_to_baseline", "mirror"]
     /// Keys of a `match`.
     static let matchKeys = ["host", "path_prefix", "path", "method", "header", "cookie", "query", "source"]
     /// Keys of a header, cookie or query test.
@@ -25,6 +25,8 @@ struct RouteCompiler {
     var defaultPathNormalization = true
     /// `forward_normalized_path` of routes that do not set it (the top-level key; off by default).
     var defaultForwardNormalizedPath = false
+    /// Upstream groups reached over TLS (a mirror cannot send to them yet).
+    var tlsUpstreams: Set<String> = []
 
     /// A compiler resolving names against `upstreams`.
     init(upstreams: [UpstreamGroup]) {
@@ -232,6 +234,17 @@ struct RouteCompiler {
                 ok = false
             }
         }
+        var mirror: MirrorSpec?
+        if let node = m["mirror"] {
+            if cohorts.isEmpty {
+                reader.report(m.keyNode("mirror"), m.path("mirror"), "a route that answers directly forwards nothing to mirror")
+                ok = false
+            } else if let compiled = compileMirror(node, m.path("mirror"), cohorts: cohorts, reader: &reader) {
+                mirror = compiled
+            } else {
+                ok = false
+            }
+        }
         var compression: CompressionSpec?
         if let node = m["compression"] {
             switch compileCompression(node, m.path("compression"), reader: &reader) {
@@ -252,6 +265,7 @@ struct RouteCompiler {
         spec.compression = compression ?? nil
         spec.faults = faults
         spec.retry = retry
+        spec.mirror = mirror
         return spec
     }
 
@@ -435,7 +449,7 @@ struct RouteCompiler {
         var rules: [RuleSpec] = []
         for (i, item) in items.enumerated() {
             let rpath = ConfigReader.join(path, i)
-            guard let m = reader.map(item, rpath, known: ["match", "cohort", "respond", "fault"],
+            guard let m = reader.map(item, rpath, known: ["match", "cohort", "respond", "fault", "mirror"],
                                      example: "{ match: { header: { name: X-Canary, value: always } }, cohort: canary }") else {
                 ok = false
                 continue
@@ -491,6 +505,18 @@ struct RouteCompiler {
                     }
                 } else {
                     reader.report(m.keyNode("fault"), m.path("fault"), "a rule that answers directly forwards nothing to inject faults into")
+                    ok = false
+                }
+            }
+            if let node = m["mirror"], rules.count > rulesBefore {
+                if case .cohort = rules[rules.count - 1].action {
+                    if let spec = compileMirror(node, m.path("mirror"), cohorts: cohorts, reader: &reader) {
+                        rules[rules.count - 1].mirror = spec
+                    } else {
+                        ok = false
+                    }
+                } else {
+                    reader.report(m.keyNode("mirror"), m.path("mirror"), "a rule that answers directly forwards nothing to mirror")
                     ok = false
                 }
             }

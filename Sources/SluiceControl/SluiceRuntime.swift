@@ -83,6 +83,8 @@ public final class SluiceRuntime: @unchecked Sendable {
         let admin = try AdminServer(config: config, hub: hub, events: events, server: server, health: health)
         controller.registerAdminEndpoints(on: admin, hub: hub)
         faults.registerAdminEndpoints(on: admin)
+        hub.attach(mirrors: server.mirrorBoard)
+        server.mirrorBoard.registerAdminEndpoints(on: admin, table: { [faults] in faults.table })
         try faults.start()
         try server.start()
         try hub.startSampler()

@@ -33,6 +33,8 @@ final class Exchange {
     var delayUntil: UInt64 = 0
     /// The routing outcome reported once the delay is over.
     var delayedOutcome = RouteOutcome.notFound
+    /// The copy of this request going to a mirror (`Worker+Mirror.swift`), until the request is recorded.
+    var mirror: MirrorExchange?
     /// The Location of a `redirect_https` answer: `https://` + host (without its port) + target.
     var location: [UInt8] = []
     /// Endpoints of the decision's group this request tried (bit i: endpoint i), for retries.
@@ -134,6 +136,7 @@ final class Exchange {
         pool = nil
         retireAt = 0
         delayUntil = 0
+        mirror = nil
         triedEndpoints = 0
         alternate = -1
         retry = nil

@@ -57,6 +57,8 @@ public final class ProxyServer: @unchecked Sendable {
     public private(set) var boundAddresses: [SocketAddress] = []
     /// One metrics shard per worker (index = worker index); the admin side sums them.
     public let shards: [MetricsShard]
+    /// Traffic mirroring's counters and diff samples (one shard per worker).
+    public let mirrorBoard: MirrorBoard
     private let seriesMapper: @Sendable (RoutingTable) -> SeriesMap
     /// Endpoint availability shared by the workers' balancers and the health monitor.
     public let endpointHealth: EndpointHealth
@@ -84,6 +86,7 @@ public final class ProxyServer: @unchecked Sendable {
             self.shards = (0..<workers).map { _ in MetricsShard() }
             self.seriesMapper = { registry.seriesMap(for: $0) }
         }
+        self.mirrorBoard = MirrorBoard(workers: workers)
         pthread_mutex_init(&lock, nil)
     }
 
@@ -131,7 +134,8 @@ public final class ProxyServer: @unchecked Sendable {
         workerSettings.tls = self.tls
         for w in 0..<count {
             workers.append(try Worker(index: w, settings: workerSettings, listenerFDs: perWorker[w], table: table,
-                                      series: series, metrics: shards[w], health: endpointHealth, healthSignal: healthSignal))
+                                      series: series, metrics: shards[w], health: endpointHealth, healthSignal: healthSignal,
+                                      mirrors: mirrorBoard))
         }
         for worker in workers {
             let box = Unmanaged.passRetained(worker).toOpaque()

@@ -8,6 +8,7 @@ enum Registration {
     case listener(Int32)
     case client(ClientConnection)
     case upstream(UpstreamConnection)
+    case mirror(MirrorExchange)
 }
 
 /// The worker's registrations, indexed by fd, with a generation per fd.

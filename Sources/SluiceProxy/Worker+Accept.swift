@@ -88,6 +88,7 @@ extension Worker {
             switch reg {
             case .client(let c): closeClient(c)
             case .upstream(let u): closeUpstream(u)
+            case .mirror(let m): closeMirror(m)
             default: break
             }
         }

@@ -40,6 +40,7 @@ extension Worker {
 
     /// Records a finished (or abandoned) request once: metrics and the access log line.
     func endRequest(_ c: ClientConnection, _ x: Exchange, logNow: Bool = true) {
+        if x.mirror != nil { mirrorPrimaryEnded(x) }
         guard x.record.active || x.record.logPending else { return }
         if !x.record.active {
             // A tunnel's end: its lifetime into the tunnel metrics, and the delayed log line.

@@ -192,6 +192,7 @@ extension Worker {
             HeadWriter.appendStatic("\r\n", to: &x.upstreamHead)
         }
         HeadWriter.appendFraming(plan.upstreamFraming, closeConnection: false, http10KeepAlive: false, to: &x.upstreamHead)
+        if x.mirror == nil, let t = x.table, t.mirrors { startMirror(c, x, upgrade: plan.upgrade) }
         c.inBuffer.consume(x.head.headLength)
         x.pool = pool
         if decision.endpoint >= 0 && decision.endpoint < 64 { x.triedEndpoints = 1 << UInt64(decision.endpoint) }

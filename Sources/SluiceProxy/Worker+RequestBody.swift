@@ -28,6 +28,7 @@ extension Worker {
                 if taken == 0 { return progressed }
                 u.lastSendProgress = now
                 if x.keepingBody { keepBody(x, UnsafeRawBufferPointer(rebasing: c.inBuffer.readable[0..<taken])) }
+                if x.mirror != nil { mirrorRequestBytes(x, UnsafeRawBufferPointer(rebasing: c.inBuffer.readable[0..<taken]), payload: taken) }
                 c.inBuffer.consume(taken)
                 x.state.requestBodyBytes += UInt64(taken)
                 progressed = true
@@ -49,6 +50,7 @@ extension Worker {
                     HeadWriter.appendChunk(UnsafeRawBufferPointer(rebasing: input[offset..<offset + count]), to: &scratch)
                     u.outBuffer.append(scratch)
                     if x.keepingBody { scratch.withUnsafeBytes { keepBody(x, $0) } }
+                    if x.mirror != nil { scratch.withUnsafeBytes { mirrorRequestBytes(x, $0, payload: count) } }
                     c.inBuffer.consume(consumed)
                     x.state.requestBodyBytes += UInt64(count)
                     x.state.requestBody = .chunked(decoder)
@@ -78,6 +80,7 @@ extension Worker {
                     if scratch.count > u.outBuffer.freeSpace { return progressed }
                     u.outBuffer.append(scratch)
                     if x.keepingBody { scratch.withUnsafeBytes { keepBody(x, $0) } }
+                    if x.mirror != nil { scratch.withUnsafeBytes { mirrorRequestBytes(x, $0, payload: 0) } }
                     c.inBuffer.consume(consumed)
                     x.state.requestBody = .done
                     progressed = true

@@ -111,6 +111,7 @@ extension Worker {
                     if n <= 0 { return progressed }
                     let consumed = compressInto(c, x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
                     if consumed == 0 { return progressed }
+                    if x.mirror != nil { mirrorPrimaryBody(x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<consumed])) }
                     u.inBuffer.consume(consumed)
                     x.state.responseBody = .length(remaining: remaining - UInt64(consumed))
                     progressed = true
@@ -135,6 +136,7 @@ extension Worker {
                 if taken == 0 { return progressed }
                 c.lastWriteProgress = now
                 x.record.bytesOut &+= UInt64(taken)
+                if x.mirror != nil { mirrorPrimaryBody(x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<taken])) }
                 u.inBuffer.consume(taken)
                 let left = remaining - UInt64(taken)
                 x.state.responseBody = left == 0 ? .done : .length(remaining: left)
@@ -182,6 +184,7 @@ extension Worker {
                 switch decoder.decode(input) {
                 case .data(let offset, let count, let consumed):
                     let data = UnsafeRawBufferPointer(rebasing: input[offset..<offset + count])
+                    if x.mirror != nil { mirrorPrimaryBody(x, data) }
                     if x.compressor != nil {
                         // At most `Compressor.maxInput` bytes with no output pending: deflate takes all of them.
                         if compressInto(c, x, data) != data.count {
@@ -236,6 +239,7 @@ extension Worker {
             let n = min(u.inBuffer.count, compressibleInput(c, x))
             if n <= 0 { return false }
             let consumed = compressInto(c, x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]))
+            if x.mirror != nil { mirrorPrimaryBody(x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<consumed])) }
             u.inBuffer.consume(consumed)
             return consumed > 0
         }
@@ -244,6 +248,7 @@ extension Worker {
         let n = min(room, u.inBuffer.count)
         if n <= 0 { return false }
         queueBody(c, x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n]), chunked: chunkedOut)
+        if x.mirror != nil { mirrorPrimaryBody(x, UnsafeRawBufferPointer(rebasing: u.inBuffer.readable[0..<n])) }
         u.inBuffer.consume(n)
         return true
     }
@@ -319,6 +324,7 @@ extension Worker {
         c.outBuffer.append(scratch)
         x.record.status = rh.status
         x.record.bytesOut &+= UInt64(scratch.count)
+        if x.mirror != nil { mirrorPrimaryHead(x, rh, u.inBuffer.readable) }
         u.inBuffer.consume(rh.headLength)
         return true
     }

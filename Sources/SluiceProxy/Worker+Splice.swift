@@ -7,7 +7,8 @@ extension Worker {
     /// `splice_min_body` bytes to come, and no body bytes buffered on either side (what is
     /// buffered must reach the client first, and the pipe carries only what follows).
     func startSplice(_ c: ClientConnection, _ x: Exchange, _ u: UpstreamConnection) -> Bool {
-        guard x.compressor == nil, case .length(let remaining) = x.state.responseBody, u.readable, !u.readEOF,
+        // A compared mirror needs the body's bytes (its hash): no splicing for those.
+        guard x.compressor == nil, x.mirror?.compare != true, case .length(let remaining) = x.state.responseBody, u.readable, !u.readEOF,
               c.tls == nil, u.tls == nil,
               settings.limits.spliceMinBody > 0, remaining >= settings.limits.spliceMinBody,
               u.inBuffer.isEmpty, c.outBuffer.isEmpty, let p = pipes.take(now: now) else { return false }

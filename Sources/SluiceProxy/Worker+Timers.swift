@@ -38,6 +38,8 @@ extension Worker {
                 } else if u.deadline != 0 {
                     setUpstreamDeadline(u, u.deadline)
                 }
+            case .mirror(let m):
+                mirrorTimer(m)
             default:
                 continue
             }

@@ -92,6 +92,9 @@ final class Worker: @unchecked Sendable {
     /// Clients that stopped processing because their per-wakeup read budget ran out.
     var pending: [ClientConnection] = []
 
+    /// Traffic mirroring: counters, caps, recycled mirror exchanges (`Worker+Mirror.swift`).
+    let mirroring: MirrorState
+
     /// Buffered access-log lines, written by this worker in batches.
     var accessLog: AccessLogSink
 
@@ -115,9 +118,10 @@ final class Worker: @unchecked Sendable {
     }
 
     init(index: Int, settings: ProxySettings, listenerFDs: [Int32], table: RoutingTable, series: SeriesMap,
-         metrics: MetricsShard, health: EndpointHealth, healthSignal: WakeFD?) throws(SyscallError) {
+         metrics: MetricsShard, health: EndpointHealth, healthSignal: WakeFD?, mirrors: MirrorBoard? = nil) throws(SyscallError) {
         self.health = health
         self.healthSignal = healthSignal
+        self.mirroring = MirrorState(board: mirrors, worker: index)
         self.series = series
         self.metrics = metrics
         self.recordMetrics = settings.recordMetrics
@@ -139,6 +143,7 @@ final class Worker: @unchecked Sendable {
         scratch.reserveCapacity(64 * 1024)
         applyTLS(settings.tls)
         rebuildPools()
+        refreshMirrorIDs()
         try register(wake.fd, .wake, events: EpollMask.input)
         for (i, fd) in listenerFDs.enumerated() {
             try register(fd, .listener(Int32(i)), events: EpollMask.input)
@@ -246,6 +251,8 @@ final class Worker: @unchecked Sendable {
                 c.writable = true
             }
             drive(c)
+        case .mirror(let m):
+            mirrorEvent(m, events)
         case .upstream(let u):
             if events & EpollMask.input != 0 { u.readable = true }
             if events & EpollMask.output != 0 { u.writable = true }
@@ -273,6 +280,7 @@ final class Worker: @unchecked Sendable {
             balancer = BalancerState(table: t, health: health, slots: map.endpointSlots, worker: index)
             rebuildPools()
             retireOrphanedTunnels()
+            refreshMirrorIDs()
         case .tls(let set):
             applyTLS(set)
             rebuildPools()

@@ -32,6 +32,8 @@ struct Sluice: ParsableCommand {
                                             how a request would be routed, step by step
               sluice fault web canary --abort 503 --percent 5 --for 2m -c FILE
                                             a fault drill that ends by itself
+              sluice mirror diffs web -c FILE
+                                            where a route's mirror answered differently
               sluice rollout start web -c FILE
                                             automated canary rollout
 
@@ -39,7 +41,7 @@ struct Sluice: ParsableCommand {
             """,
         version: sluiceVersion,
         subcommands: [Run.self, Check.self, Demo.self, Status.self, Reload.self, Split.self, Switch.self, Abort.self,
-                      Clear.self, Rollback.self, Undo.self, History.self, Rollout.self, Explain.self, Fault.self, Health.self]
+                      Clear.self, Rollback.self, Undo.self, History.self, Rollout.self, Explain.self, Fault.self, Mirror.self, Health.self]
     )
 }
 

@@ -154,9 +154,11 @@ import Testing
         let plain = decide(t, TestRequest(headers: [("Cookie", "session_id=\(session)")]))
         #expect(plain.action == .forward && plain.cohort == 0 && plain.upstream == 0)
         let forced = decide(t, TestRequest(headers: [("Cookie", "session_id=\(session)"), ("X-Canary", "always")]))
-        #expect(forced == RouteDecision(action: .forward, route: 0, cohort: 1, upstream: 1, endpoint: 0))
+        var expected = RouteDecision(action: .forward, route: 0, cohort: 1, upstream: 1, endpoint: 0)
+        expected.rule = 0  // the deciding rule (for its mirror)
+        #expect(forced == expected)
         let beta = decide(t, TestRequest(headers: [("Cookie", "session_id=\(session); beta=1")]))
-        #expect(beta.cohort == 1 && !beta.setStickyCookie)
+        #expect(beta.cohort == 1 && !beta.setStickyCookie && beta.rule == 1 && plain.rule == -1)
         let notAlways = decide(t, TestRequest(headers: [("Cookie", "session_id=\(session)"), ("X-Canary", "sometimes")]))
         #expect(notAlways.cohort == 0)
     }

@@ -24,6 +24,7 @@ final class ProxyHarness: Sendable {
         server = ProxyServer(settings: settings, table: config.table, shards: hub.shards,
                              seriesMap: { hub.seriesMap(for: $0) })
         hub.attach(endpointHealth: server.endpointHealth)
+        hub.attach(mirrors: server.mirrorBoard)
         try server.start()
         port = server.boundAddresses[0].port
     }

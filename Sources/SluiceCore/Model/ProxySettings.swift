@@ -42,6 +42,11 @@ public struct Limits: Sendable, Equatable {
     /// Request bodies of retryable requests up to this size are kept while they are sent, so a
     /// retry can send them again (`retries:`, `fallback_to_baseline:`); larger ones are not retried.
     public var retryBufferBytes: UInt64 = 64 * 1024
+    /// Most mirror exchanges (`mirror:`) in flight per worker; more are dropped and counted.
+    public var mirrorMaxInFlight: Int = 256
+    /// Most bytes mirror exchanges may buffer per worker (request copies, kept response bytes);
+    /// a copy that would go over is dropped and counted.
+    public var mirrorMaxBufferedBytes: Int = 32 << 20
 
     /// Defaults.
     public init() {}

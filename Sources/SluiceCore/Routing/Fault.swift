@@ -80,34 +80,79 @@ struct FaultPlan: Sendable {
     var spec: FaultSpec
 }
 
-/// A runtime fault (`sluice fault ROUTE COHORT --abort 503 --percent 5 --for 2m`), by names.
+/// A runtime fault (`sluice fault ROUTE COHORT --abort 503 --percent 5 --for 2m`, or
+/// `--delay 200ms --percent 10`, or both), by names.
 public struct RuntimeFault: Sendable, Equatable, Codable {
     /// The route.
     public var route: String
     /// The cohort (nil: every cohort of the route).
     public var cohort: String?
-    /// Injected status.
-    public var abortStatus: Int
-    /// Share of the cohort's requests, 0.01% units.
+    /// Injected status (nil: no abort).
+    public var abortStatus: Int?
+    /// Share of the cohort's requests aborted, 0.01% units.
     public var percent: Int
+    /// Delay before forwarding, nanoseconds (nil: no delay).
+    public var delayNanos: UInt64?
+    /// Share of the cohort's requests delayed, 0.01% units.
+    public var delayPercent: Int
     /// Only requests carrying this header.
     public var whenHeader: String?
     /// Count injected responses in the rollout gates.
     public var countInGates: Bool
 
     /// Creates a runtime fault.
-    public init(route: String, cohort: String?, abortStatus: Int, percent: Int, whenHeader: String? = nil, countInGates: Bool = true) {
+    public init(route: String, cohort: String?, abortStatus: Int?, percent: Int, delayNanos: UInt64? = nil, delayPercent: Int = 0,
+                whenHeader: String? = nil, countInGates: Bool = true) {
         self.route = route
         self.cohort = cohort
         self.abortStatus = abortStatus
         self.percent = percent
+        self.delayNanos = delayNanos
+        self.delayPercent = delayPercent
         self.whenHeader = whenHeader
         self.countInGates = countInGates
     }
 
+    /// A delay-only drill (`--delay 200ms --percent 10`).
+    public static func delay(route: String, cohort: String?, nanos: UInt64, percent: Int, whenHeader: String? = nil,
+                             countInGates: Bool = true) -> RuntimeFault {
+        RuntimeFault(route: route, cohort: cohort, abortStatus: nil, percent: 0, delayNanos: nanos, delayPercent: percent,
+                     whenHeader: whenHeader, countInGates: countInGates)
+    }
+
+    /// What it injects, for people: `abort 503 for 5%, delay 200ms for 10%`.
+    public var injects: String {
+        var parts: [String] = []
+        if let s = abortStatus { parts.append("abort \(s) for \(CohortWeight.percentText(percent))%") }
+        if let d = delayNanos { parts.append("delay \(Self.durationText(d)) for \(CohortWeight.percentText(delayPercent))%") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// `200ms`, `1.5s`, `250us`.
+    package static func durationText(_ nanos: UInt64) -> String {
+        if nanos % 1_000_000_000 == 0 { return "\(nanos / 1_000_000_000)s" }
+        if nanos % 1_000_000 == 0 { return "\(nanos / 1_000_000)ms" }
+        if nanos % 1_000 == 0 { return "\(nanos / 1_000)us" }
+        return "\(nanos)ns"
+    }
+
     /// JSON keys.
     enum CodingKeys: String, CodingKey {
-        case route, cohort, abortStatus = "abort_status", percent, whenHeader = "when_header", countInGates = "count_in_gates"
+        case route, cohort, abortStatus = "abort_status", percent, delayNanos = "delay_nanos", delayPercent = "delay_percent",
+             whenHeader = "when_header", countInGates = "count_in_gates"
+    }
+
+    /// Decodes; `delay_percent` may be absent (an abort-only drill).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        route = try c.decode(String.self, forKey: .route)
+        cohort = try c.decodeIfPresent(String.self, forKey: .cohort)
+        abortStatus = try c.decodeIfPresent(Int.self, forKey: .abortStatus)
+        percent = try c.decodeIfPresent(Int.self, forKey: .percent) ?? 0
+        delayNanos = try c.decodeIfPresent(UInt64.self, forKey: .delayNanos)
+        delayPercent = try c.decodeIfPresent(Int.self, forKey: .delayPercent) ?? 0
+        whenHeader = try c.decodeIfPresent(String.self, forKey: .whenHeader)
+        countInGates = try c.decodeIfPresent(Bool.self, forKey: .countInGates) ?? true
     }
 }
 
@@ -188,8 +233,9 @@ extension RoutingTable {
                     guard let c = routes[r].cohorts.firstIndex(where: { $0.name == name }) else { continue }
                     cohort = c
                 }
-                let spec = FaultSpec(cohort: cohort, abortStatus: f.abortStatus, abortPercent: f.percent, whenHeader: f.whenHeader,
-                                     countInGates: f.countInGates, runtime: true)
+                let spec = FaultSpec(cohort: cohort, abortStatus: f.abortStatus, abortPercent: f.abortStatus == nil ? 0 : f.percent,
+                                     delayNanos: f.delayNanos, delayPercent: f.delayNanos == nil ? 0 : f.delayPercent,
+                                     whenHeader: f.whenHeader, countInGates: f.countInGates, runtime: true)
                 newFaults.append(builder.faultPlan(spec, responses: &newResponses))
             }
             for i in Int(plan.faultStart)..<Int(plan.faultStart + plan.faultCount) where !faults[i].runtime {

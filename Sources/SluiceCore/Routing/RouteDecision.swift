@@ -33,6 +33,8 @@ public struct RouteDecision: Equatable, Sendable {
     public var faultOutsideGates: Bool = false
     /// For `.delay`: how long to hold the request before forwarding it (the data plane's timer).
     public var delayNanos: UInt64 = 0
+    /// The rule (index into the table's rules) that decided, or -1 (the split, or no rule).
+    public var rule: Int32 = -1
 
     /// Creates a decision.
     public init(action: Action, route: Int32 = -1, cohort: Int32 = -1, upstream: Int32 = -1, endpoint: Int32 = -1,

@@ -33,6 +33,8 @@ package struct RouteSpec: Sendable {
     package var forwardNormalizedPath: Bool
     /// Fault drills of the route or of one of its cohorts (`fault:`), tried in order.
     package var faults: [FaultSpec] = []
+    /// Traffic mirroring of the route's forwarded requests (rules may have their own).
+    package var mirror: MirrorSpec?
 
     /// Creates a route spec.
     package init(name: String, match: [MatchCondition] = [], cohorts: [CohortSpec], baseline: Int = 0,
@@ -82,6 +84,8 @@ package struct RuleSpec: Sendable {
     package var action: RuleAction
     /// A fault drill for the requests this rule forwards.
     package var fault: FaultSpec?
+    /// Traffic mirroring of the requests this rule forwards (instead of the route's).
+    package var mirror: MirrorSpec?
 
     /// Creates a rule spec.
     package init(match: [MatchCondition], action: RuleAction, fault: FaultSpec? = nil) {

@@ -42,6 +42,10 @@ public final class RoutingTable: Sendable {
     let faults: [FaultPlan]
     /// Live load and limits of the upstream groups (`UpstreamLoad.swift`), shared by all workers.
     public let load: UpstreamLoad
+    /// Traffic mirrors (`Mirror/`), and the mirror of each route and each rule (-1: none).
+    package let mirrorPlans: [MirrorPlan]
+    let routeMirrors: [Int32]
+    let ruleMirrors: [Int32]
 
     /// Compiles validated specs into a table. The control plane has checked names, weights and
     /// patterns; violated invariants here are programming errors (preconditions).
@@ -55,6 +59,7 @@ public final class RoutingTable: Sendable {
         var cohortUpstreams: [Int32] = []
         var normalizesAnyPath = false
         var faults: [FaultPlan] = []
+        var mirrors = MirrorPlan.Compiled()
         for spec in specs {
             let conditions = spec.match + spec.rules.flatMap(\.match)
             if spec.pathNormalization && conditions.contains(where: \.isPathCondition) { normalizesAnyPath = true }
@@ -69,6 +74,7 @@ public final class RoutingTable: Sendable {
                 compiledRules.append((start, builder.matchers.count - start, rule.action, rule.fault))
             }
             let ruleStart = rules.count
+            mirrors.add(route: routes.count, spec: spec)
             for r in compiledRules {
                 switch r.action {
                 case .cohort(let c):
@@ -164,6 +170,9 @@ public final class RoutingTable: Sendable {
         self.faults = faults
         self.load = UpstreamLoad(specs: upstreams.indices.map { $0 < loads.count ? loads[$0] : UpstreamLoadSpec() },
                                  endpoints: weights.count)
+        self.mirrorPlans = mirrors.plans
+        self.routeMirrors = mirrors.routeMirrors
+        self.ruleMirrors = mirrors.ruleMirrors
     }
 
     /// A copy of `base` with a new version and, where given, new routes, plans, rules and split
@@ -190,6 +199,9 @@ public final class RoutingTable: Sendable {
         self.groupEndpointStart = base.groupEndpointStart
         self.normalizesAnyPath = base.normalizesAnyPath
         self.load = base.load
+        self.mirrorPlans = base.mirrorPlans
+        self.routeMirrors = base.routeMirrors
+        self.ruleMirrors = base.ruleMirrors
     }
 
     /// Decides what to do with one request. A pure function of (table, head, bytes, client,
@@ -261,6 +273,7 @@ public final class RoutingTable: Sendable {
                                 return RouteDecision(action: .respond, route: Int32(r), response: rule.response)
                             }
                             decision = forward(route: r, plan: plan, cohort: rule.cohort, entropy: entropy, balancer: &balancer)
+                            decision.rule = Int32(i)
                             ruleFault = rule.fault
                             break decided
                         }
