@@ -54,7 +54,10 @@ extension Worker {
             }
         }
         if conn == nil {
-            let counted = x.table.map { acquireConnection($0, group: Int(x.decision.upstream)) } ?? .untracked
+            var counted = x.table.map { acquireConnection($0, group: Int(x.decision.upstream)) } ?? .untracked
+            if counted == .open, let t = x.table, reclaimIdleConnection(t, group: Int(x.decision.upstream)) {
+                counted = acquireConnection(t, group: Int(x.decision.upstream))
+            }
             if counted == .open {
                 // A circuit breaker of the group is open (`max_connections`, `max_pending`).
                 perform(c, x, step(c, x, .upstreamFailed(.circuitOpen)))
