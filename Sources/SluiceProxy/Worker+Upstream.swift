@@ -66,7 +66,9 @@ extension Worker {
             conn = connectUpstream(pool, metricsID: x.record.upstreamMetricsID)
             guard let fresh = conn else {
                 if case .counted(let load) = counted { releaseConnection(load, group: Int(x.decision.upstream), pending: true) }
-                perform(c, x, step(c, x, connectFailed(x, .connectRefused)))
+                // No socket (EMFILE, a TLS session that could not be made): a failure of this
+                // process, not of the endpoint, which must not be ejected for it.
+                perform(c, x, step(c, x, connectFailed(x, .connectRefused, local: true)))
                 return
             }
             if case .counted(let load) = counted {
