@@ -172,9 +172,23 @@ final class ExchangePool {
         free.popLast() ?? Exchange()
     }
 
+    /// Free exchanges that keep their retry body's capacity: the top of the stack, taken again
+    /// first. An exchange pushed below them drops it, so a burst of concurrent requests with kept
+    /// bodies does not leave `maxFree × limits.retry_buffer_bytes` allocated for good (64 KiB ×
+    /// 4096 = 256 MiB per worker at the defaults), while steady traffic keeps reusing its buffers.
+    static let warmRetryBodies = 64
+
     /// Returns an exchange no connection uses any more (reset when it is taken again).
     @inline(__always)
     func give(_ exchange: consuming Exchange) {
-        if free.count < maxFree { free.append(exchange) }
+        guard free.count < maxFree else { return }
+        if free.count >= Self.warmRetryBodies {
+            let cold = free[free.count - Self.warmRetryBodies]
+            if cold.retryBody.capacity > 0 { cold.retryBody = [] }
+        }
+        free.append(exchange)
     }
+
+    /// Bytes of retry-body capacity the free exchanges hold (tests).
+    var retainedRetryBodyBytes: Int { free.reduce(0) { $0 + $1.retryBody.capacity } }
 }

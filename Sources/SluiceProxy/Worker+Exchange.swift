@@ -261,9 +261,11 @@ extension Worker {
 
     /// The event for a connection that failed before any byte was sent, with whether another
     /// endpoint of the group is left to try (only on the table the request was routed with).
-    func connectFailed(_ x: Exchange, _ reason: UpstreamErrorReason) -> ExchangeEvent {
+    /// `local`: the socket could not even be made here (descriptors exhausted, TLS setup): not the
+    /// endpoint's failure, so outlier detection does not count it.
+    func connectFailed(_ x: Exchange, _ reason: UpstreamErrorReason, local: Bool = false) -> ExchangeEvent {
         x.alternate = -1
-        reportEndpoint(x, failed: true)
+        if !local { reportEndpoint(x, failed: true) }
         if let t = x.table, t === table,
            let e = table.alternateEndpoint(upstream: x.decision.upstream, tried: x.triedEndpoints, balancer: &balancer) {
             x.alternate = e

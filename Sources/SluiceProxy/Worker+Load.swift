@@ -70,6 +70,21 @@ extension Worker {
         return .counted(load)
     }
 
+    /// Over `max_connections`: closes one of this worker's idle pooled connections to `group` (to
+    /// any of its endpoints), so an idle connection to one endpoint does not refuse a request that
+    /// needs a new one to another (or a fresh one for a retry). True when one was closed. Only on
+    /// the refusal path; idle connections in other workers' pools still count until they time out.
+    func reclaimIdleConnection(_ t: RoutingTable, group: Int) -> Bool {
+        guard t === table, group >= 0, group < pools.count, t.load.limit(.connections, group: group) > 0 else { return false }
+        for p in pools[group] {
+            if let u = p.idle.first {
+                closeUpstream(u)
+                return true
+            }
+        }
+        return false
+    }
+
     /// A counted connection closed (or never opened).
     func releaseConnection(_ load: UpstreamLoad, group: Int, pending: Bool) {
         if pending { load.release(.pending, group: group) }

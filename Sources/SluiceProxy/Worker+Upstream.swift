@@ -54,7 +54,10 @@ extension Worker {
             }
         }
         if conn == nil {
-            let counted = x.table.map { acquireConnection($0, group: Int(x.decision.upstream)) } ?? .untracked
+            var counted = x.table.map { acquireConnection($0, group: Int(x.decision.upstream)) } ?? .untracked
+            if counted == .open, let t = x.table, reclaimIdleConnection(t, group: Int(x.decision.upstream)) {
+                counted = acquireConnection(t, group: Int(x.decision.upstream))
+            }
             if counted == .open {
                 // A circuit breaker of the group is open (`max_connections`, `max_pending`).
                 perform(c, x, step(c, x, .upstreamFailed(.circuitOpen)))
@@ -63,7 +66,9 @@ extension Worker {
             conn = connectUpstream(pool, metricsID: x.record.upstreamMetricsID)
             guard let fresh = conn else {
                 if case .counted(let load) = counted { releaseConnection(load, group: Int(x.decision.upstream), pending: true) }
-                perform(c, x, step(c, x, connectFailed(x, .connectRefused)))
+                // No socket (EMFILE, a TLS session that could not be made): a failure of this
+                // process, not of the endpoint, which must not be ejected for it.
+                perform(c, x, step(c, x, connectFailed(x, .connectRefused, local: true)))
                 return
             }
             if case .counted(let load) = counted {

@@ -237,6 +237,18 @@ import Testing
         #expect(exposition.contains("# TYPE sluice_upstream_ejections_total counter"))
     }
 
+    @Test func anAddressListedTwiceIsOneSeries() throws {
+        let table = try #require(mustLoad(Self.yaml(#"{ endpoints: ["127.0.0.1:9001", "127.0.0.1:9001", "127.0.0.1:9002"] }"#))).table
+        let health = EndpointHealth(capacity: 16, workers: 1)
+        health.assign(table)
+        let exposition = EndpointExposition.render(health)
+        for family in ["sluice_upstream_endpoint_up", "sluice_upstream_ejections_total", "sluice_upstream_endpoint_requests_total",
+                       "sluice_upstream_endpoint_errors_total"] {
+            let series = exposition.split(separator: "\n").filter { $0.hasPrefix(family + "{") }
+            #expect(series.count == 2 && Set(series).count == 2, "\(series)")
+        }
+    }
+
     @Test func leastRequestSkipsUnavailableEndpointsAndCountsEachPanicPickOnce() throws {
         let yaml = Self.yaml(Self.fourEndpoints).replacingOccurrences(of: "app: {", with: "app: { balance: least_request,")
         let table = try #require(mustLoad(yaml)).table

@@ -48,3 +48,23 @@ import Testing
         }
     }
 }
+
+/// The exchange free list keeps the retry-body capacity of the exchanges it hands out first only,
+/// so a burst of concurrent requests whose bodies were kept for a retry does not leave
+/// `maxFree × retry_buffer_bytes` allocated after it.
+@Suite struct ExchangePoolTests {
+    @Test func aBurstOfKeptBodiesDoesNotStayAllocated() {
+        let pool = ExchangePool(maxFree: 4096)
+        let burst = (0..<1000).map { _ -> Exchange in
+            let x = pool.take()
+            x.retryBody.reserveCapacity(64 * 1024)
+            return x
+        }
+        for x in burst { pool.give(x) }
+        let retained = pool.retainedRetryBodyBytes
+        #expect(retained >= ExchangePool.warmRetryBodies * 64 * 1024, "the top of the stack stays warm")
+        #expect(retained < (ExchangePool.warmRetryBodies + 1) * 64 * 1024 + 64 * 1024, "\(retained) bytes kept")
+        // The warm ones come back first.
+        #expect(pool.take().retryBody.capacity >= 64 * 1024)
+    }
+}

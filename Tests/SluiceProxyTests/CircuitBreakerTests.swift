@@ -126,3 +126,37 @@ struct CircuitBreakerTests {
         #expect(Set(after) == ["a", "b"], "\(after)")
     }
 }
+
+/// `max_connections` counts idle pooled connections too; a request that needs a new connection
+/// to another endpoint of the group closes one of the worker's idle ones instead of being refused.
+@Suite(.serialized)
+struct CircuitBreakerIdleTests {
+    @Test func idleConnectionsToOneEndpointDoNotRefuseAnother() throws {
+        let a = try TestUpstream { _ in .delayed(0.3, .ok("a")) }
+        let b = try TestUpstream { _ in .ok("b") }
+        defer { a.stop(); b.stop() }
+        // Weights 3 and 1: the smooth round robin picks a, a, b, a.
+        let yaml = """
+            listeners:
+              - name: public
+                address: 127.0.0.1:0
+            upstreams:
+              app: { endpoints: [{ address: "127.0.0.1:\(a.port)", weight: 3 }, { address: "127.0.0.1:\(b.port)", weight: 1 }],
+                     max_connections: 2 }
+            routes:
+              - name: web
+                upstream: app
+                sticky: none
+            """
+        let proxy = try ProxyHarness(yaml: yaml, workers: 1)
+        defer { proxy.stop() }
+        // Two at once: two connections to a, both idle afterwards (the limit is reached).
+        #expect(CircuitBreakerTests.concurrent(proxy.port, 2).map(\.body) == ["a", "a"])
+        #expect(a.connections == 2)
+        // The next pick is b: it needs a new connection, and nothing is in flight.
+        let m = try proxy.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(m.status == 200 && m.bodyText == "b", "\(m.status) \(m.bodyText)")
+        #expect(proxy.metrics()["sluice_upstream_errors_total{route=\"web\",cohort=\"app\",reason=\"circuit_open\"}"] ?? 0 == 0)
+        #expect(proxy.server.table.load.value(.connections, group: 0) <= 2)
+    }
+}

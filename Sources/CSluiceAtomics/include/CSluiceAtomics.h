@@ -16,8 +16,12 @@ static inline void csluice_store_relaxed(uint64_t *p, uint64_t v) {
 static inline void csluice_add_relaxed(uint64_t *p, uint64_t v) {
     __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
 }
-// Shared read-modify-write words (endpoint health state, `EndpointHealth`): several writers, so
-// these are real atomic RMW operations. Used only off the common path (a failure, an ejection).
+// Shared read-modify-write words, several writers, so these are real atomic RMW operations (a
+// `lock`-prefixed instruction on x86-64, contended cache lines across workers). `EndpointHealth`
+// uses them only off the common path (a failure, an ejection); `UpstreamLoad` uses them on every
+// request of a tracked group (a limit set, or `balance: least_request`): four per request on a
+// pooled connection (the group's request count and the endpoint's in-flight count, each taken
+// and given back), four more when a new connection is opened (connections and pending).
 static inline uint64_t csluice_fetch_add(uint64_t *p, uint64_t v) {
     return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 }

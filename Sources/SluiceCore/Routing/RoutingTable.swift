@@ -351,8 +351,6 @@ public final class RoutingTable: Sendable {
         return splitRanges[i].cohort
     }
 
-    /// A forward decision to `cohort` of route `route`, picking the endpoint.
-    @inline(__always)
     /// Another endpoint of `upstream` for a request whose connection failed before any byte was
     /// sent: the balancer's next pick not in `tried` (bit i set: endpoint i was tried; endpoints
     /// past 63 are never excluded). Nil when the group has no other endpoint.
@@ -373,6 +371,8 @@ public final class RoutingTable: Sendable {
         return fallback
     }
 
+    /// A forward decision to `cohort` of route `route`, picking the endpoint.
+    @inline(__always)
     private func forward(route: Int, plan: RoutePlan, cohort: Int32, entropy: UInt64, balancer: inout BalancerState) -> RouteDecision {
         let upstream = cohortUpstreams[Int(plan.cohortStart) + Int(cohort)]
         let endpoint = load.specs[Int(upstream)].balance == .leastRequest

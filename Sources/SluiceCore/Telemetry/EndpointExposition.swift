@@ -11,12 +11,16 @@ public enum EndpointExposition {
             let u = PrometheusExposition.escapeLabel(group.name)
             var available = 0
             var picks: UInt64 = 0
+            // An address listed twice in a group (the same IP under two names, or written twice) is
+            // one series: a repeated series makes the scrape invalid.
+            var seen = Set<SocketAddress>()
             for (ei, e) in group.endpoints.enumerated() {
                 let slot = a.slots[a.table.flatIndex(upstream: Int32(gi), endpoint: Int32(ei))]
                 let s = health.state(slot)
-                let labels = "{upstream=\"\(u)\",endpoint=\"\(PrometheusExposition.escapeLabel("\(e.address)"))\"}"
                 let isUp = s?.available ?? true
                 if isUp { available += 1 }
+                guard seen.insert(e.address).inserted else { continue }
+                let labels = "{upstream=\"\(u)\",endpoint=\"\(PrometheusExposition.escapeLabel("\(e.address)"))\"}"
                 up += "sluice_upstream_endpoint_up\(labels) \(isUp ? 1 : 0)\n"
                 ejections += "sluice_upstream_ejections_total\(labels) \(s?.ejections ?? 0)\n"
                 requests += "sluice_upstream_endpoint_requests_total\(labels) \(s?.requests ?? 0)\n"
