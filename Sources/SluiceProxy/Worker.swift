@@ -73,7 +73,7 @@ final class Worker: @unchecked Sendable {
     var entropyState: UInt64
     /// Per-route retry budgets for `table` (`RetryBudget`: per worker, see its comment).
     var retryBudget = RetryBudget()
-    /// Size of every connection buffer: 64 KiB, or more when `max_header_bytes` needs it (a head
+    /// Size of every connection buffer: 68 KiB, or more when `max_header_bytes` needs it (a head
     /// must fit in one buffer on either side), rounded to whole pages.
     let bufferCapacity: Int
     /// Recycled buffer blocks for connections (declared before anything that holds buffers).
@@ -109,10 +109,12 @@ final class Worker: @unchecked Sendable {
     /// How long a half-closed connection reads and discards what the client still sends.
     static let lingerTime: UInt64 = 2_000_000_000
 
-    /// The buffer size for a head limit: at least 64 KiB, and room for a whole head plus 16 KiB
+    /// The buffer size for a head limit: at least 68 KiB (a 64 KiB body plus its head in one read
+    /// and one write: 64 KiB left the last few hundred bytes for a second send and a second wake-up
+    /// of the client), and room for a whole head plus 16 KiB
     /// of what follows it, in whole pages.
     static func bufferCapacity(maxHeadBytes: Int) -> Int {
-        let wanted = max(64 * 1024, maxHeadBytes + 16 * 1024)
+        let wanted = max(68 * 1024, maxHeadBytes + 16 * 1024)
         let page = BufferPool.pageSize
         return (wanted + page - 1) / page * page
     }

@@ -172,9 +172,11 @@ struct ExchangeDriverTests {
     func upstreamHeadTooLarge() throws {
         let up = try TestUpstream { _ in .ok("never") }
         defer { up.stop() }
-        let proxy = try ProxyHarness(upstreamPorts: [up.port])
+        // 40 KiB heads: the buffer is 68 KiB (max(68 KiB, 40 + 16 KiB)), so a 39.9 KB Host fits the
+        // client's buffer and its copy in X-Forwarded-Host pushes the upstream head past it.
+        let proxy = try ProxyHarness(upstreamPorts: [up.port], extra: "limits: { max_header_bytes: 40KiB }")
         defer { proxy.stop() }
-        let host = String(repeating: "a", count: 32_700)
+        let host = String(repeating: "a", count: 39_900)
         let start = Date()
         let m = try proxy.request("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")
         #expect(m.status == 431)
