@@ -26,6 +26,7 @@ static const uint64_t sluice_SSL_OP_NO_TLSv1 = SSL_OP_NO_TLSv1;
 static const uint64_t sluice_SSL_OP_NO_TLSv1_1 = SSL_OP_NO_TLSv1_1;
 
 static inline long sluice_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+static inline void sluice_SSL_CTX_read_ahead_on(SSL_CTX *ctx) { SSL_CTX_set_read_ahead(ctx, 1); }
 static inline long sluice_SSL_set_mode(SSL *ssl, long mode) { return SSL_set_mode(ssl, mode); }
 static inline long sluice_SSL_MODE_nonblocking_writes(void) {
     return SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS;

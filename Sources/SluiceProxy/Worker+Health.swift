@@ -9,7 +9,7 @@ extension Worker {
     /// and 504 count as gateway failures, anything else as a success.
     @inline(__always)
     func reportEndpointResponse(_ x: Exchange, status: Int) {
-        reportEndpoint(x, failed: status >= 502 && status <= 504)
+        reportEndpoint(x, failed: RetryCause.isGatewayFailure(status: status))
     }
 
     /// The attempt of `x` at its current endpoint failed (`reason`). Connect failures are

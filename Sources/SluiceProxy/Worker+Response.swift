@@ -285,7 +285,7 @@ extension Worker {
     /// False if the output buffer has no room for the head yet (nothing changes then).
     private func startResponse(_ c: ClientConnection, _ x: Exchange, _ u: UpstreamConnection) -> Bool {
         let rh = u.responseHead
-        if x.retry != nil && rh.status >= 502 && rh.status <= 504, let event = retryableEvent(x, .status(rh.status)) {
+        if x.retry != nil && RetryCause.isGatewayFailure(status: rh.status), let event = retryableEvent(x, .status(rh.status)) {
             // A retryable answer: its head is not forwarded; the request goes to another attempt.
             let action = step(c, x, event)
             if action != .none {

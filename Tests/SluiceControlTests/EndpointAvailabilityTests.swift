@@ -157,6 +157,23 @@ import Testing
         #expect(table.alternateEndpoint(upstream: 0, tried: 0b1111, balancer: &balancer) == nil)
     }
 
+    /// An endpoint removed from the config while its health check had it down no longer counts
+    /// as unavailable (nothing checks it any more; left set, every pick would take the slow path).
+    @Test func aRemovedEndpointDownByCheckStopsCountingAsUnavailable() throws {
+        let four = try #require(mustLoad(Self.yaml(Self.fourEndpoints))).table
+        let three = try #require(mustLoad(Self.yaml(#"{ endpoints: ["127.0.0.1:9001", "127.0.0.1:9003", "127.0.0.1:9004"] }"#))).table
+        let health = EndpointHealth(capacity: 16, workers: 1)
+        let slots = health.assign(four)
+        _ = health.setDownByCheck(slots[1], true)
+        #expect(health.unavailableCount == 1)
+        health.assign(three)
+        #expect(health.unavailableCount == 0)
+        // Back in the config, it starts up until its checks say otherwise.
+        let again = health.assign(four)
+        #expect(again[1] == slots[1])
+        #expect(health.isAvailable(again[1]))
+    }
+
     /// Choosing a retry's alternate does not move the round robin: the first tries keep their
     /// order (before, each retry advanced it, so with two endpoints every request's first try went
     /// to the endpoint that had just failed).

@@ -198,7 +198,13 @@ public final class EndpointHealth: @unchecked Sendable {
             var keys = Set<Key>()
             for group in table.upstreams { for e in group.endpoints { keys.insert(Key(upstream: group.name, address: e.address)) } }
             for (i, key) in r.keyOf.enumerated() {
-                if let key, !keys.contains(key), r.retiredSet.insert(Int32(i)).inserted { r.retired.append(Int32(i)) }
+                if let key, !keys.contains(key), r.retiredSet.insert(Int32(i)).inserted {
+                    r.retired.append(Int32(i))
+                    // Nothing checks a retired endpoint any more: a check flag left set would keep
+                    // `unavailableCount` above 0 for good (every pick would take the slow path).
+                    // Returning, it starts up again like any new endpoint until its checks fail.
+                    _ = clearFlag(Int32(i), EndpointHealth.downByCheck)
+                }
             }
             for group in table.upstreams {
                 for e in group.endpoints {

@@ -26,6 +26,11 @@ public enum RetryCause: Sendable, Equatable {
     /// The upstream answered with this status (502, 503 or 504).
     case status(Int)
 
+    /// Whether an upstream's answer is a gateway failure (502, 503, 504): the statuses `retry_on`
+    /// can name, and what passive outlier detection counts against an endpoint.
+    @inlinable
+    public static func isGatewayFailure(status: Int) -> Bool { status >= 502 && status <= 504 }
+
     /// The `retry_on` bit that names this cause.
     @inlinable
     public var bit: UInt8 {

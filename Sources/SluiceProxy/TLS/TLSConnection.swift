@@ -130,8 +130,9 @@ final class TLSConnection {
     /// Whether this session was resumed (ticket or cache).
     var resumed: Bool { sluice_SSL_session_reused(ssl) == 1 }
 
-    /// Decrypted bytes OpenSSL holds that have not been read yet.
-    var hasPendingInput: Bool { SSL_pending(ssl) > 0 }
+    /// Bytes OpenSSL holds that have not been read yet: decrypted, or read ahead from the socket
+    /// and not yet processed.
+    var hasPendingInput: Bool { SSL_has_pending(ssl) == 1 }
 
     /// The version as OpenSSL's static C string (valid for the process's life: no copy per log line).
     var logVersion: UnsafeRawBufferPointer {

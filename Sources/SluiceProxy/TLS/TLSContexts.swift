@@ -22,6 +22,10 @@ final class ServerTLSContext {
         self.ctx = ctx
         self.config = config
         _ = sluice_SSL_CTX_set_mode(ctx, sluice_SSL_MODE_nonblocking_writes())
+        // Read ahead: one read(2) takes a record's header and body (and what follows), instead of
+        // a 5-byte header read then the body. The loop reads until OpenSSL wants input, so bytes it
+        // holds never wait for an edge that will not come.
+        sluice_SSL_CTX_read_ahead_on(ctx)
         _ = SSL_CTX_set_cipher_list(ctx, tls12Ciphers)
         _ = sluice_SSL_CTX_sess_set_cache_size(ctx, 20_000)
         _ = SSL_CTX_set_timeout(ctx, 7200)
@@ -114,6 +118,10 @@ final class ClientTLSContext {
         self.ctx = ctx
         self.config = config
         _ = sluice_SSL_CTX_set_mode(ctx, sluice_SSL_MODE_nonblocking_writes())
+        // Read ahead: one read(2) takes a record's header and body (and what follows), instead of
+        // a 5-byte header read then the body. The loop reads until OpenSSL wants input, so bytes it
+        // holds never wait for an edge that will not come.
+        sluice_SSL_CTX_read_ahead_on(ctx)
         _ = SSL_CTX_set_options(ctx, commonOptions)
         _ = sluice_SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)
         if let store = config.store { SSL_CTX_set1_cert_store(ctx, store) }
