@@ -136,6 +136,13 @@ extension Worker {
             metrics.addInFlight(series: failed, -1)
             metrics.addInFlight(series: x.record.series, 1)
         }
+        // The request now loads the baseline's group: the failed group's `max_requests` count is
+        // given back and the baseline's taken; over the baseline's limit, 503 circuit_open at once.
+        requestEnded(x)
+        if !admitRequest(x) {
+            perform(c, x, step(c, x, .upstreamFailed(.circuitOpen)))
+            return
+        }
         let pool = pools[Int(d.upstream)][Int(d.endpoint)]
         x.pool = pool
         x.triedEndpoints = d.endpoint >= 0 && d.endpoint < 64 ? 1 << UInt64(d.endpoint) : 0

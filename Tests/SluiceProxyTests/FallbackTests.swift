@@ -90,6 +90,49 @@ struct FallbackTests {
 
     /// What one fallback looks like from outside: the client's answer and the access-log line
     /// (final cohort, `fallback_from`, `retries`), and a circuit_open refusal's line.
+    /// A fallback counts against the baseline group's `max_requests` (and gives the failed group's
+    /// count back): with the baseline's one slot held by a slow request, a canary failure gets
+    /// 503 circuit_open at once instead of a request over the baseline's limit; once the slot is
+    /// free, the next fallback succeeds.
+    @Test func aFallbackRespectsTheBaselinesCircuitBreaker() throws {
+        let stable = try TestUpstream { r in r.startLine.contains("/slow") ? .delayed(1.5, .ok("slow")) : .ok("stable") }
+        let canary = try TestUpstream { _ in .status(503, "broken") }
+        defer { stable.stop(); canary.stop() }
+        let yaml = """
+            listeners: [{ name: public, address: "127.0.0.1:0" }]
+            upstreams:
+              stable: { endpoints: ["127.0.0.1:\(stable.port)"], max_requests: 1 }
+              canary: { endpoints: ["127.0.0.1:\(canary.port)"], max_requests: 1 }
+            routes:
+              - name: web
+                baseline: stable
+                sticky: none
+                fallback_to_baseline: true
+                rules:
+                  - match: { header: { name: X-Canary, value: always } }
+                    cohort: canary
+                split: { stable: 100, canary: 0 }
+            """
+        let proxy = try ProxyHarness(yaml: yaml)
+        defer { proxy.stop() }
+        let slow = try proxy.connect()
+        defer { close(slow) }
+        try TestSocket.send(slow, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(eventually { stable.requests.count == 1 })
+        let refused = try proxy.request("GET /x HTTP/1.1\r\nHost: h\r\nX-Canary: always\r\n\r\n")
+        #expect(refused.status == 503 && refused.bodyText != "broken", "\(refused.status) \(refused.bodyText)")
+        #expect(stable.requests.count == 1, "nothing over the baseline's limit was sent")
+        let held = try #require(try TestReader(fd: slow).readMessage(isResponse: true))
+        #expect(held.bodyText == "slow")
+        // Both groups' counts were given back: the canary's one slot and the baseline's.
+        let r = try proxy.request("GET /x HTTP/1.1\r\nHost: h\r\nX-Canary: always\r\n\r\n")
+        #expect(r.status == 200 && r.bodyText == "stable", "\(r.status) \(r.bodyText)")
+        #expect(canary.requests.count == 2)
+        let m = proxy.metrics()
+        let open = m.filter { $0.key.hasPrefix("sluice_upstream_errors_total{") && $0.key.contains("circuit_open") }.values.reduce(0, +)
+        #expect(open == 1, "\(m.filter { $0.key.contains("circuit_open") })")
+    }
+
     @Test func theAccessLogShowsTheFinalCohortAndTheFallback() throws {
         let stable = try NamedUpstream("stable")
         let canary = try TestUpstream { _ in .status(503, "broken") }
