@@ -116,7 +116,7 @@ extension Worker {
         abortUpstream(x)
         let cause = x.retryCause ?? .reset
         x.retryCause = nil
-        guard let t = x.table, t === table, let d = t.baselineDecision(for: x.decision, balancer: &balancer) else {
+        guard let t = x.table, t === table, let d = t.baselineDecision(for: x.decision, entropy: nextEntropy(), balancer: &balancer) else {
             perform(c, x, step(c, x, .upstreamFailed(cause.errorReason ?? .badResponse)))
             return
         }

@@ -174,6 +174,31 @@ import Testing
         #expect(health.isAvailable(again[1]))
     }
 
+    /// A fallback's baseline endpoint is picked by the baseline group's `balance`: with
+    /// least_request, the busy endpoint is avoided (before, the baseline pick was round robin).
+    @Test func aFallbackPicksTheBaselineEndpointByItsGroupsBalance() throws {
+        let yaml = """
+            listeners: [{ name: public, address: 127.0.0.1:8080 }]
+            upstreams:
+              stable: { endpoints: ["127.0.0.1:9001", "127.0.0.1:9002"], balance: least_request }
+              canary: { endpoints: ["127.0.0.1:9003"] }
+            routes:
+              - { name: web, match: { path_prefix: / }, split: { stable: 90, canary: 10 }, baseline: stable, sticky: none, fallback_to_baseline: true }
+            """
+        let table = try #require(mustLoad(yaml)).table
+        let stable = Int32(try #require(table.upstreams.firstIndex { $0.name == "stable" }))
+        let canary = Int32(try #require(table.upstreams.firstIndex { $0.name == "canary" }))
+        let route = table.routes[0]
+        let canaryCohort = Int32(try #require(route.cohorts.firstIndex { $0.name == "canary" }))
+        table.load.addInFlight(flat: table.flatEndpoint(upstream: stable, endpoint: 0), 5)
+        var balancer = BalancerState(table: table)
+        let failed = RouteDecision(action: .forward, route: 0, cohort: canaryCohort, upstream: canary, endpoint: 0)
+        for i in 0..<20 {
+            let d = try #require(table.baselineDecision(for: failed, entropy: UInt64(i) << 40, balancer: &balancer))
+            #expect(d.upstream == stable && d.endpoint == 1, "pick \(i): \(d.endpoint)")
+        }
+    }
+
     /// Choosing a retry's alternate does not move the round robin: the first tries keep their
     /// order (before, each retry advanced it, so with two endpoints every request's first try went
     /// to the endpoint that had just failed).

@@ -18,9 +18,9 @@ extension RoutingTable {
     }
 
     /// `decision` moved to its route's baseline cohort: that cohort's upstream and an endpoint
-    /// of it picked by `balancer` (the sticky cookie decision is kept: the client's key is its own).
-    /// Nil when the route has no other baseline.
-    public func baselineDecision(for decision: RouteDecision, balancer: inout BalancerState) -> RouteDecision? {
+    /// of it picked by the group's `balance` (the sticky cookie decision is kept: the client's key
+    /// is its own; `entropy` breaks least-request ties). Nil when the route has no other baseline.
+    public func baselineDecision(for decision: RouteDecision, entropy: UInt64 = 0, balancer: inout BalancerState) -> RouteDecision? {
         guard hasOtherBaseline(decision) else { return nil }
         if !balancer.isBuilt(for: self) { balancer = BalancerState(table: self) }
         let r = Int(decision.route)
@@ -28,7 +28,7 @@ extension RoutingTable {
         var out = decision
         out.cohort = b
         out.upstream = cohortUpstreams[Int(plans[r].cohortStart) + Int(b)]
-        out.endpoint = balancer.pick(group: Int(out.upstream), in: self)
+        out.endpoint = pickEndpoint(upstream: out.upstream, entropy: entropy, balancer: &balancer)
         return out
     }
 

@@ -375,10 +375,17 @@ public final class RoutingTable: Sendable {
     @inline(__always)
     private func forward(route: Int, plan: RoutePlan, cohort: Int32, entropy: UInt64, balancer: inout BalancerState) -> RouteDecision {
         let upstream = cohortUpstreams[Int(plan.cohortStart) + Int(cohort)]
-        let endpoint = load.specs[Int(upstream)].balance == .leastRequest
+        let endpoint = pickEndpoint(upstream: upstream, entropy: entropy, balancer: &balancer)
+        return RouteDecision(action: .forward, route: Int32(route), cohort: cohort, upstream: upstream, endpoint: endpoint)
+    }
+
+    /// An endpoint of `upstream` by the group's `balance` (round robin, or least request with
+    /// `entropy` breaking ties).
+    @inline(__always)
+    func pickEndpoint(upstream: Int32, entropy: UInt64, balancer: inout BalancerState) -> Int32 {
+        load.specs[Int(upstream)].balance == .leastRequest
             ? pickLeastRequest(group: Int(upstream), tieBreak: entropy >> 40, balancer: &balancer)
             : balancer.pick(group: Int(upstream), in: self)
-        return RouteDecision(action: .forward, route: Int32(route), cohort: cohort, upstream: upstream, endpoint: endpoint)
     }
 }
 
