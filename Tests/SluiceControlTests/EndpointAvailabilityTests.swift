@@ -1,3 +1,4 @@
+import Foundation
 @testable import SluiceControl
 import SluiceCore
 import Testing
@@ -277,6 +278,37 @@ import Testing
         #expect(exposition.contains("sluice_upstream_endpoint_up{upstream=\"app\",endpoint=\"127.0.0.1:9001\"} 1"))
         #expect(exposition.contains("sluice_upstream_panic{upstream=\"app\"} 1"))
         #expect(exposition.contains("# TYPE sluice_upstream_ejections_total counter"))
+    }
+
+    /// A group with circuit breakers or least_request shows its counts and limits, and each
+    /// endpoint's attempts in flight; a plain group shows neither.
+    @Test func theEndpointsReportShowsCircuitBreakerCounts() throws {
+        let yaml = """
+            listeners: [{ name: public, address: 127.0.0.1:8080 }]
+            upstreams:
+              app: { endpoints: ["127.0.0.1:9001", "127.0.0.1:9002"], balance: least_request, max_requests: 10, max_connections: 4 }
+              plain: { endpoints: ["127.0.0.1:9003"] }
+            routes:
+              - { name: web, match: { path_prefix: / }, upstream: app, sticky: none }
+              - { name: other, match: { path_prefix: /other }, upstream: plain, sticky: none }
+            """
+        let table = try #require(mustLoad(yaml)).table
+        let app = try #require(table.upstreams.firstIndex { $0.name == "app" })
+        let health = EndpointHealth(capacity: 16, workers: 1)
+        health.assign(table)
+        #expect(table.load.tryAcquire(.requests, group: app))
+        #expect(table.load.tryAcquire(.requests, group: app))
+        #expect(table.load.tryAcquire(.connections, group: app))
+        table.load.addInFlight(flat: table.flatEndpoint(upstream: Int32(app), endpoint: 1), 2)
+        let report = EndpointsReport.build(health)
+        let a = try #require(report.upstreams.first { $0.upstream == "app" })
+        #expect(a.load == EndpointsReport.Load(balance: "least_request", requests: 2, maxRequests: 10, pending: 0, maxPending: 0,
+                                               connections: 1, maxConnections: 4))
+        #expect(a.endpoints.map(\.inFlight) == [0, 2])
+        let plain = try #require(report.upstreams.first { $0.upstream == "plain" })
+        #expect(plain.load == nil && plain.endpoints.allSatisfy { $0.inFlight == nil })
+        let json = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+        #expect(json.contains("\"max_requests\":10") && json.contains("\"in_flight\":2"))
     }
 
     @Test func anAddressListedTwiceIsOneSeries() throws {
