@@ -11,7 +11,6 @@ extension Worker {
     func prepareRetries(_ x: Exchange, table: RoutingTable) {
         guard let spec = table.retrySpec(for: x.decision) else { return }
         x.retry = spec
-        retryBudget.use(table)
         retryBudget.noteRequest(route: Int(x.decision.route), nanos: now)
         let r = x.state.request
         let limit = settings.limits.retryBufferBytes

@@ -145,6 +145,7 @@ final class Worker: @unchecked Sendable {
         scratch.reserveCapacity(64 * 1024)
         applyTLS(settings.tls)
         rebuildPools()
+        retryBudget.use(table)  // and at every publish: the budget follows the serving table
         refreshMirrorIDs()
         try register(wake.fd, .wake, events: EpollMask.input)
         for (i, fd) in listenerFDs.enumerated() {
@@ -280,6 +281,7 @@ final class Worker: @unchecked Sendable {
             table = t
             series = map
             balancer = BalancerState(table: t, health: health, slots: map.endpointSlots, worker: index)
+            retryBudget.use(t)
             rebuildPools()
             retireOrphanedTunnels()
             refreshMirrorIDs()
