@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // OpenSSL 3 (Debian libssl-dev) for TLS; its header wraps the macros Swift cannot import.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // libnghttp2 (Debian libnghttp2-dev) for HTTP/2: framing, HPACK, flow control, stream state.
+        .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         // Relaxed single-writer atomics for per-worker metrics shards read at scrape time.
         .target(name: "CSluiceAtomics"),
         // Pure core: HTTP/1 parsing and serialization, routing decisions. No sockets, no clock, no Foundation.
@@ -36,7 +38,7 @@ let package = Package(
         // IO mechanism: epoll loops, sockets, the proxy exchange, upstream pools.
         .target(
             name: "SluiceProxy",
-            dependencies: ["SluiceCore", "CSluiceSys", "CZlib", "COpenSSL"],
+            dependencies: ["SluiceCore", "CSluiceSys", "CZlib", "COpenSSL", "CNghttp2"],
             swiftSettings: [
                 .swiftLanguageMode(.v6),
                 // Each worker's state is touched by its own thread only; the dynamic exclusivity checks
