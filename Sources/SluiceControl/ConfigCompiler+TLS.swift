@@ -13,7 +13,7 @@ extension ConfigCompiler {
     static let listenerTLSKeys = ["certificates", "min_version", "alpn", "session_tickets", "session_cache"]
     static let upstreamTLSKeys = ["ca", "server_name", "cert", "key", "verify"]
     /// ALPN protocol ids Sluice can serve (it speaks HTTP/1.x only, so far).
-    static let supportedALPN = ["http/1.1"]
+    static let supportedALPN = ["h2", "http/1.1"]
 
     /// A path from the config, relative ones resolved against the config file's directory.
     func filePath(_ text: String) -> String {
@@ -40,7 +40,7 @@ extension ConfigCompiler {
     }
 
     /// A listener's `tls:`.
-    mutating func compileListenerTLS(_ node: Node, _ path: String) -> ListenerTLS? {
+    mutating func compileListenerTLS(_ node: Node, _ path: String, http2: Bool = false) -> ListenerTLS? {
         let example = "{ certificates: [{ cert: /etc/sluice/tls/a.pem, key: /etc/sluice/tls/a.key }] }"
         guard let m = reader.map(node, path, known: Self.listenerTLSKeys, required: ["certificates"], example: example) else {
             return nil
@@ -78,14 +78,19 @@ extension ConfigCompiler {
                 ok = false
             }
         }
-        var alpn = ["http/1.1"]
+        // With HTTP/2 on, `h2` is offered first (the client's preference does not reorder ours).
+        var alpn = http2 ? ["h2", "http/1.1"] : ["http/1.1"]
         if let a = m["alpn"], let items = reader.list(a, m.path("alpn"), allowSingle: true, example: "[http/1.1]") {
             alpn = []
             for (i, item) in items.enumerated() {
                 guard let p = reader.string(item, ConfigReader.join(m.path("alpn"), i)) else { ok = false; continue }
                 if !Self.supportedALPN.contains(p) {
                     reader.report(item, ConfigReader.join(m.path("alpn"), i), "unsupported ALPN protocol `\(p)`",
-                                  hint: "Sluice serves HTTP/1.1 only: use `alpn: [http/1.1]`")
+                                  hint: "Sluice serves `h2` and `http/1.1`: e.g. `alpn: [h2, http/1.1]`")
+                    ok = false
+                } else if p == "h2" && !http2 {
+                    reader.report(item, ConfigReader.join(m.path("alpn"), i), "`h2` in `alpn` needs `http2: true` on the listener",
+                                  hint: "remove `h2`, or set `http2: true` (the default on TLS listeners)")
                     ok = false
                 }
                 alpn.append(p)
@@ -159,5 +164,39 @@ extension ConfigCompiler {
             reader.report(m["ca"] ?? node, m.path("ca"), error.message, hint: "give a PEM file of trusted CA certificates")
             return nil
         }
+    }
+}
+
+extension ConfigCompiler {
+    /// Top-level `http2:` keys.
+    static let http2Keys = ["max_concurrent_streams", "max_header_list_size", "initial_window_size", "connection_window_size",
+                            "max_resets_per_second", "max_control_frames_per_second", "max_continuations"]
+
+    /// `http2:` (limits of client HTTP/2 connections).
+    mutating func compileHTTP2(_ node: Node, limits: Limits) -> HTTP2Limits {
+        var l = HTTP2Limits()
+        l.maxHeaderListBytes = limits.parser.maxHeadBytes
+        guard let m = reader.map(node, "http2", known: Self.http2Keys, example: "{ max_concurrent_streams: 100 }") else { return l }
+        func sizeIn(_ key: String, _ range: ClosedRange<UInt64>) -> Int? {
+            guard let v = m[key], let n = reader.size(v, m.path(key)) else { return nil }
+            guard range.contains(n) else {
+                reader.report(v, m.path(key), "\(n) bytes is out of range, must be \(range.lowerBound)...\(range.upperBound)")
+                return nil
+            }
+            return Int(n)
+        }
+        func count(_ key: String, _ range: ClosedRange<Int>) -> Int? {
+            guard let v = m[key] else { return nil }
+            return reader.int(v, m.path(key), in: range)
+        }
+        if let n = count("max_concurrent_streams", 1...10_000) { l.maxConcurrentStreams = n }
+        // A request's header list must fit the HTTP/1.1 head it becomes inside Sluice.
+        if let n = sizeIn("max_header_list_size", 1024...UInt64(limits.parser.maxHeadBytes)) { l.maxHeaderListBytes = n }
+        if let n = sizeIn("initial_window_size", 1024...65535) { l.streamWindowBytes = n }
+        if let n = sizeIn("connection_window_size", 65535...(64 << 20)) { l.connectionWindowBytes = n }
+        if let n = count("max_resets_per_second", 0...1_000_000) { l.maxResetsPerSecond = n }
+        if let n = count("max_control_frames_per_second", 0...1_000_000) { l.maxControlFramesPerSecond = n }
+        if let n = count("max_continuations", 0...1000) { l.maxContinuations = n }
+        return l
     }
 }

@@ -20,7 +20,7 @@ struct ConfigCompiler {
 
     /// Top-level keys.
     static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies",
-                          "state_file", "path_normalization", "forward_normalized_path", "cluster", "metrics", "dns_refresh"]
+                          "state_file", "path_normalization", "forward_normalized_path", "cluster", "metrics", "dns_refresh", "http2"]
 
     /// `$SLUICE_ADMIN_TOKEN`, the admin token used when the config gives none.
     let environmentToken: String?
@@ -45,6 +45,8 @@ struct ConfigCompiler {
         adminSettings.metrics = top["metrics"].flatMap { compileMetricsListener($0, listeners: listeners, admin: adminAddress) }
         let timeouts = top["timeouts"].map { compileTimeouts($0) } ?? Timeouts()
         let limits = top["limits"].map { compileLimits($0) } ?? Limits()
+        var http2 = top["http2"].map { compileHTTP2($0, limits: limits) } ?? HTTP2Limits()
+        if top["http2"] == nil { http2.maxHeaderListBytes = limits.parser.maxHeadBytes }
         let accessLog = top["access_log"].map { compileAccessLog($0) } ?? .off
         let trustedProxies = top["trusted_proxies"].map { compileTrustedProxies($0) } ?? []
         let stateFile = top["state_file"].map { compileStateFile($0) } ?? .default
@@ -75,6 +77,7 @@ struct ConfigCompiler {
         config.cluster = cluster
         config.admin = adminSettings
         config.tls = tlsSet
+        config.http2 = http2
         config.warnings = warnings
         stateFileSetting = stateFile
         if case .path(let p) = stateFile { config.stateFile = p }
@@ -144,7 +147,7 @@ struct ConfigCompiler {
         var addresses: [SocketAddress: Node] = [:]
         for (i, item) in items.enumerated() {
             let path = ConfigReader.join("listeners", i)
-            guard let m = reader.map(item, path, known: ["name", "address", "tls", "redirect_https"], required: ["address"],
+            guard let m = reader.map(item, path, known: ["name", "address", "tls", "redirect_https", "http2"], required: ["address"],
                                      example: "{ name: public, address: 127.0.0.1:8080 }") else { continue }
             var name = "listener-\(i)"
             if let n = m["name"], let s = reader.string(n, m.path("name")) {
@@ -172,8 +175,15 @@ struct ConfigCompiler {
                     redirect = b
                 }
             }
-            out.append(ListenerSpec(name: name, address: address, redirectHTTPS: redirect))
-            tlsSet.listeners.append(m["tls"].flatMap { compileListenerTLS($0, m.path("tls")) })
+            // HTTP/2: on by default on TLS listeners (ALPN h2), off on plain ones (h2c is opt-in).
+            var http2 = m["tls"] != nil
+            if let h = m["http2"], let b = reader.bool(h, m.path("http2")) { http2 = b }
+            if http2 && redirect, let h = m["http2"] {
+                reader.report(h, m.path("http2"), "a listener that redirects to https does not serve HTTP/2",
+                              hint: "remove `http2` here; set it on the TLS listener")
+            }
+            out.append(ListenerSpec(name: name, address: address, redirectHTTPS: redirect, http2: http2))
+            tlsSet.listeners.append(m["tls"].flatMap { compileListenerTLS($0, m.path("tls"), http2: http2) })
         }
         return out
     }

@@ -580,6 +580,7 @@ public final class RoutingController: Sendable {
         if a.admin.metrics != b.admin.metrics { out.append("metrics") }
         if a.timeouts != b.timeouts { out.append("timeouts") }
         if a.limits != b.limits { out.append("limits") }
+        if a.http2 != b.http2 { out.append("http2") }
         if a.accessLog != b.accessLog || a.accessLogFormat != b.accessLogFormat { out.append("access_log") }
         if a.trustedProxies != b.trustedProxies { out.append("trusted_proxies") }
         if a.cluster != b.cluster { out.append("cluster") }

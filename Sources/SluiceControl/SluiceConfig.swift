@@ -38,6 +38,8 @@ public struct SluiceConfig: Sendable {
     public var cluster: ClusterSettings?
     /// TLS settings of listeners (by index) and upstream groups (by name), files read and checked.
     public var tls = TLSSet()
+    /// Limits of client HTTP/2 connections (`http2:`).
+    public var http2 = HTTP2Limits()
     /// Valid but risky settings (e.g. `verify: false`), printed by `sluice check` and at start.
     public var warnings: [String] = []
 

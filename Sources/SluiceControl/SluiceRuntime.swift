@@ -12,6 +12,7 @@ extension SluiceConfig {
                                      trustedProxies: trustedProxies)
         settings.accessLogFormat = accessLogFormat
         settings.tls = tls
+        settings.http2 = http2
         return settings
     }
 }

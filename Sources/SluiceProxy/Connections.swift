@@ -8,9 +8,11 @@ import SluiceCore
 ///
 /// Owned by exactly one worker loop thread; never touched by another thread.
 final class ClientConnection {
+    /// The socket; negative for an HTTP/2 stream (`H2Stream.client`), which has none of its own.
     let fd: Int32
-    let generation: UInt32
-    let peer: SocketAddress
+    /// Changes when a pooled HTTP/2 stream's connection object is reused (stale timers are dropped).
+    var generation: UInt32
+    var peer: SocketAddress
     // Flags next to `peer` and a 32-bit listener index fill its padding: this object is what an
     // idle connection costs, so its layout is kept tight.
     /// The peer is in `trusted_proxies`: its X-Forwarded-* headers are kept.
@@ -21,7 +23,7 @@ final class ClientConnection {
     var readEOF = false
     /// epoll reported EPOLLRDHUP/EPOLLHUP/EPOLLERR.
     var hangup = false
-    let listenerIndex: Int32
+    var listenerIndex: Int32
     /// The exchange machine's connection state (phase, requests served, close decision).
     var conn = ConnectionState()
 
@@ -32,6 +34,10 @@ final class ClientConnection {
     /// The exchange in progress: set from the first byte of a request head until the connection
     /// is idle again (see `Worker.attachExchange` and `Worker.detachExchange`).
     var exchange: Exchange?
+    /// HTTP/2 on this connection (set when the client chose it: ALPN h2 or the h2c preface).
+    var h2: H2Connection?
+    /// The HTTP/2 stream this object stands for (nil on a real connection).
+    var stream: H2Stream?
 
     // Timers.
     var deadline: UInt64 = 0
@@ -54,6 +60,9 @@ final class ClientConnection {
         inBuffer.release()
         outBuffer.release()
     }
+
+    /// The client reached Sluice over TLS (for an HTTP/2 stream: its connection did).
+    var isSecure: Bool { tls != nil || (stream?.secure ?? false) }
 
     /// The connection's phase (the machine's).
     @inline(__always)

@@ -23,6 +23,8 @@ public struct ProxySettings: Sendable {
     public var accessLogFormat: AccessLogFormat = .all
     /// TLS settings of listeners (by index) and upstream groups at start (reloads publish new ones).
     public var tls = TLSSet()
+    /// HTTP/2 limits (top-level `http2:`), for listeners with `http2` on.
+    public var http2 = HTTP2Limits()
 
     /// Creates settings.
     public init(workers: Int, listeners: [ListenerSpec], timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),

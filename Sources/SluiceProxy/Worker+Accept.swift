@@ -78,6 +78,10 @@ extension Worker {
         listenersActive = false
         for reg in registrations.all {
             guard case .client(let c) = reg else { continue }
+            if let h = c.h2 {
+                drainHTTP2(c, h)
+                continue
+            }
             let idle = c.conn.phase == .awaitingHead && c.inBuffer.isEmpty && c.outBuffer.isEmpty
             if step(c, c.exchange, .drain(idle: idle)) == .close { closeClient(c) }
         }

@@ -33,6 +33,7 @@ extension Worker {
         x.record.wallMillis = ms
         if parsed {
             x.capture.capture(x.head, in: bytes)
+            if c.stream != nil { x.capture.markHTTP2() }
         } else {
             x.capture.reset()
         }
@@ -83,7 +84,7 @@ extension Worker {
         line.upstreamConnectNanos = record.upstreamConnectNanos
         line.upstreamFirstByteNanos = record.upstreamFirstByteNanos
         line.errorReason = record.errorReason
-        if let t = c.tls {
+        if let t = c.tls ?? c.stream?.connection?.client.tls {
             line.tlsVersion = t.logVersion
             line.tlsCipher = t.logCipher
         }

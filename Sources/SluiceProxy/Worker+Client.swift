@@ -5,6 +5,10 @@ import SluiceCore
 extension Worker {
     /// Advances everything that can advance on this client's connection and its upstream.
     func drive(_ c: ClientConnection) {
+        if let h = c.h2 {
+            driveHTTP2(c, h)
+            return
+        }
         var budget = Worker.readBudget
         var rounds = 0
         while c.conn.phase != .closed {
@@ -13,6 +17,10 @@ extension Worker {
             switch c.conn.phase {
             case .awaitingHead:
                 progressed = advanceAwaitingHead(c, budget: &budget)
+                if let h = c.h2 {
+                    driveHTTP2(c, h)
+                    return
+                }
             case .exchange:
                 if let x = c.exchange { progressed = advanceExchange(c, x, budget: &budget) }
             case .closing:
@@ -67,6 +75,7 @@ extension Worker {
             updateClientTimer(c)
             if let u, let x = c.exchange { updateUpstreamTimer(u, x) }
         }
+        if let s = c.stream { streamDriven(s) }
     }
 
     /// Gives `c` an exchange from the pool unless it has one: from the first byte of a request head
@@ -87,9 +96,24 @@ extension Worker {
         exchanges.give(x)
     }
 
+    /// Ends `c`'s exchange, if any: recorded, its upstream let go, back to the pool.
+    func releaseExchange(_ c: ClientConnection) {
+        guard let x = c.exchange else { return }
+        if x.record.active || x.record.logPending { endRequest(c, x) }
+        releaseCompressor(x)
+        abortUpstream(x)
+        x.reset()  // drop its table, pool and upstream references before it waits in the pool
+        detachExchange(c)
+    }
+
     /// Half-closes a connection whose response is flushed and reads (discarding) until the client
     /// closes, so unread request bytes do not turn the close into a reset.
     func startLingering(_ c: ClientConnection) {
+        if c.stream != nil {
+            // A stream has no socket to half-close: unread request DATA is discarded as it comes.
+            closeClient(c)
+            return
+        }
         c.tls?.shutdownQuietly()
         _ = shutdown(c.fd, Int32(SHUT_WR))
         ExchangeMachine.startLingering(&c.conn)
@@ -145,6 +169,7 @@ extension Worker {
 
     /// Writes queued response bytes. Returns true if any were written (or the client is gone).
     func flushClient(_ c: ClientConnection) -> Bool {
+        if let s = c.stream { return pumpResponse(s) }
         switch flush(c.fd, tls: c.tls, &c.outBuffer, writable: &c.writable) {
         case .idle:
             return false
@@ -168,13 +193,12 @@ extension Worker {
 
     func closeClient(_ c: ClientConnection) {
         guard c.conn.phase != .closed else { return }
-        if let x = c.exchange {
-            if x.record.active || x.record.logPending { endRequest(c, x) }
-            releaseCompressor(x)
-            abortUpstream(x)
-            x.reset()  // drop its table, pool and upstream references before it waits in the pool
-            detachExchange(c)
+        if let s = c.stream {
+            finishStream(s)
+            return
         }
+        if let h = c.h2 { closeHTTP2(c, h) }
+        releaseExchange(c)
         ExchangeMachine.closed(&c.conn)
         c.deadline = 0
         if let t = c.tls {
@@ -237,7 +261,7 @@ extension Worker {
     @inline(__always)
     func sendOrQueue(_ fd: Int32, tls: TLSConnection?, _ data: UnsafeRawBufferPointer, direct: Bool, queue: inout IOBuffer,
                      writable: inout Bool, failedErrno: inout Int32) -> Int? {
-        guard direct && tls == nil else {
+        guard direct && tls == nil && fd >= 0 else {
             let n = min(data.count, queue.freeSpace)
             if n > 0 { queue.append(UnsafeRawBufferPointer(rebasing: data[0..<n])) }
             return n

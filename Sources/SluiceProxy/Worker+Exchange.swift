@@ -72,9 +72,18 @@ extension Worker {
             }
             return false
         }
+        var undecided = false
+        if c.conn.requestsServed == 0 && c.stream == nil && (!c.inBuffer.isEmpty || c.tls != nil) {
+            switch detectHTTP2(c) {
+            case .started: return true
+            case .undecided: undecided = true
+            case .http1: break
+            }
+            if c.conn.phase == .closed { return false }
+        }
         // A pipelined request waits until the previous response has left the output buffer: that
         // buffer is the backpressure, for generated responses as for proxied ones.
-        if !c.inBuffer.isEmpty && c.outBuffer.isEmpty {
+        if !undecided && !c.inBuffer.isEmpty && c.outBuffer.isEmpty {
             let x = attachExchange(c)
             switch RequestParser.parse(c.inBuffer.readable, into: &x.head, progress: &x.progress,
                                        limits: settings.limits.parser) {
@@ -176,7 +185,7 @@ extension Worker {
             pool.hostBytes.withUnsafeBytes { host in
                 x.requestID.withUnsafeBytes { id in
                     let policy = x.policy
-                    HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: c.tls == nil ? "http" : "https",
+                    HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: c.isSecure ? "https" : "http",
                                                   fallbackHost: host, trustForwarded: c.trusted,
                                                   normalizingPath: policy?.forwardsNormalizedPath ?? false, policy: policy,
                                                   requestID: id, to: &x.upstreamHead)

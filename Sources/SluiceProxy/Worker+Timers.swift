@@ -21,7 +21,15 @@ extension Worker {
 
     func fireTimers() {
         while let e = timers.popDue(now: now) {
-            switch registrations.lookup(fd: e.fd, generation: e.generation) {
+            let reg: Registration
+            if e.fd < 0 {
+                // An HTTP/2 stream's connection object (no socket, not registered with epoll).
+                guard let s = h2.lookup(fd: e.fd, generation: e.generation) else { continue }
+                reg = .client(s.client)
+            } else {
+                reg = registrations.lookup(fd: e.fd, generation: e.generation)
+            }
+            switch reg {
             case .client(let c):
                 guard e.deadline == c.queuedDeadline else { continue }
                 c.queuedDeadline = 0
@@ -48,6 +56,10 @@ extension Worker {
 
     private func clientTimedOut(_ c: ClientConnection) {
         c.deadline = 0
+        if let h = c.h2 {
+            http2TimedOut(c, h)
+            return
+        }
         if let x = c.exchange, x.delayUntil != 0 {
             resumeDelayed(c, x)
             if c.conn.phase != .closed { drive(c) }

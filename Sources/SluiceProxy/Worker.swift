@@ -24,6 +24,7 @@ enum WorkerMessage {
 /// - `Worker+RequestBody.swift`, `Worker+Response.swift`, `Worker+Splice.swift`: moving body bytes;
 /// - `Worker+Upstream.swift`: upstream pools, connects, reuse;
 /// - `Worker+Tunnel.swift`: Upgrade (WebSocket) tunnels after a 101;
+/// - `Worker+HTTP2.swift`, `Worker+HTTP2Stream.swift`: HTTP/2 connections and their streams;
 /// - `Worker+Timers.swift`: deadlines and what their expiry means;
 /// - `Worker+Accounting.swift`: the per-request record into metrics and the access log;
 /// - `Compressor.swift`: gzip streams (zlib) and their per-worker pool.
@@ -91,6 +92,8 @@ final class Worker: @unchecked Sendable {
     var pipes = PipePool()
     /// Clients that stopped processing because their per-wakeup read budget ran out.
     var pending: [ClientConnection] = []
+    /// HTTP/2 streams (pooled) and connections with output queued (`Worker+HTTP2.swift`).
+    let h2 = H2Streams()
 
     /// Traffic mirroring: counters, caps, recycled mirror exchanges (`Worker+Mirror.swift`).
     let mirroring: MirrorState
@@ -215,6 +218,7 @@ final class Worker: @unchecked Sendable {
                 pending.removeAll(keepingCapacity: true)
                 for c in work where c.conn.phase != .closed { drive(c) }
             }
+            if !h2.dirty.isEmpty { flushQueuedHTTP2() }
             fireTimers()
             if acceptPausedUntil != 0 && acceptPausedUntil <= now {
                 acceptPausedUntil = 0

@@ -60,11 +60,14 @@ public struct ListenerSpec: Sendable, Equatable {
     public var address: SocketAddress
     /// A plain listener that answers every request with a 308 to its https:// URL (`redirect_https`).
     public var redirectHTTPS: Bool
+    /// Accepts HTTP/2: ALPN `h2` on a TLS listener, h2c with prior knowledge on a plain one.
+    public var http2: Bool
 
     /// Creates a listener spec.
-    public init(name: String, address: SocketAddress, redirectHTTPS: Bool = false) {
+    public init(name: String, address: SocketAddress, redirectHTTPS: Bool = false, http2: Bool = false) {
         self.name = name
         self.address = address
         self.redirectHTTPS = redirectHTTPS
+        self.http2 = http2
     }
 }

@@ -49,6 +49,14 @@ public struct AccessLogCapture {
     static let http10: StaticString = "HTTP/1.0"
     static let http11: StaticString = "HTTP/1.1"
 
+    static let http2: StaticString = "HTTP/2.0"
+
+    /// The request came over HTTP/2 (its head was rewritten as HTTP/1.1 inside Sluice).
+    public mutating func markHTTP2() {
+        proto.removeAll(keepingCapacity: true)
+        HeadWriter.appendStatic(Self.http2, to: &proto)
+    }
+
     /// Copies the fields of a parsed `head` whose spans point into `bytes`.
     public mutating func capture(_ head: RequestHead, in bytes: UnsafeRawBufferPointer) {
         reset()

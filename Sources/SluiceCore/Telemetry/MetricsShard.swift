@@ -178,6 +178,22 @@ public final class MetricsShard: @unchecked Sendable {
         }
     }
 
+    /// Counts an HTTP/2 connection (`streams` 0) or streams on one. Worker thread only.
+    @inlinable
+    public func http2(listener: Int, connections: UInt64, streams: UInt64) {
+        guard UInt(bitPattern: listener) < listenerLimit else { return }
+        let p = listenerBase + listener &* ListenerLayout.stride
+        if connections > 0 { csluice_add_relaxed(p + ListenerLayout.http2Connections, connections) }
+        if streams > 0 { csluice_add_relaxed(p + ListenerLayout.http2Streams, streams) }
+    }
+
+    /// Counts an HTTP/2 connection Sluice ended for `reason`. Worker thread only.
+    @inlinable
+    public func http2Closed(listener: Int, reason: HTTP2CloseReason) {
+        guard UInt(bitPattern: listener) < listenerLimit else { return }
+        csluice_add_relaxed(listenerBase + listener &* ListenerLayout.stride + ListenerLayout.http2Closed + Int(reason.rawValue), 1)
+    }
+
     /// Lowers listener `listener`'s active gauge when a client connection closes. Worker thread only.
     @inlinable
     public func connectionClosed(listener: Int) {

@@ -131,6 +131,18 @@ public struct MetricsTotals: Sendable {
     public func tlsHandshakesFailed(listener: Int) -> UInt64 {
         listenerWords[listener * ListenerLayout.stride + ListenerLayout.tlsFailed]
     }
+    /// HTTP/2 connections on `listener`.
+    public func http2Connections(listener: Int) -> UInt64 {
+        listenerWords[listener * ListenerLayout.stride + ListenerLayout.http2Connections]
+    }
+    /// HTTP/2 streams opened on `listener`.
+    public func http2Streams(listener: Int) -> UInt64 {
+        listenerWords[listener * ListenerLayout.stride + ListenerLayout.http2Streams]
+    }
+    /// HTTP/2 connections on `listener` Sluice ended for `reason`.
+    public func http2Closed(listener: Int, reason: HTTP2CloseReason) -> UInt64 {
+        listenerWords[listener * ListenerLayout.stride + ListenerLayout.http2Closed + Int(reason.rawValue)]
+    }
     /// Connections open on `listener`.
     public func connectionsActive(listener: Int) -> Int64 {
         Int64(bitPattern: listenerWords[listener * ListenerLayout.stride + ListenerLayout.active])

@@ -159,6 +159,25 @@ public enum PrometheusExposition {
             sample(&out, "sluice_tls_handshakes_total", "listener=\"\(name)\",result=\"failed\"",
                    totals.tlsHandshakesFailed(listener: l))
         }
+        family(&out, "sluice_http2_connections_total", "counter", "Client connections that chose HTTP/2 (ALPN h2 or h2c), by listener.")
+        for l in 0..<listenerCount {
+            sample(&out, "sluice_http2_connections_total", "listener=\"\(escapeLabel(names.listeners[l]))\"",
+                   totals.http2Connections(listener: l))
+        }
+        family(&out, "sluice_http2_streams_total", "counter", "HTTP/2 streams (requests) opened by clients, by listener.")
+        for l in 0..<listenerCount {
+            sample(&out, "sluice_http2_streams_total", "listener=\"\(escapeLabel(names.listeners[l]))\"",
+                   totals.http2Streams(listener: l))
+        }
+        family(&out, "sluice_http2_connections_closed_total", "counter",
+               "HTTP/2 connections Sluice closed with GOAWAY for a protocol error or an attack (rapid reset, control-frame flood, HPACK bomb).")
+        for l in 0..<listenerCount {
+            let name = escapeLabel(names.listeners[l])
+            for r in HTTP2CloseReason.allCases {
+                sample(&out, "sluice_http2_connections_closed_total", "listener=\"\(name)\",reason=\"\(r.label)\"",
+                       totals.http2Closed(listener: l, reason: r))
+            }
+        }
         family(&out, "sluice_tls_resumptions_total", "counter",
                "TLS handshakes on a listener that resumed a session (ticket or session cache).")
         for l in 0..<listenerCount {

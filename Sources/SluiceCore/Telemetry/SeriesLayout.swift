@@ -83,8 +83,14 @@ enum ListenerLayout {
     @usableFromInline static let tlsResumed = 3
     /// TLS handshakes that failed (protocol, version, no common ALPN protocol, peer gone mid-handshake).
     @usableFromInline static let tlsFailed = 4
+    /// Connections that chose HTTP/2 (ALPN h2 or the h2c preface).
+    @usableFromInline static let http2Connections = 5
+    /// HTTP/2 streams opened.
+    @usableFromInline static let http2Streams = 6
+    /// HTTP/2 connections Sluice ended, by reason (`HTTP2CloseReason`, 4 words).
+    @usableFromInline static let http2Closed = 7
     /// Words per listener.
-    @usableFromInline static let stride = 5
+    @usableFromInline static let stride = 11
 }
 
 /// Word offsets of one upstream's counters.

@@ -41,6 +41,15 @@ final class TLSConnection {
         SSL_free(ssl)
     }
 
+    /// ALPN chose `h2` (server side).
+    var negotiatedH2: Bool {
+        var p: UnsafePointer<UInt8>?
+        var n: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &p, &n)
+        guard n == 2, let p else { return false }
+        return p[0] == UInt8(ascii: "h") && p[1] == UInt8(ascii: "2")
+    }
+
     /// The connection owning `ssl` (for OpenSSL callbacks).
     static func owner(_ ssl: OpaquePointer?) -> TLSConnection? {
         guard let ssl, let p = SSL_get_ex_data(ssl, 0) else { return nil }
