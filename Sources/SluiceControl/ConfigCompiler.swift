@@ -357,7 +357,7 @@ struct ConfigCompiler {
                 reader.report(keyNode, path, "invalid upstream name `\(name)`",
                               hint: "names use letters, digits, `-`, `_` and `.`")
             }
-            guard let m = reader.map(value, path, known: ["endpoints", "tls"] + Self.upstreamLoadKeys + Self.availabilityKeys,
+            guard let m = reader.map(value, path, known: ["endpoints", "tls", "protocol"] + Self.upstreamLoadKeys + Self.availabilityKeys,
                                      required: ["endpoints"],
                                      example: "{ endpoints: [\"127.0.0.1:9001\"] }"),
                   let e = m["endpoints"],
@@ -397,7 +397,24 @@ struct ConfigCompiler {
                     endpoints.append(Endpoint(address: address, weight: weight, label: label.trimmingSpaces()))
                 }
             }
-            groups.append(UpstreamGroup(name: name, endpoints: endpoints, availability: compileAvailability(m)))
+            var group = UpstreamGroup(name: name, endpoints: endpoints, availability: compileAvailability(m))
+            if let p = m["protocol"], let text = reader.string(p, m.path("protocol")) {
+                if let wire = UpstreamProtocol(rawValue: text) {
+                    group.wire = wire
+                    if wire == .h2 { tlsSet.upstreams[name]?.alpnH2 = true }
+                    if wire == .h2 && m["tls"] == nil {
+                        reader.report(p, m.path("protocol"), "`protocol: h2` is HTTP/2 over TLS and needs a `tls:` block",
+                                      hint: "add `tls: {}` (verified against the system CA store), or use `protocol: h2c` for cleartext")
+                    } else if wire == .h2c && m["tls"] != nil {
+                        reader.report(p, m.path("protocol"), "`protocol: h2c` is cleartext HTTP/2, but the group has `tls:`",
+                                      hint: "use `protocol: h2` for HTTP/2 over TLS")
+                    }
+                } else {
+                    reader.report(p, m.path("protocol"), "unknown upstream protocol `\(text)`",
+                                  hint: "use `http1` (the default), `h2c` (HTTP/2 cleartext, e.g. gRPC) or `h2` (HTTP/2 over TLS)")
+                }
+            }
+            groups.append(group)
         }
         return groups
     }

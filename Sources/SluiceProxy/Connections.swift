@@ -73,9 +73,13 @@ final class ClientConnection {
 ///
 /// Owned by exactly one worker loop thread.
 final class UpstreamConnection {
+    /// The socket; negative for an HTTP/2 stream to the upstream (`H2UpstreamStream.upstream`).
     let fd: Int32
-    let generation: UInt32
-    let pool: EndpointPool
+    /// Changes when a pooled HTTP/2 stream's connection object is reused (stale timers are dropped).
+    var generation: UInt32
+    var pool: EndpointPool
+    /// The HTTP/2 stream this object stands for (nil on a real connection).
+    var h2: H2UpstreamStream?
     /// The upstream load this connection counts in (nil: its group is not tracked), the group,
     /// and whether it still counts as pending (connect in progress). `Worker+Load.swift`.
     var load: UpstreamLoad?
@@ -149,6 +153,9 @@ final class EndpointPool {
     var hostName: String
     /// The endpoint's latest TLS session, offered by the next connection (resumption).
     let sessionSlot = TLSSessionSlot()
+    /// What the group speaks to the endpoint; for HTTP/2, its connections (streams multiplex on them).
+    var wire: UpstreamProtocol = .http1
+    var h2Sessions: [H2UpstreamSession] = []
 
     init(address: SocketAddress, maxIdle: Int, hostName: String = "") {
         self.address = address

@@ -9,6 +9,8 @@ enum Registration {
     case client(ClientConnection)
     case upstream(UpstreamConnection)
     case mirror(MirrorExchange)
+    /// An HTTP/2 connection to an upstream endpoint (`protocol: h2c` or `h2`).
+    case h2upstream(H2UpstreamSession)
 }
 
 /// The worker's registrations, indexed by fd, with a generation per fd.

@@ -93,6 +93,7 @@ extension Worker {
             case .client(let c): closeClient(c)
             case .upstream(let u): closeUpstream(u)
             case .mirror(let m): closeMirror(m)
+            case .h2upstream(let sess): closeUpstreamSession(sess)
             default: break
             }
         }

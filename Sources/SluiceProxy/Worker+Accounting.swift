@@ -61,7 +61,7 @@ extension Worker {
                 metrics.addInFlight(series: record.series, -1)
                 x.record.inFlightCounted = false
             }
-            metrics.recordRequest(series: record.series, status: status, durationNanos: duration, bytesIn: bytesIn,
+            metrics.recordRequest(series: record.series, status: record.metricsStatus, durationNanos: duration, bytesIn: bytesIn,
                                   bytesOut: record.bytesOut)
         }
         if !logNow {

@@ -326,7 +326,7 @@ extension Worker {
 
         // Flush to upstream.
         if !u.outBuffer.isEmpty && u.writable {
-            switch flush(u.fd, tls: u.tls, &u.outBuffer, writable: &u.writable) {
+            switch flushUpstream(u) {
             case .idle: break
             case .wrote:
                 if x.record.upstreamSentAt == 0 { x.record.upstreamSentAt = now }

@@ -35,6 +35,7 @@ extension Worker {
             guard let s = h.stream(hd.stream_id) else { return true }
             if !s.headComplete {
                 s.headComplete = true
+                s.bodiless = endStream
                 h.markReady(s)
             }
             if endStream {
@@ -104,7 +105,7 @@ extension Worker {
                 return
             }
             scratch.removeAll(keepingCapacity: true)
-            s.chunked = s.head.write(endStream: s.requestEnded, to: &scratch) == .chunked
+            s.chunked = s.head.write(endStream: s.bodiless, to: &scratch) == .chunked
             s.reader.reset(method: s.head.method == Worker.headMethod ? .head : .get)
             guard scratch.withUnsafeBytes({ c.inBuffer.append($0) }) else {
                 respondDirectly(s, status: 431)
@@ -254,7 +255,7 @@ extension Worker {
     /// Calls `body` with the nghttp2 name/value list of `h2.fields` split at `h2.offsets`
     /// (pairs of name start, value start; the last offset ends the last value), `:status`
     /// first when `status` (the first three bytes).
-    private func withFieldList(status: Bool, _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
+    func withFieldList(status: Bool, _ body: (UnsafePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
         h2.nvs.removeAll(keepingCapacity: true)
         let offsets = h2.offsets
         return h2.fields.withUnsafeMutableBufferPointer { f -> Int32 in

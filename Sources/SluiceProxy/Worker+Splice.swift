@@ -9,7 +9,7 @@ extension Worker {
     func startSplice(_ c: ClientConnection, _ x: Exchange, _ u: UpstreamConnection) -> Bool {
         // A compared mirror needs the body's bytes (its hash): no splicing for those.
         guard x.compressor == nil, x.mirror?.compare != true, case .length(let remaining) = x.state.responseBody, u.readable, !u.readEOF,
-              c.tls == nil, u.tls == nil, c.fd >= 0,
+              c.tls == nil, u.tls == nil, c.fd >= 0, u.fd >= 0,
               settings.limits.spliceMinBody > 0, remaining >= settings.limits.spliceMinBody,
               u.inBuffer.isEmpty, c.outBuffer.isEmpty, let p = pipes.take(now: now) else { return false }
         u.pipe = p

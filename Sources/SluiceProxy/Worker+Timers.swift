@@ -22,7 +22,11 @@ extension Worker {
     func fireTimers() {
         while let e = timers.popDue(now: now) {
             let reg: Registration
-            if e.fd < 0 {
+            if e.fd <= H2UpstreamStreams.fdBase {
+                // An upstream HTTP/2 stream's connection object.
+                guard let u = upstreamStream(fd: e.fd, generation: e.generation) else { continue }
+                reg = .upstream(u)
+            } else if e.fd < 0 {
                 // An HTTP/2 stream's connection object (no socket, not registered with epoll).
                 guard let s = h2.lookup(fd: e.fd, generation: e.generation) else { continue }
                 reg = .client(s.client)
@@ -48,6 +52,8 @@ extension Worker {
                 }
             case .mirror(let m):
                 mirrorTimer(m)
+            case .h2upstream(let sess):
+                upstreamSessionTimer(sess, deadline: e.deadline)
             default:
                 continue
             }

@@ -15,6 +15,7 @@ extension Worker {
                     p.retired = false
                     p.maxIdle = settings.limits.upstreamMaxIdle
                     p.hostName = PoolKey.host(of: ep.label)
+                    p.wire = group.wire
                     if p.tls !== tls {
                         // New TLS settings: idle connections made with the old ones are closed.
                         p.tls = tls
@@ -26,6 +27,7 @@ extension Worker {
                 let p = EndpointPool(address: ep.address, maxIdle: settings.limits.upstreamMaxIdle,
                                      hostName: PoolKey.host(of: ep.label))
                 p.tls = tls
+                p.wire = group.wire
                 poolsByAddress[key] = p
                 return p
             }
@@ -34,6 +36,7 @@ extension Worker {
             p.retired = true
             for u in p.idle { closeUpstream(u) }
             p.idle.removeAll()
+            for sess in p.h2Sessions where sess.streams == 0 { closeUpstreamSession(sess) }
             if p.open == 0 { poolsByAddress[addr] = nil }
         }
     }
@@ -41,7 +44,14 @@ extension Worker {
     /// Gives the exchange an upstream connection: an idle pooled one, or a new connect.
     func attachUpstream(_ c: ClientConnection, _ x: Exchange, pool: EndpointPool, allowPooled: Bool) {
         var conn: UpstreamConnection?
-        if allowPooled {
+        if pool.wire != .http1 {
+            // HTTP/2: a stream on a shared connection (circuit breakers count HTTP/1.1 connections only).
+            guard let s = openUpstreamStream(pool, metricsID: x.record.upstreamMetricsID) else {
+                perform(c, x, step(c, x, connectFailed(x, .connectRefused, local: true)))
+                return
+            }
+            conn = s.upstream
+        } else if allowPooled {
             while let u = pool.idle.popLast() {
                 if u.hangup || u.readEOF || u.readable {
                     // Closed (or spoke) while idle: never reuse.
@@ -53,7 +63,7 @@ extension Worker {
                 break
             }
         }
-        if conn == nil {
+        if conn == nil && pool.wire == .http1 {
             var counted = x.table.map { acquireConnection($0, group: Int(x.decision.upstream)) } ?? .untracked
             if counted == .open, let t = x.table, reclaimIdleConnection(t, group: Int(x.decision.upstream)) {
                 counted = acquireConnection(t, group: Int(x.decision.upstream))
@@ -147,7 +157,7 @@ extension Worker {
         x.upstream = nil
         u.client = nil
         u.requestsServed += 1
-        var reusable = protocolAllowsReuse && !u.readEOF && u.failedErrno == 0 && !u.hangup
+        var reusable = u.h2 == nil && protocolAllowsReuse && !u.readEOF && u.failedErrno == 0 && !u.hangup
             && u.inBuffer.isEmpty && u.outBuffer.isEmpty && !u.pool.retired && u.pool.idle.count < u.pool.maxIdle
             && u.tlsContext === u.pool.tls && !(u.tls?.hasPendingInput ?? false)
         if reusable && u.readable {
@@ -168,6 +178,12 @@ extension Worker {
     }
 
     func closeUpstream(_ u: UpstreamConnection) {
+        if let s = u.h2 {
+            u.client = nil
+            u.deadline = 0
+            closeUpstreamStream(s)
+            return
+        }
         if case .upstream(let reg) = registrations[u.fd], reg === u {
             u.tls?.shutdownQuietly()
             unregister(u.fd)

@@ -94,6 +94,8 @@ final class Worker: @unchecked Sendable {
     var pending: [ClientConnection] = []
     /// HTTP/2 streams (pooled) and connections with output queued (`Worker+HTTP2.swift`).
     let h2 = H2Streams()
+    /// HTTP/2 streams to upstreams (pooled) and upstream connections with output queued.
+    let h2up = H2UpstreamStreams()
 
     /// Traffic mirroring: counters, caps, recycled mirror exchanges (`Worker+Mirror.swift`).
     let mirroring: MirrorState
@@ -219,6 +221,7 @@ final class Worker: @unchecked Sendable {
                 for c in work where c.conn.phase != .closed { drive(c) }
             }
             if !h2.dirty.isEmpty { flushQueuedHTTP2() }
+            if !h2up.dirty.isEmpty { flushQueuedUpstreamSessions() }
             fireTimers()
             if acceptPausedUntil != 0 && acceptPausedUntil <= now {
                 acceptPausedUntil = 0
@@ -260,6 +263,16 @@ final class Worker: @unchecked Sendable {
             drive(c)
         case .mirror(let m):
             mirrorEvent(m, events)
+        case .h2upstream(let sess):
+            if events & EpollMask.input != 0 { sess.readable = true }
+            if events & EpollMask.output != 0 { sess.writable = true }
+            if let t = sess.tls { t.mapReadiness(events, readable: &sess.readable, writable: &sess.writable) }
+            if events & (EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {
+                sess.hangup = true
+                sess.readable = true
+                sess.writable = true
+            }
+            driveUpstreamSession(sess)
         case .upstream(let u):
             if events & EpollMask.input != 0 { u.readable = true }
             if events & EpollMask.output != 0 { u.writable = true }

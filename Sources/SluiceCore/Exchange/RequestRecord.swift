@@ -34,6 +34,8 @@ public struct RequestRecord: Sendable {
     public var upstreamFirstByteNanos: UInt64?
     /// The upstream failure that ended the request, if one did.
     public var errorReason: UpstreamErrorReason?
+    /// The `grpc-status` of a gRPC response from an HTTP/2 upstream (-1: none).
+    public var grpcStatus = -1
 
     /// No request.
     public init() {}
@@ -41,4 +43,12 @@ public struct RequestRecord: Sendable {
     /// The status to record: 499 when the client went away before a response was sent (nginx's convention).
     @inlinable
     public var recordedStatus: Int { status == 0 ? 499 : status }
+
+    /// The status counted in the metrics: `recordedStatus`, except that a successful HTTP
+    /// response carrying a non-zero `grpc-status` counts as the HTTP status that code stands for
+    /// (`GRPCStatus.httpStatus`: a gRPC UNAVAILABLE is a 503 to the rollout gates).
+    @inlinable
+    public var metricsStatus: Int {
+        grpcStatus > 0 && status >= 200 && status < 300 ? GRPCStatus.httpStatus(grpcStatus) : recordedStatus
+    }
 }

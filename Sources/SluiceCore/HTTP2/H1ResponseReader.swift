@@ -116,6 +116,18 @@ public struct H1ResponseReader: Sendable {
         }
     }
 
+    /// Reads a body of `framing` from here on (a request body, after its head was parsed
+    /// elsewhere): `.none` is already done.
+    public mutating func startBody(_ framing: BodyFraming) {
+        decoder = ChunkedDecoder(limits: limits)
+        switch framing {
+        case .none, .contentLength(0): state = .done
+        case .contentLength(let n): state = .length(n)
+        case .chunked: state = .chunked
+        case .untilClose: state = .untilEnd
+        }
+    }
+
     /// Ends a body delimited by the end of the exchange (`endsWithExchange`).
     public mutating func exchangeEnded() {
         if state == .untilEnd { state = .done }

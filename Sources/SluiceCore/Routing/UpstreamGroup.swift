@@ -6,6 +6,8 @@ public struct UpstreamGroup: Sendable {
     public let endpoints: [Endpoint]
     /// Health checks, outlier detection and DNS refresh of the group (`EndpointAvailabilitySpec`).
     public let availability: EndpointAvailabilitySpec
+    /// The protocol Sluice speaks to the group's endpoints (`protocol:`).
+    public var wire: UpstreamProtocol = .http1
 
     /// Creates a group.
     public init(name: String, endpoints: [Endpoint], availability: EndpointAvailabilitySpec = EndpointAvailabilitySpec()) {
@@ -31,4 +33,14 @@ public struct Endpoint: Sendable {
         self.weight = weight
         self.label = label
     }
+}
+
+/// What Sluice speaks to an upstream group's endpoints.
+public enum UpstreamProtocol: String, Sendable, Equatable {
+    /// HTTP/1.1 with keep-alive pools (the default).
+    case http1
+    /// HTTP/2 with prior knowledge over TCP (gRPC services), streams multiplexed on few connections.
+    case h2c
+    /// HTTP/2 over TLS (ALPN h2; the group needs `tls:`).
+    case h2
 }

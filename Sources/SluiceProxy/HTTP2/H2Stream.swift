@@ -27,6 +27,8 @@ final class H2Stream {
     var head = H2RequestHead()
     /// HEADERS (with its CONTINUATIONs) is complete.
     var headComplete = false
+    /// HEADERS itself ended the stream: the request has no body.
+    var bodiless = false
     /// The head was handed to the exchange (later HEADERS are trailers).
     var headWritten = false
     /// Decoded size of request trailer fields (not forwarded; counted against the header limit).
@@ -86,6 +88,7 @@ final class H2Stream {
         secure = parent.tls != nil
         head.reset()
         headComplete = false
+        bodiless = false
         headWritten = false
         trailerBytes = 0
         chunked = false

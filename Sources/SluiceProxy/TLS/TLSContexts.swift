@@ -129,6 +129,10 @@ final class ClientTLSContext {
         if let cert = config.clientCertificate {
             _ = SSL_CTX_use_cert_and_key(ctx, cert.cert, cert.key, cert.chain, 1)
         }
+        if config.alpnH2 {
+            let protos: [UInt8] = [2, UInt8(ascii: "h"), UInt8(ascii: "2")]
+            _ = SSL_CTX_set_alpn_protos(ctx, protos, UInt32(protos.count))
+        }
         // Sessions are not cached inside OpenSSL: the new-session callback hands each to the
         // endpoint's slot, and the next connection to that endpoint offers it.
         _ = sluice_SSL_CTX_set_session_cache_mode(ctx, sluice_SSL_SESS_CACHE_CLIENT())

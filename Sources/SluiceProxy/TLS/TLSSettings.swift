@@ -57,6 +57,9 @@ public final class UpstreamTLS: @unchecked Sendable {
     public let clientCertificate: TLSCertificate?
     /// `verify` (true unless written out as false).
     public let verify: Bool
+    /// The group speaks HTTP/2 over TLS (`protocol: h2`): ALPN offers `h2` only. Set by the
+    /// config compiler before the settings are shared.
+    public var alpnH2 = false
 
     /// Reads the CA file (when given) and builds the trust store.
     public init(caPath: String?, serverName: String?, clientCertificate: TLSCertificate?, verify: Bool) throws(TLSFileError) {
