@@ -120,6 +120,9 @@ class Server:
 
 
 def main():
+    # A child of `swift test` inherits its thread's signal mask, which blocks SIGTERM and SIGINT:
+    # unblock them (before grpc starts its threads, which inherit the mask) so that stopping works.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     ap = argparse.ArgumentParser(description="gRPC test server (h2c) for Sluice's tests")
     ap.add_argument("--port", type=int, required=True, help="TCP port on --host; 0 picks a free one")
     ap.add_argument("--host", default="127.0.0.1")
