@@ -18,17 +18,19 @@ enum GRPCSupport {
 }
 
 /// A `grpc_server.py` started by a test on a free loopback port: one cohort (`name`), answering
-/// `/sluice.test.Echo/Unary` and `/Stream` over h2c, or failing every call with `failCode`.
+/// `/sluice.test.Echo/Unary` and `/Stream` over h2c (over TLS with ALPN h2 when given `tls`: PEM
+/// certificate and key paths), or failing every call with `failCode`.
 /// Each finished call is a `CALL <Method> <CODE> <name> <metadata JSON>` line in `output`.
 final class GRPCTestServer {
     let name: String
     let port: UInt16
     private let child: ChildProcess
 
-    init(name: String, fail: Bool = false, failCode: String = "UNAVAILABLE") throws {
+    init(name: String, fail: Bool = false, failCode: String = "UNAVAILABLE", tls: (cert: String, key: String)? = nil) throws {
         self.name = name
         var args = [GRPCSupport.dir + "/grpc_server.py", "--port", "0", "--name", name]
         if fail { args += ["--fail", "--fail-code", failCode] }
+        if let tls { args += ["--tls-cert", tls.cert, "--tls-key", tls.key] }
         child = try ChildProcess(GRPCSupport.python, args)
         guard child.waitFor("READY ", timeout: 20),
               let line = child.output.split(separator: "\n").first(where: { $0.hasPrefix("READY ") }),
@@ -84,13 +86,17 @@ struct GRPCClientResult {
 }
 
 /// Runs `grpc_client.py` against `target` ("127.0.0.1:PORT"): `calls` calls of `method`
-/// ("unary" or "stream"), with `metadata`, over `channels` HTTP/2 connections, `concurrency` at a time.
+/// ("unary" or "stream"), with `metadata`, over `channels` HTTP/2 connections, `concurrency` at a time;
+/// over TLS trusting `ca` (a PEM path), sending and verifying `serverName`, when `ca` is given.
 func runGRPCClient(target: String, method: String = "unary", calls: Int, metadata: [String: String] = [:],
-                   messages: Int = 3, channels: Int = 1, concurrency: Int = 1, callTimeout: Double = 5) throws -> GRPCClientResult {
+                   messages: Int = 3, channels: Int = 1, concurrency: Int = 1, callTimeout: Double = 5,
+                   ca: String? = nil, serverName: String? = nil) throws -> GRPCClientResult {
     var args = [GRPCSupport.dir + "/grpc_client.py", "--target", target, "--method", method, "--calls", "\(calls)",
                 "--messages", "\(messages)", "--channels", "\(channels)", "--concurrency", "\(concurrency)",
                 "--timeout", "\(callTimeout)", "--wait-ready", "\(callTimeout)"]
     for (k, v) in metadata.sorted(by: { $0.key < $1.key }) { args += ["--metadata", "\(k)=\(v)"] }
+    if let ca { args += ["--ca", ca] }
+    if let serverName { args += ["--server-name", serverName] }
     let r = try runTool(GRPCSupport.python, args, timeout: 30 + Double(calls) * callTimeout / Double(concurrency))
     let lines = r.out.split(separator: "\n").map { String($0) }
     guard r.status == 0 || r.status == 1, let last = lines.last,

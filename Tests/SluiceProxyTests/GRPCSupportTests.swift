@@ -47,6 +47,24 @@ struct GRPCSupportTests {
         #expect(counts["Stream"] == ["UNAVAILABLE": 2])
     }
 
+    /// Over TLS: the server picks h2 by ALPN with a certificate from the test CA; a client trusting
+    /// that CA and naming a.test gets its answers, one expecting b.test gets none (so a proxy that
+    /// fails to verify or to offer h2 cannot pass either).
+    @Test(.enabled(if: GRPCSupport.available))
+    func overTLSTheServerAnswersAClientThatTrustsIt() throws {
+        let f = try TLSFixture()
+        defer { f.remove() }
+        let stable = try GRPCTestServer(name: "stable", tls: (f.path("a.pem"), f.path("a.key")))
+        defer { stable.stop() }
+        let good = try runGRPCClient(target: "127.0.0.1:\(stable.port)", method: "stream", calls: 3, ca: f.path("ca.pem"), serverName: "a.test")
+        #expect(good.byNameCode == ["stable": ["OK": 3]], "\(good.calls) \(good.stderr)")
+        let wrongName = try runGRPCClient(target: "127.0.0.1:\(stable.port)", calls: 1, callTimeout: 2, ca: f.path("ca.pem"), serverName: "b.test")
+        #expect(wrongName.byNameCode == ["none": ["UNAVAILABLE": 1]])
+        let plaintext = try runGRPCClient(target: "127.0.0.1:\(stable.port)", calls: 1, callTimeout: 2)
+        #expect(plaintext.byNameCode == ["none": ["UNAVAILABLE": 1]])
+        #expect(stable.stop()["Stream"] == ["OK": 3])
+    }
+
     /// With nothing listening every call fails UNAVAILABLE within its deadline and is counted
     /// under "none": a proxy that answers no gRPC at all cannot pass for a server.
     @Test(.enabled(if: GRPCSupport.available))

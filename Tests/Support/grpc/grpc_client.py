@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """A gRPC test client for Sluice's HTTP/2 tests: K calls to grpc_server.py's methods, through a
-proxy or directly, over plaintext HTTP/2 (h2c, prior knowledge: grpc.insecure_channel).
+proxy or directly, over plaintext HTTP/2 (h2c, prior knowledge: grpc.insecure_channel), or over
+TLS with --ca (grpc.secure_channel; the server must pick h2 by ALPN).
 
   grpc_client.py --target 127.0.0.1:PORT [--method unary|stream] [--calls K]
                  [--metadata key=value ...] [--payload TEXT] [--messages N]
                  [--channels C] [--concurrency M] [--timeout S] [--quiet]
+                 [--ca CA.pem [--server-name NAME]]
 
 Each call's outcome is one JSON line on stdout (unless --quiet):
   {"call": 0, "ok": true, "code": "OK", "name": "stable", "messages": 1, "reply": "stable:hello", "served_by": "stable"}
@@ -129,6 +131,9 @@ def main():
     ap.add_argument("--wait-ready", type=float, default=5.0,
                     help="seconds to wait for each channel to connect first (0: do not wait)")
     ap.add_argument("--quiet", action="store_true", help="print the summary line only")
+    ap.add_argument("--ca", help="PEM CA certificate(s): TLS instead of h2c, trusting these")
+    ap.add_argument("--server-name", help="with --ca: the name to send (SNI, :authority) and verify, "
+                                          "when --target is an address")
     args = ap.parse_args()
     if args.calls < 0 or args.channels < 1 or args.concurrency < 1 or args.messages < 0 or args.timeout <= 0:
         ap.error("--calls >= 0, --channels >= 1, --concurrency >= 1, --messages >= 0, --timeout > 0")
@@ -140,8 +145,20 @@ def main():
         metadata.append((key, value))
 
     # Each channel gets its own subchannel pool so that C channels really are C connections.
-    channels = [grpc.insecure_channel(args.target, options=[("grpc.use_local_subchannel_pool", 1)])
-                for _ in range(args.channels)]
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    if args.server_name and not args.ca:
+        ap.error("--server-name needs --ca")
+    if args.ca:
+        try:
+            with open(args.ca, "rb") as f:
+                credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        except OSError as e:
+            ap.error(f"cannot read --ca: {e}")
+        if args.server_name:
+            options += [("grpc.ssl_target_name_override", args.server_name), ("grpc.default_authority", args.server_name)]
+        channels = [grpc.secure_channel(args.target, credentials, options=options) for _ in range(args.channels)]
+    else:
+        channels = [grpc.insecure_channel(args.target, options=options) for _ in range(args.channels)]
     out_lock = threading.Lock()
 
     def emit(line):

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A gRPC test server for Sluice's HTTP/2 tests: one cohort (stable or canary) of a split.
 
-Plaintext HTTP/2 (h2c, prior knowledge), the way an upstream with `protocol: h2c` is reached.
+Plaintext HTTP/2 (h2c, prior knowledge), the way an upstream with `protocol: h2c` is reached;
+with --tls-cert/--tls-key, HTTP/2 over TLS (ALPN h2), for `protocol: h2` upstreams.
 No .proto file and no generated code: the methods are registered with a generic handler and
 identity (bytes) serializers, so requests and replies are raw bytes.
 
@@ -131,6 +132,8 @@ def main():
     ap.add_argument("--fail-code", default="UNAVAILABLE",
                     help="gRPC status name for --fail (default UNAVAILABLE)")
     ap.add_argument("--threads", type=int, default=32, help="handler threads (concurrent calls)")
+    ap.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTP/2 over TLS instead of h2c")
+    ap.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = ap.parse_args()
     try:
         code = grpc.StatusCode[args.fail_code.upper()]
@@ -140,6 +143,15 @@ def main():
         ap.error("--fail-code OK is not a failure")
     if not 0 <= args.port <= 65535:
         ap.error(f"port out of range: {args.port}")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    credentials = None
+    if args.tls_cert:
+        try:
+            with open(args.tls_key, "rb") as k, open(args.tls_cert, "rb") as c:
+                credentials = grpc.ssl_server_credentials([(k.read(), c.read())])
+        except OSError as e:
+            ap.error(f"cannot read the TLS files: {e}")
 
     srv = Server(args.name, args.fail, code)
     handler = grpc.method_handlers_generic_handler(SERVICE, {
@@ -150,7 +162,8 @@ def main():
                          options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((handler,))
     try:
-        port = server.add_insecure_port(f"{args.host}:{args.port}")
+        address = f"{args.host}:{args.port}"
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError as e:  # grpcio >= 1.50 raises when the port cannot be bound
         sys.stderr.write(f"grpc_server.py: cannot listen on {args.host}:{args.port}: {e}\n")
         sys.exit(2)
