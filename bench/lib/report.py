@@ -28,10 +28,10 @@ SCENARIO_TITLES = {
     "tls128b": "HTTPS 128 B, 64 conns",
     "tlsclose": "HTTPS 128 B, new TLS conn per request (resumed)",
     "tlsfull": "HTTPS 128 B, new TLS conn per request, full handshake",
-    "h2tls128b": "HTTP/2 over TLS 128 B, 10 conns x 100 streams",
-    "h2tls4k": "HTTP/2 over TLS 4 KiB, 10 conns x 100 streams",
-    "h2c128b": "h2c 128 B, 10 conns x 100 streams",
-    "h2c4k": "h2c 4 KiB, 10 conns x 100 streams",
+    "h2tls128b": "HTTP/2 over TLS 128 B",
+    "h2tls4k": "HTTP/2 over TLS 4 KiB",
+    "h2c128b": "h2c 128 B",
+    "h2c4k": "h2c 4 KiB",
 }
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 SIZE = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
@@ -130,6 +130,10 @@ def main():
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
     meta = json.load(open(args.meta))
+    h2_shape = f", {meta['settings'].get('h2_connections', 10)} conns x {meta['settings'].get('h2_streams', 100)} streams"
+    for sc in SCENARIO_TITLES:
+        if sc.startswith("h2"):
+            SCENARIO_TITLES[sc] += h2_shape
     tck = meta["settings"]["clk_tck"]
     runs = {}
     for line in open(args.rows):
