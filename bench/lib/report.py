@@ -4,7 +4,9 @@ on stdout and the JSON result file. Standard library only.
 
 Each row: scenario, system, round, cpu_ticks (utime+stime of the measured processes over the
 run), hwm_kb / rss_kb (VmHWM / VmRSS of the process whose memory counts, after the run), wrk
-(wrk's whole output) and, for idle10k, idle_open, rss_before_kb, rss_after_kb.
+(wrk's whole output) and, for idle10k, idle_open, rss_before_kb, rss_after_kb. HTTP/2 scenarios
+(h2*) have h2load (h2load's whole output) instead of wrk, and h2_latency: percentiles computed
+from h2load's per-request log (p50_ms, p90_ms, p99_ms, p999_ms, logged).
 """
 import argparse
 import json
@@ -26,6 +28,10 @@ SCENARIO_TITLES = {
     "tls128b": "HTTPS 128 B, 64 conns",
     "tlsclose": "HTTPS 128 B, new TLS conn per request (resumed)",
     "tlsfull": "HTTPS 128 B, new TLS conn per request, full handshake",
+    "h2tls128b": "HTTP/2 over TLS 128 B",
+    "h2tls4k": "HTTP/2 over TLS 4 KiB",
+    "h2c128b": "h2c 128 B",
+    "h2c4k": "h2c 4 KiB",
 }
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 SIZE = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
@@ -62,6 +68,44 @@ def parse_wrk(out):
     return r
 
 
+def parse_h2load(out, latency):
+    """h2load's summary: requests done in the measured duration, req/s, bytes, failures; latency
+    percentiles come from its per-request log (computed by bench/compare), mean and max from the
+    summary's "time for request" line."""
+    r = {"requests": 0, "duration_s": None, "bytes": 0, "rps": None, "p50_ms": None, "p99_ms": None,
+         "errors": {}, "mean_ms": None, "max_ms": None}
+    m = re.search(r"^finished in ([\d.]+)(us|ms|s|m), ([\d.]+) req/s", out, re.M)
+    if m:
+        r["duration_s"] = float(m.group(1)) * UNITS[m.group(2)] / 1e3
+        r["rps"] = float(m.group(3))
+    m = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored, (\d+) timeout", out, re.M)
+    if m:
+        r["requests"] = int(m.group(3))
+        for k, v in zip(("failed", "errored", "timeout"), m.groups()[4:]):
+            if int(v):
+                r["errors"][k] = int(v)
+    m = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out, re.M)
+    if m:
+        non2xx = int(m.group(2)) + int(m.group(3)) + int(m.group(4))
+        if non2xx:
+            r["errors"]["non2xx"] = non2xx
+    m = re.search(r"^traffic: \S+ \((\d+)\) total", out, re.M)
+    if m:
+        r["bytes"] = int(m.group(1))
+    m = re.search(r"^time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out, re.M)
+    if m:
+        r["max_ms"] = ms(m.group(2))
+        r["mean_ms"] = ms(m.group(3))
+    if not r["rps"]:
+        r["errors"]["no_result"] = 1  # h2load failed (e.g. no HTTP/2 on that port): its output is in the JSON
+    latency = latency or {}
+    r["p50_ms"] = latency.get("p50_ms")
+    r["p99_ms"] = latency.get("p99_ms")
+    r["p999_ms"] = latency.get("p999_ms")
+    return r
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -86,11 +130,18 @@ def main():
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
     meta = json.load(open(args.meta))
+    h2_shape = f", {meta['settings'].get('h2_connections', 10)} conns x {meta['settings'].get('h2_streams', 100)} streams"
+    for sc in SCENARIO_TITLES:
+        if sc.startswith("h2"):
+            SCENARIO_TITLES[sc] += h2_shape
     tck = meta["settings"]["clk_tck"]
     runs = {}
     for line in open(args.rows):
         row = json.loads(line)
-        w = parse_wrk(row.pop("wrk"))
+        if "h2load" in row:
+            w = parse_h2load(row.pop("h2load"), row.pop("h2_latency", None))
+        else:
+            w = parse_wrk(row.pop("wrk"))
         run = dict(round=row["round"], **w)
         run["cpu_us_per_request"] = (row["cpu_ticks"] / tck * 1e6 / w["requests"]) if w["requests"] else None
         run["cpu_user_us_per_request"] = (row["cpu_user_ticks"] / tck * 1e6 / w["requests"]) if w["requests"] and "cpu_user_ticks" in row else None
@@ -121,6 +172,9 @@ def main():
                 "mb_per_s_median": med([r["mb_per_s"] for r in rs]),
                 "p50_ms_median": med([r["p50_ms"] for r in rs]),
                 "p99_ms_median": med([r["p99_ms"] for r in rs]),
+                "p999_ms_median": med([r.get("p999_ms") for r in rs]),
+                "mean_ms_median": med([r.get("mean_ms") for r in rs]),
+                "max_ms_max": max((r["max_ms"] for r in rs if r.get("max_ms") is not None), default=None),
                 "cpu_us_per_request_median": med([r["cpu_us_per_request"] for r in rs]),
                 "cpu_user_us_per_request_median": med([r.get("cpu_user_us_per_request") for r in rs]),
                 "upstream_cpu_us_per_request_median": med([r.get("upstream_cpu_us_per_request") for r in rs]),
@@ -168,7 +222,8 @@ def main():
     out.append(f"{meta['machine']['cpu']}, {meta['machine']['cpus']} CPUs, {meta['machine']['kernel']}; "
                f"proxy on CPU {st['cpu_proxy']}, wrk + upstream on CPU {st['cpu_load']}; "
                f"{st['rounds']} round(s) × {st['duration_s']} s, warm-up {st['warmup_s']} s. "
-               f"Sluice {v['sluice']} ({v['sluice_commit']}), nginx {v['nginx']}, HAProxy {v['haproxy']}, wrk {v['wrk']}.")
+               f"Sluice {v['sluice']} ({v['sluice_commit']}), nginx {v['nginx']}, HAProxy {v['haproxy']}, wrk {v['wrk']}"
+               + (f", h2load {v['h2load']}" if v.get("h2load") else "") + ".")
     out.append("")
     out.append("| scenario | system | req/s (median) | spread | MB/s | p50 ms | p99 ms | CPU µs/req | of it user | upstream CPU µs/req | peak RSS MiB | RSS/idle conn | errors |")
     out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
@@ -207,6 +262,23 @@ def main():
                "behind that proxy; for direct it is the upstream nginx's. Peak RSS is VmHWM "
                "over the run (nginx: the worker). MB/s counts 10^6 bytes read by wrk (headers included). "
                "Throughput ratio for 1 MiB is by MB/s.")
+    h2 = [sc for sc in order if sc.startswith("h2")]
+    if h2:
+        out.append("")
+        out.append(f"HTTP/2 scenarios (h2load, {st.get('h2_connections', 10)} connections x {st.get('h2_streams', 100)} "
+                   "concurrent streams, one thread): req/s and CPU µs/req count the requests h2load completed in its "
+                   "measured duration; p50/p99 are computed from h2load's per-request log (`--log-file`, time from "
+                   "sending the request to the end of the response), as wrk's are; MB/s counts all bytes h2load "
+                   "received (frames, HPACK-compressed headers). h2load's own summary gives mean and max only:")
+        out.append("")
+        out.append("| scenario | system | mean ms | p50 ms | p99 ms | p99.9 ms | max ms (over rounds) |")
+        out.append("|---|---|--:|--:|--:|--:|--:|")
+        for sc in h2:
+            for system in SYSTEMS:
+                a = results[sc].get(system)
+                if a:
+                    out.append(f"| {SCENARIO_TITLES[sc]} | {system} | {fmt(a['mean_ms_median'], 2)} | {fmt(a['p50_ms_median'], 2)} | "
+                               f"{fmt(a['p99_ms_median'], 2)} | {fmt(a['p999_ms_median'], 2)} | {fmt(a['max_ms_max'], 2)} |")
     print("\n".join(out))
 
 
