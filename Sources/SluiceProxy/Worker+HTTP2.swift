@@ -178,8 +178,10 @@ extension Worker {
             rounds += 1
             let list = h2.dirty
             h2.dirty.removeAll(keepingCapacity: true)
+            // A connection closed since it was queued has no session (and its client object may be gone).
             for h in list where h.queued {
-                if h.client.conn.phase != .closed, h.client.h2 === h { driveHTTP2(h.client, h) } else { h.queued = false }
+                h.queued = false
+                if h.session != nil && h.client.conn.phase != .closed && h.client.h2 === h { driveHTTP2(h.client, h) }
             }
         }
     }
@@ -226,6 +228,9 @@ extension Worker {
             if !s.finished { finishStream(s) } else { releaseStream(s, h) }
         }
         h.close()
+        h.queued = false
+        h.ready.removeAll()
+        h.drained.removeAll()
         c.h2 = nil
         if recordMetrics, let r = h.failure?.reason { metrics.http2Closed(listener: Int(c.listenerIndex), reason: r) }
     }

@@ -50,6 +50,7 @@ MAX_STREAM_MESSAGES = 100000
 class Server:
     def __init__(self, name, fail, fail_code):
         self.name = name
+        self.quiet_calls = False
         self.fail = fail
         self.fail_code = fail_code
         self.lock = threading.Lock()
@@ -76,7 +77,8 @@ class Server:
             self.calls += 1
             per = self.counts.setdefault(method, {})
             per[code] = per.get(code, 0) + 1
-        self.emit(f"CALL {method} {code} {self.name} {json.dumps(md, sort_keys=True)}")
+        if not self.quiet_calls:
+            self.emit(f"CALL {method} {code} {self.name} {json.dumps(md, sort_keys=True)}")
 
     def begin(self, context):
         context.send_initial_metadata((("x-served-by", self.name),))
@@ -131,6 +133,8 @@ def main():
     ap.add_argument("--fail", action="store_true", help="every call fails with --fail-code")
     ap.add_argument("--fail-code", default="UNAVAILABLE",
                     help="gRPC status name for --fail (default UNAVAILABLE)")
+    ap.add_argument("--quiet-calls", action="store_true",
+                    help="no CALL lines (a reader that does not drain stdout would block the server); COUNTS still printed")
     ap.add_argument("--threads", type=int, default=32, help="handler threads (concurrent calls)")
     ap.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTP/2 over TLS instead of h2c")
     ap.add_argument("--tls-key", help="PEM private key for --tls-cert")
@@ -154,6 +158,7 @@ def main():
             ap.error(f"cannot read the TLS files: {e}")
 
     srv = Server(args.name, args.fail, code)
+    srv.quiet_calls = args.quiet_calls
     handler = grpc.method_handlers_generic_handler(SERVICE, {
         "Unary": grpc.unary_unary_rpc_method_handler(srv.unary),
         "Stream": grpc.unary_stream_rpc_method_handler(srv.stream),
