@@ -98,7 +98,8 @@ def parse_h2load(out, latency):
         r["max_ms"] = ms(m.group(2))
         r["mean_ms"] = ms(m.group(3))
     if not r["rps"]:
-        r["errors"]["no_result"] = 1  # h2load failed (e.g. no HTTP/2 on that port): its output is in the JSON
+        r["errors"]["no_result"] = 1  # h2load got no response at all: keep its output in the JSON
+        r["h2load_output"] = out
     latency = latency or {}
     r["p50_ms"] = latency.get("p50_ms")
     r["p99_ms"] = latency.get("p99_ms")
@@ -138,7 +139,7 @@ def main():
     runs = {}
     for line in open(args.rows):
         row = json.loads(line)
-        if "h2load" in row:
+        if "h2load" in row:  # an HTTP/2 scenario
             w = parse_h2load(row.pop("h2load"), row.pop("h2_latency", None))
         else:
             w = parse_wrk(row.pop("wrk"))
