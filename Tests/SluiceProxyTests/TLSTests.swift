@@ -200,8 +200,8 @@ struct TLSTests {
         })
     }
 
-    /// TLS 1.0/1.1 are refused; min_version "1.3" refuses 1.2; ALPN answers http/1.1 and rejects
-    /// a client offering only h2; a session resumes (ticket across two workers, and the
+    /// TLS 1.0/1.1 are refused; min_version "1.3" refuses 1.2; ALPN answers h2 (HTTP/2 is on by
+    /// default on TLS listeners), then http/1.1, and rejects a client offering neither; a session resumes (ticket across two workers, and the
     /// per-worker cache with tickets off); handshakes and resumptions are counted.
     @Test func versionsALPNResumptionAndMetrics() throws {
         let f = try TLSFixture()
@@ -220,9 +220,12 @@ struct TLSTests {
         #expect(out.contains("Protocol  : TLSv1.2"), "\(out)")
         #expect(out.contains("ECDHE"), "forward secrecy: \(out)")
 
+        // HTTP/2 is on by default on a TLS listener: h2 first, then http/1.1; nothing else.
         out = try f.sClient(sluice.port, ["-servername", "a.test", "-alpn", "h2,http/1.1"])
+        #expect(out.contains("ALPN protocol: h2"), "\(out)")
+        out = try f.sClient(sluice.port, ["-servername", "a.test", "-alpn", "http/1.1"])
         #expect(out.contains("ALPN protocol: http/1.1"), "\(out)")
-        out = try f.sClient(sluice.port, ["-servername", "a.test", "-alpn", "h2"])
+        out = try f.sClient(sluice.port, ["-servername", "a.test", "-alpn", "spdy/3"])
         #expect(out.contains("no application protocol"), "\(out)")
 
         // Resumption: one full handshake, then every reconnection resumes, whichever of the two
@@ -243,7 +246,7 @@ struct TLSTests {
         }
         let m = sluice.metrics()
         #expect(m["sluice_tls_resumptions_total{listener=\"https\"}"] == 12)
-        #expect(m["sluice_tls_handshakes_total{listener=\"https\",result=\"ok\"}"] == 16)
+        #expect(m["sluice_tls_handshakes_total{listener=\"https\",result=\"ok\"}"] == 17)
         #expect(m["sluice_tls_handshakes_total{listener=\"https\",result=\"failed\"}"] == 3)
         let expiry = m["sluice_tls_certificate_expiry_timestamp_seconds{listener=\"https\",name=\"a.test\"}"] ?? 0
         let now = Date().timeIntervalSince1970
