@@ -80,12 +80,13 @@ extension Worker {
                 if n < 0 {
                     if h.failure == nil { h.failure = .protocolError }
                     c.inBuffer.clear()
-                    h.terminate(h.failure!.code)
                 } else if n > 0 {
                     c.inBuffer.consume(n)
                     progressed = true
                 }
-                if h.failure != nil { h.terminate(h.failure!.code) }
+                // nghttp2 queued GOAWAY itself for a protocol error it found; for Sluice's own
+                // verdicts (a flood, a bomb) it is asked to (a second request is ignored).
+                if let f = h.failure { h.terminate(f.code) }
             }
             if runReadyStreams(h) { progressed = true }
             if sendHTTP2(c, h) { progressed = true }

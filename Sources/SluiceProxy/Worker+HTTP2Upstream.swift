@@ -13,6 +13,11 @@ extension Worker {
     /// A stream on a connection to `pool`'s endpoint for the exchange (a new connection when none
     /// has room). Nil when no socket could be made.
     func openUpstreamStream(_ pool: EndpointPool, metricsID: Int32) -> H2UpstreamStream? {
+        // A connection still not up after the connect timeout (a silent endpoint) takes no more
+        // streams: its own are timed out by their exchanges; it is failed here.
+        for sess in pool.h2Sessions where !sess.connected && now &- sess.connectStart > settings.timeouts.upstreamConnect {
+            failUpstreamSession(sess, errno: ETIMEDOUT)
+        }
         var session = pool.h2Sessions.first(where: { $0.hasRoom })
         if session == nil {
             session = connectUpstreamSession(pool, metricsID: metricsID)
