@@ -144,35 +144,27 @@ enum H2Client {
     }
 }
 
-/// A normal HTTP/2 client running alongside an attack: `h2load` rounds (a few connections, many
-/// streams each) against `port` until `stop`, every response recorded.
+/// A normal HTTP/2 client running alongside an attack: one `h2load` run for `seconds` (2
+/// connections, 10 streams each), every response counted.
 final class H2Bystander: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _rounds: [H2Client.LoadResult] = []
-    private var stopped = false
+    private var result = H2Client.LoadResult(total: -1)
     private let done = DispatchSemaphore(value: 0)
+    /// When the run started and should end (monotonic, as `Date`).
+    let started = Date()
+    let seconds: Double
 
-    init(port: UInt16, path: String = "/", requestsPerRound: Int = 200) {
+    init(port: UInt16, path: String = "/", seconds: Double) {
+        self.seconds = seconds
         Thread { [self] in
-            while !lock.withLock({ stopped }) {
-                let r = (try? H2Client.h2load(["-n", "\(requestsPerRound)", "-c", "2", "-m", "10",
-                                               "http://127.0.0.1:\(port)\(path)"], timeout: 60)) ?? H2Client.LoadResult(total: -1)
-                lock.withLock { _rounds.append(r) }
-            }
+            result = (try? H2Client.h2load(["-c", "2", "-m", "10", "-D", "\(Int(seconds))", "http://127.0.0.1:\(port)\(path)"],
+                                           timeout: seconds + 60)) ?? H2Client.LoadResult(total: -1)
             done.signal()
         }.start()
     }
 
-    /// Rounds finished so far.
-    var rounds: [H2Client.LoadResult] { lock.withLock { _rounds } }
-
-    /// Waits for at least one round to finish (the bystander is running while the attack runs).
-    func waitForRound(_ n: Int = 1) -> Bool { eventually(60) { rounds.count >= n } }
-
-    /// Finishes the round in progress and returns every round.
-    func stop() -> [H2Client.LoadResult] {
-        lock.withLock { stopped = true }
+    /// Waits for the run to end.
+    func finish() -> H2Client.LoadResult {
         done.wait()
-        return rounds
+        return result
     }
 }
