@@ -132,7 +132,11 @@ extension Worker {
             if !h.drained.isEmpty {
                 let list = h.drained
                 h.drained.removeAll(keepingCapacity: true)
-                for s in list where s.connection === h && !s.finished {
+                for s in list where s.connection === h {
+                    if s.finished {
+                        s.client.lastWriteProgress = now  // its send deadline (h2StreamSendTimedOut) moves on
+                        continue
+                    }
                     s.client.writable = true
                     drive(s.client)
                 }

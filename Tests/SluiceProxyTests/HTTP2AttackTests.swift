@@ -168,4 +168,19 @@ struct HTTP2AttackTests {
         #expect(r.seconds < 6, "closed after \(r.seconds) s")
         t.expectClosedCounts(nil)
     }
+
+    /// Zero-window hold with small answers: each whole response fits in the stream's buffer, so its
+    /// exchange ends at once and only the window holds the stream. Those streams too are reset after
+    /// client_send and the connection closed after client_idle (a held stream keeps its buffers, so
+    /// without this one connection could pin 100 of them for ever).
+    @Test func zeroWindowHoldOfCompleteResponses() throws {
+        let t = try Target()
+        defer { t.stop() }
+        let r = try t.underAttack("zero-window", ["--streams", "100", "--path", "/app/hello"], seconds: 8)
+        #expect(r.closed && r.goaway == H2Client.noError, "\(r)")
+        #expect(r.rst_received == 100 && r.streams.values.allSatisfy { $0.status == 200 && $0.reset != nil && $0.data == 0 },
+                "\(r.rst_received) resets")
+        #expect(r.seconds < 6, "closed after \(r.seconds) s")
+        t.expectClosedCounts(nil)
+    }
 }
