@@ -2,6 +2,7 @@ import Foundation
 @preconcurrency import Glibc
 import Testing
 import SluiceCore
+import SluiceControl
 import SluiceProxy
 
 /// HTTP/2 from clients, as users meet it: curl (`--http2` over TLS, `--http2-prior-knowledge` on
@@ -125,12 +126,18 @@ struct HTTP2Tests {
             r = try H2Client.curl(c.args + ["\(c.base)/app/big"])
             #expect(r.code == "200" && r.body.count == Self.big.count && r.body == Self.big, "\(c.listener) download: \(r.body.count) \(r.error)")
 
+            // A chunked upstream response with trailers: valid HTTP/2 for curl (no
+            // connection-specific fields), the body unframed.
+            r = try H2Client.curl(c.args + ["\(c.base)/app/trailers"])
+            #expect(r.code == "200" && r.version == "2" && r.bodyText == "hello", "\(c.listener) trailers: \(r.code) \(r.error)")
+            #expect(!r.headers.lowercased().contains("transfer-encoding"), "\(r.headers)")
+
             r = try H2Client.curl(c.args + ["\(c.base)/nowhere"])
             #expect(r.code == "404" && r.version == "2", "\(c.listener): \(r.code)")
 
             // What the upstream received: HTTP/1.1 requests, framed as the client's body was.
             let got = Array(up.requests[before...])
-            try #require(got.count == 5, "\(got.map(\.startLine))")
+            try #require(got.count == 6, "\(got.map(\.startLine))")
             #expect(got[0].startLine == "GET /app/hello?x=1 HTTP/1.1")
             #expect(got[0].header("Host") != nil)
             #expect(got.allSatisfy { $0.header("X-Forwarded-Proto") == c.proto })
@@ -152,12 +159,12 @@ struct HTTP2Tests {
                                "https://a.test:\(ports[2])/app/two"])
         #expect(r.code == "200" && r.version == "1.1" && r.bodyText == "app /app/two", "\(r.code) \(r.version) \(r.error)")
 
-        // Six curl runs per HTTP/2 listener, one stream each.
+        // Seven curl runs per HTTP/2 listener, one stream each.
         let m = proxy.metrics()
-        #expect(m["sluice_http2_connections_total{listener=\"h2c\"}"] == 6)
-        #expect(m["sluice_http2_streams_total{listener=\"h2c\"}"] == 6)
-        #expect(m["sluice_http2_connections_total{listener=\"https\"}"] == 6)
-        #expect(m["sluice_http2_streams_total{listener=\"https\"}"] == 6)
+        #expect(m["sluice_http2_connections_total{listener=\"h2c\"}"] == 7)
+        #expect(m["sluice_http2_streams_total{listener=\"h2c\"}"] == 7)
+        #expect(m["sluice_http2_connections_total{listener=\"https\"}"] == 7)
+        #expect(m["sluice_http2_streams_total{listener=\"https\"}"] == 7)
         #expect(m["sluice_http2_connections_total{listener=\"https-h1\"}"] ?? 0 == 0)
         #expect(m.filter { $0.key.hasPrefix("sluice_http2_connections_closed_total") }.values.allSatisfy { $0 == 0 })
 
@@ -167,8 +174,8 @@ struct HTTP2Tests {
         let lines = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n")
         let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
         let h2 = objects.filter { $0["protocol"] as? String == "HTTP/2.0" }
-        #expect(h2.count == 12, "\(lines.joined(separator: "\n"))")
-        #expect(objects.count == 14)
+        #expect(h2.count == 14, "\(lines.joined(separator: "\n"))")
+        #expect(objects.count == 16)
         #expect(h2.filter { $0["status"] as? Int == 404 }.count == 2)
         #expect(h2.filter { $0["method"] as? String == "POST" }.count == 4)
         #expect(h2.filter { ($0["path"] as? String) == "/app/hello?x=1" && ($0["route"] as? String) == "app" }.count == 2)
@@ -266,6 +273,61 @@ struct HTTP2Tests {
                 #expect(cohort(again) == cohort(first), "\(cookie) over \(proto): \(again.bodyText) vs \(first.bodyText)")
             }
         }
+    }
+
+    /// `max_concurrent_streams`: a client opening more streams at once (before it could see the
+    /// SETTINGS) gets the extra ones reset; the others are answered and the connection stays.
+    @Test func streamsOverTheConcurrencyLimitAreRefused() throws {
+        let up = try TestUpstream(handler: Self.app("app", slow: 1))
+        defer { up.stop() }
+        let proxy = try ProxyHarness(yaml: ProxyHarness.singleUpstreamYAML(ports: [up.port], extra: "http2: { max_concurrent_streams: 10 }")
+            .replacingOccurrences(of: "address: 127.0.0.1:0", with: "address: 127.0.0.1:0\n    http2: true"))
+        defer { proxy.stop() }
+        let paths = (0..<12).flatMap { ["--path", "/app/slow/\($0)"] }
+        let r = try H2Client.attack("requests", port: proxy.port, paths, timeout: 20)
+        let answered = r.streams.values.filter { $0.status == 200 && $0.ended && $0.body_head == "slow" }
+        let refused = r.streams.values.filter { $0.reset != nil && $0.status == nil }
+        #expect(answered.count == 10 && refused.count == 2, "\(r)")
+        #expect(!r.closed && r.goaway == nil)
+        #expect(up.requests.count == 10)
+        #expect(proxy.metrics()["sluice_http2_streams_total{listener=\"public\"}"] == 10)
+    }
+
+    /// A reload changes nothing for an open HTTP/2 connection: the stream in flight finishes with
+    /// the cohort it was given, and streams opened after the reload on the same connection follow
+    /// the new split.
+    @Test func reloadKeepsOpenConnectionsAndNewStreamsFollowTheNewTable() throws {
+        let stable = try TestUpstream(handler: Self.app("stable", slow: 1.5))
+        defer { stable.stop() }
+        let canary = try TestUpstream(handler: Self.app("canary", slow: 1.5))
+        defer { canary.stop() }
+        func yaml(_ split: String) -> String {
+            """
+            listeners:
+              - { name: public, address: 127.0.0.1:0, http2: true }
+            upstreams:
+              stable: { endpoints: ["127.0.0.1:\(stable.port)"] }
+              canary: { endpoints: ["127.0.0.1:\(canary.port)"] }
+            routes:
+              - { name: web, match: { path_prefix: "/" }, split: { \(split) }, sticky: none }
+            state_file: off
+            """
+        }
+        let proxy = try ProxyHarness(yaml: yaml("stable: 100, canary: 0"))
+        defer { proxy.stop() }
+        let client = try H2Client.Running("requests", port: proxy.port,
+                                          ["--path", "/app/slow", "--path", "/app/after-1", "--path", "/app/after-2", "--gap", "1"],
+                                          timeout: 20)
+        #expect(eventually(5) { stable.requests.count == 1 })
+        let moved = try ConfigLoader.parse(yaml: yaml("stable: 0, canary: 100"), file: "t.yaml", version: 2)
+        proxy.server.publish(moved.table)
+        let r = try client.finish(timeout: 40)
+        #expect(!r.closed && r.goaway == nil, "\(r)")
+        let slow = try #require(r.stream(1)), after1 = try #require(r.stream(3)), after2 = try #require(r.stream(5))
+        #expect(slow.status == 200 && slow.ended && slow.body_head == "slow")
+        #expect(stable.requests.map(\.startLine) == ["GET /app/slow HTTP/1.1"])
+        #expect(after1.body_head == "canary /app/after-1" && after2.body_head == "canary /app/after-2", "\(after1) \(after2)")
+        #expect(proxy.metrics()["sluice_http2_connections_total{listener=\"public\"}"] == 1)
     }
 
     /// Streams of one connection are independent: a stream whose upstream answers after 2 s does
