@@ -60,7 +60,14 @@ extension Worker {
                 h.failure = .controlFlood
                 return false
             }
-        case Int(NGHTTP2_PRIORITY.rawValue), Int(NGHTTP2_WINDOW_UPDATE.rawValue):
+        case Int(NGHTTP2_WINDOW_UPDATE.rawValue):
+            // Acknowledgements of DATA sent are not a flood (see `H2Connection.windowUpdates`).
+            h.windowUpdates += 1
+            if h.windowUpdates > H2Connection.windowUpdatesPerDataFrame * h.dataFramesSent && !h.control.allow(now: now) {
+                h.failure = .controlFlood
+                return false
+            }
+        case Int(NGHTTP2_PRIORITY.rawValue):
             if !h.control.allow(now: now) {
                 h.failure = .controlFlood
                 return false

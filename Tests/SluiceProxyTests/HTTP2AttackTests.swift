@@ -156,6 +156,17 @@ struct HTTP2AttackTests {
         t.expectClosedCounts("control_flood")
     }
 
+    /// WINDOW_UPDATE flood with nothing downloading: a control-frame flood. (A client sending one
+    /// per DATA frame it receives is not one: `aClientAcknowledgingEveryDataFrameIsNotAFlood`.)
+    @Test func windowUpdateFlood() throws {
+        let t = try Target()
+        defer { t.stop() }
+        let r = try t.underAttack("window-update-flood", ["--count", "100000"])
+        #expect(r.closed && r.goaway == H2Client.enhanceYourCalm, "\(r)")
+        #expect(r.seconds < 10)
+        t.expectClosedCounts("control_flood")
+    }
+
     /// Zero-window hold: 100 streams of 1 MiB each with SETTINGS_INITIAL_WINDOW_SIZE 0 and never a
     /// WINDOW_UPDATE: every stream is reset after client_send (1 s), the connection closed after
     /// client_idle (1 s) more; not a protocol violation, so no close reason is counted.

@@ -293,6 +293,23 @@ struct HTTP2Tests {
         #expect(proxy.metrics()["sluice_http2_streams_total{listener=\"public\"}"] == 10)
     }
 
+    /// A client that acknowledges every DATA frame with WINDOW_UPDATEs (one for the stream, one for
+    /// the connection, as many HTTP/2 libraries do) while downloading 24 MiB on one connection
+    /// (about 3,000 WINDOW_UPDATEs in well under a second) is not taken for a control-frame flood.
+    @Test func aClientAcknowledgingEveryDataFrameIsNotAFlood() throws {
+        let up = try TestUpstream(handler: Self.app("app"))
+        defer { up.stop() }
+        let proxy = try ProxyHarness(yaml: ProxyHarness.singleUpstreamYAML(ports: [up.port])
+            .replacingOccurrences(of: "address: 127.0.0.1:0", with: "address: 127.0.0.1:0\n    http2: true"))
+        defer { proxy.stop() }
+        let paths = (0..<24).flatMap { ["--path", "/app/big/\($0)"] }
+        let r = try H2Client.attack("requests", port: proxy.port, paths, timeout: 60)
+        #expect(!r.closed && r.goaway == nil, "\(r.goaway.map { "GOAWAY \($0)" } ?? "closed")")
+        #expect(r.streams.count == 24 && r.streams.values.allSatisfy { $0.status == 200 && $0.ended && $0.data == Self.big.count },
+                "\(r.streams.values.map(\.data))")
+        #expect(proxy.metrics()["sluice_http2_connections_closed_total{listener=\"public\",reason=\"control_flood\"}"] == 0)
+    }
+
     /// A reload changes nothing for an open HTTP/2 connection: the stream in flight finishes with
     /// the cohort it was given, and streams opened after the reload on the same connection follow
     /// the new split.

@@ -12,7 +12,8 @@ No third-party packages: frames are built by hand (RFC 9113 4.1: 3-byte length, 
    the end of the run), "sent": attack units sent, "rst_received", "streams": {id: {...}}}
 
 Modes (see --help): rapid-reset, continuation, hpack-bomb, ping-flood, settings-flood,
-zero-window, requests.
+window-update-flood, zero-window, requests (a well-behaved client: SETTINGS acknowledged, a
+WINDOW_UPDATE for the stream and the connection per DATA frame received).
 """
 import argparse
 import json
@@ -287,7 +288,7 @@ def flood(c, count, unit, deadline):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["rapid-reset", "continuation", "hpack-bomb", "ping-flood", "settings-flood",
-                                    "zero-window", "requests"])
+                                    "window-update-flood", "zero-window", "requests"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--authority", default="h2.test")
@@ -341,6 +342,12 @@ def main():
     elif args.mode == "settings-flood":
         c = start(args)
         sent = flood(c, args.count, lambda i: frame(SETTINGS, 0, 0), deadline)
+        c.wait_closed(max(0.0, deadline - time.monotonic()))
+        out = c.result(args.mode, sent)
+    elif args.mode == "window-update-flood":
+        # WINDOW_UPDATE frames (connection level, +1 each) with nothing being downloaded.
+        c = start(args)
+        sent = flood(c, args.count, lambda i: frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)), deadline)
         c.wait_closed(max(0.0, deadline - time.monotonic()))
         out = c.result(args.mode, sent)
     elif args.mode == "zero-window":
