@@ -31,6 +31,12 @@ struct HTTP2Tests {
             if path.hasPrefix("/app/slow") {
                 return .delayed(slow, .ok("slow"))
             }
+            if path.hasPrefix("/app/cut") {
+                return .rawThenClose(Array("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten..".utf8))
+            }
+            if path.hasPrefix("/app/untilclose") {
+                return .rawThenClose(Array("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end".utf8))
+            }
             if path.hasPrefix("/app/trailers") {
                 return .raw(Array(("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\n\r\n"
                     + "5\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n").utf8))
@@ -308,6 +314,60 @@ struct HTTP2Tests {
         #expect(r.streams.count == 24 && r.streams.values.allSatisfy { $0.status == 200 && $0.ended && $0.data == Self.big.count },
                 "\(r.streams.values.map(\.data))")
         #expect(proxy.metrics()["sluice_http2_connections_closed_total{listener=\"public\",reason=\"control_flood\"}"] == 0)
+    }
+
+    /// How upstream responses end reaches the stream: a body cut short by the upstream resets the
+    /// stream (the client must not take a short body for a whole one), a body delimited by the
+    /// upstream's close ends the stream normally, a refused connect is a 502; the connection
+    /// serves on. Then a client that goes away with streams in flight: their upstream exchanges
+    /// are given up (the upstream sees its connections closed) and the proxy serves the next client.
+    @Test func upstreamEndingsAndAClientLeavingMidStream() throws {
+        let up = try TestUpstream(handler: Self.app("app", slow: 3))
+        defer { up.stop() }
+        let dead = try TestSocket.closedPort()
+        let logPath = NSTemporaryDirectory() + "sluice-h2-endings-\(getpid()).log"
+        let logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        defer {
+            close(logFD)
+            unlink(logPath)
+        }
+        let proxy = try ProxyHarness(yaml: """
+            listeners:
+              - { name: public, address: 127.0.0.1:0, http2: true }
+            upstreams:
+              app: { endpoints: ["127.0.0.1:\(up.port)"] }
+              dead: { endpoints: ["127.0.0.1:\(dead)"] }
+            routes:
+              - { name: dead, match: { path_prefix: "/dead" }, upstream: dead, sticky: none }
+              - { name: web, match: { path_prefix: "/" }, upstream: app, sticky: none }
+            state_file: off
+            """, accessLogFD: logFD)
+        defer { proxy.stop() }
+        let r = try H2Client.attack("requests", port: proxy.port,
+                                    ["--path", "/app/cut", "--path", "/app/untilclose", "--path", "/dead/x", "--path", "/app/hello"],
+                                    timeout: 20)
+        let cut = try #require(r.stream(1)), untilClose = try #require(r.stream(3))
+        let refused = try #require(r.stream(5)), hello = try #require(r.stream(7))
+        #expect(cut.reset != nil && !cut.ended && cut.data <= 10, "\(cut)")
+        #expect(untilClose.ended && untilClose.reset == nil && untilClose.body_head == "until the end", "\(untilClose)")
+        #expect(refused.status == 502 && refused.ended, "\(refused)")
+        #expect(hello.status == 200 && hello.ended && hello.body_head == "app /app/hello")
+        #expect(!r.closed)
+
+        // Leaving with three slow streams in flight (their upstream answers after 3 s): each is
+        // logged as a 499, and the upstream finds the three connections closed when it answers.
+        let endedBefore = up.connectionsEnded
+        let leaving = try H2Client.attack("requests", port: proxy.port,
+                                          ["--path", "/app/slow/1", "--path", "/app/slow/2", "--path", "/app/slow/3"], timeout: 0.5)
+        #expect(leaving.streams.count == 3 && leaving.streams.values.allSatisfy { !$0.ended })
+        #expect(up.requests.filter { $0.startLine.contains("/app/slow/") }.count == 3)
+        #expect(eventually(3) {
+            let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").filter { $0.contains("\"status\":499") && $0.contains("/app/slow/") }.count == 3
+        }, "three 499 lines")
+        #expect(eventually(6) { up.connectionsEnded - endedBefore >= 3 }, "the proxy let go of its upstream connections")
+        let next = try H2Client.curl(["--http2-prior-knowledge", "http://127.0.0.1:\(proxy.port)/app/next"])
+        #expect(next.code == "200" && next.bodyText == "app /app/next")
     }
 
     /// A reload changes nothing for an open HTTP/2 connection: the stream in flight finishes with
