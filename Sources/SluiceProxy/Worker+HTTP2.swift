@@ -169,7 +169,9 @@ extension Worker {
     /// Asks for `h`'s output to be sent at the end of this event batch (a stream driven by its
     /// upstream's events queued response bytes).
     func queueHTTP2(_ h: H2Connection) {
-        guard !h.queued else { return }
+        // A closed connection is never queued: its client object may be freed before the end of
+        // the batch, and `h.client` is unowned.
+        guard !h.queued, h.session != nil else { return }
         h.queued = true
         h2.dirty.append(h)
     }
@@ -230,6 +232,9 @@ extension Worker {
             if !s.finished { finishStream(s) } else { releaseStream(s, h) }
         }
         h.close()
+        // Out of the end-of-batch send list (a stream finishing above may have queued it): the
+        // list would read `h.client` after `c` is freed.
+        h.queued = false
         c.h2 = nil
         if recordMetrics, let r = h.failure?.reason { metrics.http2Closed(listener: Int(c.listenerIndex), reason: r) }
     }

@@ -156,6 +156,34 @@ struct HTTP2AttackTests {
         t.expectClosedCounts("control_flood")
     }
 
+    /// Clients that send requests and close their side in the same packet (50 connections, five
+    /// streams each): the proxy (the real binary, so a crash shows as a failure here) stays up and
+    /// serves the next client. A stream queued its connection for output after that connection had
+    /// closed, and the end-of-batch send then read the freed connection: a crash any client could cause.
+    @Test func requestsThenHangUpDoNotCrashTheProxy() throws {
+        let up = try TestUpstream(handler: HTTP2Tests.app("app"))
+        defer { up.stop() }
+        let sluice = try SluiceProcess { port in
+            """
+            listeners:
+              - { name: public, address: "127.0.0.1:\(port)", http2: true }
+            upstreams:
+              app: { endpoints: ["127.0.0.1:\(up.port)"] }
+            routes:
+              - { name: web, match: { path_prefix: "/" }, upstream: app, sticky: none }
+            state_file: off
+            """
+        }
+        defer { _ = sluice.stop() }
+        let r = try H2Client.attack("hang-up", port: sluice.port, ["--count", "50", "--path", "/app/hello"], timeout: 60)
+        #expect(r.sent == 50)
+        #expect(sluice.process.isRunning, "the proxy exited (status \(sluice.process.isRunning ? 0 : sluice.process.terminationStatus))")
+        if sluice.process.isRunning {
+            let after = try H2Client.curl(["--http2-prior-knowledge", "http://127.0.0.1:\(sluice.port)/app/after"])
+            #expect(after.code == "200" && after.bodyText == "app /app/after")
+        }
+    }
+
     /// WINDOW_UPDATE flood with nothing downloading: a control-frame flood. (A client sending one
     /// per DATA frame it receives is not one: `aClientAcknowledgingEveryDataFrameIsNotAFlood`.)
     @Test func windowUpdateFlood() throws {

@@ -12,7 +12,8 @@ No third-party packages: frames are built by hand (RFC 9113 4.1: 3-byte length, 
    the end of the run), "sent": attack units sent, "rst_received", "streams": {id: {...}}}
 
 Modes (see --help): rapid-reset, continuation, hpack-bomb, ping-flood, settings-flood,
-window-update-flood, zero-window, requests (a well-behaved client: SETTINGS acknowledged, a
+window-update-flood, zero-window, hang-up (requests then the write side closed at once, on
+--count connections), requests (a well-behaved client: SETTINGS acknowledged, a
 WINDOW_UPDATE for the stream and the connection per DATA frame received).
 """
 import argparse
@@ -288,7 +289,7 @@ def flood(c, count, unit, deadline):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["rapid-reset", "continuation", "hpack-bomb", "ping-flood", "settings-flood",
-                                    "window-update-flood", "zero-window", "requests"])
+                                    "window-update-flood", "zero-window", "requests", "hang-up"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--authority", default="h2.test")
@@ -358,6 +359,34 @@ def main():
             c.queue(frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, request_block(paths[i % len(paths)], args.authority)))
         c.wait_closed(max(0.0, deadline - time.monotonic()))
         out = c.result(args.mode, args.streams)
+    elif args.mode == "hang-up":
+        # Each connection: five requests and the end of the connection in the same packet.
+        closed, refused, c = 0, 0, None
+        for n in range(args.count):
+            try:
+                c = Conn(args.host, args.port)
+            except OSError:
+                refused += 1  # the proxy is gone
+                break
+            data = PREFACE + frame(SETTINGS, 0, 0) + b"".join(
+                frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * k, request_block((args.path or ["/"])[0], args.authority))
+                for k in range(5))
+            c.sock.setblocking(True)
+            try:
+                c.sock.sendall(data)
+                c.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            c.sock.setblocking(False)
+            c.wait_closed(max(0.0, min(2.0, deadline - time.monotonic())))
+            closed += 1 if c.closed else 0
+            c.sock.close()
+        if c is None:
+            print(json.dumps({"mode": args.mode, "closed": True, "goaway": None, "goaway_last_stream": None, "goaway_at": None,
+                              "seconds": 0, "sent": 0, "rst_received": 0, "frames_received": 0, "streams": {},
+                              "connections_closed": 0, "refused": refused}), flush=True)
+            return
+        out = c.result(args.mode, n + 1 - refused, connections_closed=closed, refused=refused)
     else:  # requests
         c = start(args)
         paths = args.path or ["/"]
