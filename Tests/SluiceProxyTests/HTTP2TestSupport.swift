@@ -1,6 +1,104 @@
+import CSluiceSys
 import Foundation
 @preconcurrency import Glibc
 import Testing
+
+/// A child process started with posix_spawn, its output read with poll(2). Foundation's
+/// `Process` is not used here: launched from several test threads at once (these tests run
+/// clients in parallel with other suites') it crashed inside `Process.run`, and its pipe reads
+/// trapped on EINTR.
+final class Spawned: @unchecked Sendable {
+    let pid: pid_t
+    private var stdinFD: Int32
+    private let outFD: Int32
+    private let errFD: Int32
+
+    init(_ exe: String, _ args: [String]) throws {
+        // Close-on-exec from the start (pipe2), so a process another test thread spawns meanwhile
+        // does not inherit an end and hold the pipe open; the child's ends are made blocking again.
+        var inPipe: [Int32] = [0, 0], outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        var capacity: Int32 = 0
+        guard csluice_pipe(&inPipe, 0, &capacity) == 0, csluice_pipe(&outPipe, 0, &capacity) == 0,
+              csluice_pipe(&errPipe, 0, &capacity) == 0 else {
+            throw TestError("pipe2 failed")
+        }
+        for fd in [inPipe[0], outPipe[1], errPipe[1]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, exe, &actions, nil, argv, environ)
+        close(inPipe[0])
+        close(outPipe[1])
+        close(errPipe[1])
+        guard rc == 0 else {
+            close(inPipe[1])
+            close(outPipe[0])
+            close(errPipe[0])
+            throw TestError("posix_spawn \(exe): \(rc)")
+        }
+        pid = child
+        stdinFD = inPipe[1]
+        outFD = outPipe[0]
+        errFD = errPipe[0]
+    }
+
+    /// Writes `input` to the child's stdin (then closes it) while reading its output, until both
+    /// output pipes end or `timeout` seconds pass (then the child is killed); reaps the child.
+    func finish(input: [UInt8] = [], timeout: Double) -> (status: Int32, out: [UInt8], err: [UInt8]) {
+        var out: [UInt8] = [], err: [UInt8] = []
+        var written = 0
+        if input.isEmpty { close(stdinFD); stdinFD = -1 }
+        var open = [outFD, errFD]
+        let end = Date().addingTimeInterval(timeout)
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            let left = end.timeIntervalSinceNow
+            if left <= 0 {
+                kill(pid, SIGKILL)
+                break
+            }
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if stdinFD >= 0 { fds.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
+            let n = poll(&fds, nfds_t(fds.count), Int32(min(left, 1) * 1000) + 1)
+            if n < 0 && errno == EINTR { continue }
+            for p in fds where p.revents != 0 {
+                if p.fd == stdinFD {
+                    let k = input.withUnsafeBytes { write(stdinFD, $0.baseAddress! + written, input.count - written) }
+                    if k > 0 { written += k }
+                    if (k < 0 && errno != EAGAIN && errno != EINTR) || written == input.count {
+                        close(stdinFD)
+                        stdinFD = -1
+                    }
+                    continue
+                }
+                let k = read(p.fd, &buf, buf.count)
+                if k > 0 {
+                    if p.fd == outFD { out += buf[0..<k] } else { err += buf[0..<k] }
+                } else if k == 0 || (errno != EAGAIN && errno != EINTR) {
+                    open.removeAll { $0 == p.fd }
+                }
+            }
+        }
+        if stdinFD >= 0 { close(stdinFD) }
+        close(outFD)
+        close(errFD)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status, out, err)
+    }
+
+    /// Runs `exe` with `args` to the end (killed after `timeout` seconds).
+    static func run(_ exe: String, _ args: [String], input: [UInt8] = [], timeout: Double) throws -> (status: Int32, out: String, err: String) {
+        let r = try Spawned(exe, args).finish(input: input, timeout: timeout)
+        return (r.status, String(decoding: r.out, as: UTF8.self), String(decoding: r.err, as: UTF8.self))
+    }
+}
 
 /// Clients for the HTTP/2 tests: curl, h2load (nghttp2-client) and the raw-frame script
 /// `Tests/Support/h2/h2attack.py`, each run as a process with a timeout.
@@ -25,8 +123,8 @@ enum H2Client {
         let dir = NSTemporaryDirectory() + "sluice-h2curl-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try runTool("/usr/bin/curl", ["-sS", "-o", dir + "/body", "-D", dir + "/headers",
-                                              "-w", "%{http_code} %{http_version}"] + args, timeout: timeout)
+        let r = try Spawned.run("/usr/bin/curl", ["-sS", "-o", dir + "/body", "-D", dir + "/headers",
+                                                  "-w", "%{http_code} %{http_version}"] + args, timeout: timeout)
         let parts = r.out.split(separator: " ")
         let body = (try? Data(contentsOf: URL(fileURLWithPath: dir + "/body"))).map { [UInt8]($0) } ?? []
         let headers = (try? String(contentsOfFile: dir + "/headers", encoding: .utf8)) ?? ""
@@ -43,7 +141,7 @@ enum H2Client {
 
     /// Runs `h2load` with `args` and reads its "requests:" and "status codes:" lines.
     static func h2load(_ args: [String], timeout: Double = 300) throws -> LoadResult {
-        let r = try runTool("/usr/bin/h2load", args, timeout: timeout)
+        let r = try Spawned.run("/usr/bin/h2load", args, timeout: timeout)
         var out = LoadResult(output: r.out + r.err)
         func number(_ line: Substring, before word: String) -> Int {
             let tokens = line.replacingOccurrences(of: ",", with: "").split(separator: " ")
@@ -101,8 +199,8 @@ enum H2Client {
 
     /// Runs `h2attack.py MODE --port PORT ARGS`, killed after `timeout` + 10 seconds.
     static func attack(_ mode: String, port: UInt16, _ args: [String] = [], timeout: Double = 20) throws -> AttackResult {
-        let r = try runTool("/usr/bin/env", ["python3", attackScript, mode, "--port", "\(port)", "--timeout", "\(timeout)"] + args,
-                            timeout: timeout + 10)
+        let r = try Spawned.run(python, [attackScript, mode, "--port", "\(port)", "--timeout", "\(timeout)"] + args,
+                                timeout: timeout + 10)
         guard let line = r.out.split(separator: "\n").last, let result = try? JSONDecoder().decode(AttackResult.self, from: Data(line.utf8)) else {
             throw TestError("h2attack.py \(mode) gave no result (status \(r.status)): \(r.out) \(r.err)")
         }
@@ -111,37 +209,31 @@ enum H2Client {
 
     /// Starts the script without waiting (for tests that act while it runs); `finish` gives the result.
     final class Running: @unchecked Sendable {
-        private let process = Process()
-        private let out = Pipe()
-        private var data = Data()
-        private let done = DispatchSemaphore(value: 0)
+        private let child: Spawned
 
         init(_ mode: String, port: UInt16, _ args: [String], timeout: Double) throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", H2Client.attackScript, mode, "--port", "\(port)", "--timeout", "\(timeout)"] + args
-            process.standardOutput = out
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let handle = out.fileHandleForReading
-            Thread { [self] in
-                data = handle.readDataToEndOfFile()
-                done.signal()
-            }.start()
+            child = try Spawned(H2Client.python, [H2Client.attackScript, mode, "--port", "\(port)", "--timeout", "\(timeout)"] + args)
         }
 
         func finish(timeout: Double) throws -> AttackResult {
-            if done.wait(timeout: .now() + timeout) == .timedOut {
-                kill(process.processIdentifier, SIGKILL)
-                done.wait()
-            }
-            process.waitUntilExit()
-            guard let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last,
+            let r = child.finish(timeout: timeout)
+            let text = String(decoding: r.out, as: UTF8.self)
+            guard let line = text.split(separator: "\n").last,
                   let result = try? JSONDecoder().decode(AttackResult.self, from: Data(line.utf8)) else {
-                throw TestError("h2attack.py gave no result: \(String(decoding: data, as: UTF8.self))")
+                throw TestError("h2attack.py gave no result: \(text) \(String(decoding: r.err, as: UTF8.self))")
             }
             return result
         }
     }
+
+    /// python3 from PATH (a pyenv shim or /usr/bin/python3).
+    static let python: String = {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let p = "\(dir)/python3"
+            if access(p, X_OK) == 0 { return p }
+        }
+        return "/usr/bin/python3"
+    }()
 }
 
 /// A normal HTTP/2 client running alongside an attack: one `h2load` run for `seconds` (2

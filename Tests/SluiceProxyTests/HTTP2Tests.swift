@@ -124,8 +124,8 @@ struct HTTP2Tests {
 
             // From stdin: curl does not know the length, so the request has no content-length and
             // Sluice sends it upstream chunked.
-            let stdinRun = try runTool("/usr/bin/curl", ["-sS", "-X", "POST", "-T", "-", "-w", "\n%{http_code} %{http_version}"]
-                                       + c.args + ["\(c.base)/app/echo/stream"], stdin: text, timeout: 30)
+            let stdinRun = try Spawned.run("/usr/bin/curl", ["-sS", "-X", "POST", "-T", "-", "-w", "\n%{http_code} %{http_version}"]
+                                           + c.args + ["\(c.base)/app/echo/stream"], input: textBody, timeout: 30)
             #expect(stdinRun.out.hasSuffix("\n200 2"), "\(c.listener) chunked POST: \(stdinRun.out.suffix(40)) \(stdinRun.err)")
             #expect(stdinRun.out.dropLast(6) == text[...], "\(c.listener): streamed body echoed")
 
