@@ -211,6 +211,18 @@ struct TelemetryExpositionTests {
             # TYPE sluice_tls_handshakes_total counter
             sluice_tls_handshakes_total{listener="public",result="ok"} 0
             sluice_tls_handshakes_total{listener="public",result="failed"} 0
+            # HELP sluice_http2_connections_total Client connections that chose HTTP/2 (ALPN h2 or h2c), by listener.
+            # TYPE sluice_http2_connections_total counter
+            sluice_http2_connections_total{listener="public"} 0
+            # HELP sluice_http2_streams_total HTTP/2 streams (requests) opened by clients, by listener.
+            # TYPE sluice_http2_streams_total counter
+            sluice_http2_streams_total{listener="public"} 0
+            # HELP sluice_http2_connections_closed_total HTTP/2 connections Sluice closed with GOAWAY for a protocol error or an attack (rapid reset, control-frame flood, HPACK bomb).
+            # TYPE sluice_http2_connections_closed_total counter
+            sluice_http2_connections_closed_total{listener="public",reason="protocol_error"} 0
+            sluice_http2_connections_closed_total{listener="public",reason="rapid_reset"} 0
+            sluice_http2_connections_closed_total{listener="public",reason="control_flood"} 0
+            sluice_http2_connections_closed_total{listener="public",reason="header_bomb"} 0
             # HELP sluice_tls_resumptions_total TLS handshakes on a listener that resumed a session (ticket or session cache).
             # TYPE sluice_tls_resumptions_total counter
             sluice_tls_resumptions_total{listener="public"} 0
