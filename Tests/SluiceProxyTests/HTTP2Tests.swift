@@ -370,6 +370,26 @@ struct HTTP2Tests {
         #expect(next.code == "200" && next.bodyText == "app /app/next")
     }
 
+    /// An answer made by a timer (here the 504 of `upstream_response_header: 1s`, the upstream
+    /// answering after 6 s) is sent when the timer fires, as on HTTP/1.1: three streams opened
+    /// 0.8 s apart each get their 504 about 1 s after they were sent. (The frames were queued after
+    /// the worker's end-of-batch send and waited for the next unrelated wake-up, up to seconds.)
+    @Test func anAnswerMadeByATimerIsSentAtOnce() throws {
+        let up = try TestUpstream(handler: Self.app("app", slow: 6))
+        defer { up.stop() }
+        let proxy = try ProxyHarness(yaml: ProxyHarness.singleUpstreamYAML(ports: [up.port], extra: "timeouts: { upstream_response_header: 1s }")
+            .replacingOccurrences(of: "address: 127.0.0.1:0", with: "address: 127.0.0.1:0\n    http2: true"))
+        defer { proxy.stop() }
+        let r = try H2Client.attack("requests", port: proxy.port,
+                                    ["--path", "/app/slow/1", "--path", "/app/slow/2", "--path", "/app/slow/3", "--gap", "0.8"], timeout: 20)
+        for (i, id) in [1, 3, 5].enumerated() {
+            let s = try #require(r.stream(id))
+            #expect(s.status == 504 && s.ended, "\(s)")
+            let after = (s.t_end ?? .infinity) - 0.8 * Double(i)
+            #expect(after >= 0.9 && after < 1.6, "stream \(id): 504 \(after) s after its request")
+        }
+    }
+
     /// A reload changes nothing for an open HTTP/2 connection: the stream in flight finishes with
     /// the cohort it was given, and streams opened after the reload on the same connection follow
     /// the new split.
