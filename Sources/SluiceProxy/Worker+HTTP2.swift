@@ -133,7 +133,11 @@ extension Worker {
             if !h.drained.isEmpty {
                 let list = h.drained
                 h.drained.removeAll(keepingCapacity: true)
-                for s in list where s.connection === h && !s.finished {
+                for s in list where s.connection === h {
+                    if s.finished {
+                        s.client.lastWriteProgress = now  // its send deadline (h2StreamSendTimedOut) moves on
+                        continue
+                    }
                     s.client.writable = true
                     drive(s.client)
                 }
@@ -166,7 +170,9 @@ extension Worker {
     /// Asks for `h`'s output to be sent at the end of this event batch (a stream driven by its
     /// upstream's events queued response bytes).
     func queueHTTP2(_ h: H2Connection) {
-        guard !h.queued else { return }
+        // A closed connection is never queued: its client object may be freed before the end of
+        // the batch, and `h.client` is unowned.
+        guard !h.queued, h.session != nil else { return }
         h.queued = true
         h2.dirty.append(h)
     }
@@ -229,6 +235,8 @@ extension Worker {
             if !s.finished { finishStream(s) } else { releaseStream(s, h) }
         }
         h.close()
+        // Out of the end-of-batch send list (a stream finishing above may have queued it): the
+        // list would read `h.client` after `c` is freed.
         h.queued = false
         h.ready.removeAll()
         h.drained.removeAll()

@@ -61,7 +61,14 @@ extension Worker {
                 h.failure = .controlFlood
                 return false
             }
-        case Int(NGHTTP2_PRIORITY.rawValue), Int(NGHTTP2_WINDOW_UPDATE.rawValue):
+        case Int(NGHTTP2_WINDOW_UPDATE.rawValue):
+            // Acknowledgements of DATA sent are not a flood (see `H2Connection.windowUpdates`).
+            h.windowUpdates += 1
+            if h.windowUpdates > H2Connection.windowUpdatesPerDataFrame * h.dataFramesSent && !h.control.allow(now: now) {
+                h.failure = .controlFlood
+                return false
+            }
+        case Int(NGHTTP2_PRIORITY.rawValue):
             if !h.control.allow(now: now) {
                 h.failure = .controlFlood
                 return false
@@ -351,11 +358,32 @@ extension Worker {
             if !s.responseEnded || s.cut {
                 // A cut response: the client must not take it for a whole one.
                 _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), s.id, NGHTTP2_INTERNAL_ERROR.rawValue)
-            } else if s.deferred {
-                s.deferred = false
-                _ = nghttp2_session_resume_data(session, s.id)
+            } else {
+                if s.deferred {
+                    s.deferred = false
+                    _ = nghttp2_session_resume_data(session, s.id)
+                }
+                // The rest of the response waits for the client's window: `client_send` bounds the
+                // wait (`h2StreamSendTimedOut`), as it does while the exchange runs.
+                c.lastWriteProgress = now
+                setClientDeadline(c, now &+ settings.timeouts.clientSend)
             }
         }
+        queueHTTP2(h)
+    }
+
+    /// The deadline of a finished stream whose response is still being sent: when nothing of it
+    /// moved for `client_send` (the client keeps its window shut), the stream is reset, so a client
+    /// cannot hold streams, and the buffers they keep, for ever.
+    func h2StreamSendTimedOut(_ s: H2Stream) {
+        let c = s.client
+        guard s.id != 0, let h = s.connection, let session = h.session else { return }
+        let limit = c.lastWriteProgress &+ settings.timeouts.clientSend
+        if now < limit {
+            setClientDeadline(c, limit)
+            return
+        }
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), s.id, NGHTTP2_INTERNAL_ERROR.rawValue)
         queueHTTP2(h)
     }
 

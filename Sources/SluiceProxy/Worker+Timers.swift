@@ -66,6 +66,10 @@ extension Worker {
             http2TimedOut(c, h)
             return
         }
+        if let s = c.stream, s.finished {
+            h2StreamSendTimedOut(s)
+            return
+        }
         if let x = c.exchange, x.delayUntil != 0 {
             resumeDelayed(c, x)
             if c.conn.phase != .closed { drive(c) }

@@ -190,7 +190,9 @@ final class Worker: @unchecked Sendable {
         while running {
             now = Sys.monotonicNanos()
             var timeout: Int32 = -1
-            if !pending.isEmpty {
+            if !pending.isEmpty || !h2.dirty.isEmpty {
+                // HTTP/2 output queued after the end-of-batch send (by a timer, say) goes out now,
+                // not at the next unrelated wake-up.
                 timeout = 0
             } else if let next = timers.earliest {
                 timeout = next <= now ? 0 : Int32(min((next - now + 999_999) / 1_000_000, 60_000))

@@ -16,7 +16,9 @@ public struct HTTP2Limits: Sendable, Equatable {
     /// that: faster is the rapid-reset attack (CVE-2023-44487): GOAWAY, connection closed.
     public var maxResetsPerSecond: Int = 100
     /// PING, SETTINGS, PRIORITY, WINDOW_UPDATE and empty DATA frames a client may send per second
-    /// on average (bursts of twice that): faster is a flood: GOAWAY, connection closed.
+    /// on average (bursts of twice that): faster is a flood: GOAWAY, connection closed. Up to ten
+    /// WINDOW_UPDATEs per DATA frame Sluice sent on the connection are not counted (a client
+    /// acknowledging a fast download sends thousands a second).
     public var maxControlFramesPerSecond: Int = 200
     /// CONTINUATION frames after one HEADERS frame: more is a CONTINUATION flood (connection closed).
     public var maxContinuations: Int = 8

@@ -101,6 +101,7 @@ enum H2Callbacks {
         guard let source, let ptr = source.pointee.ptr, let buf, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
         let s = Unmanaged<H2Stream>.fromOpaque(ptr).takeUnretainedValue()
         let n = min(length, s.dataOut.count)
+        if n > 0 || s.responseEnded { H2Connection.from(user).dataFramesSent += 1 }
         if n > 0 {
             let r = s.dataOut.readable
             UnsafeMutableRawPointer(buf).copyMemory(from: r.baseAddress!, byteCount: n)

@@ -23,6 +23,13 @@ final class H2Connection {
     /// Client resets and control frames, rate-limited.
     var resets: H2RateGuard
     var control: H2RateGuard
+    /// DATA frames sent, and WINDOW_UPDATE frames received: a client acknowledging what it
+    /// receives sends WINDOW_UPDATEs in proportion to the DATA it gets; only those beyond
+    /// `windowUpdatesPerDataFrame` per DATA frame take control-frame tokens (Envoy's
+    /// `max_inbound_window_update_frames_per_data_frame_sent`).
+    var dataFramesSent = 0
+    var windowUpdates = 0
+    static let windowUpdatesPerDataFrame = 10
     /// Why the connection must end (set by a callback or the worker); nil while healthy.
     var failure: H2Failure?
     /// GOAWAY was sent for a drain: the connection closes once its streams are done.
