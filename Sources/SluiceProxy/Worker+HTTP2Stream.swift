@@ -129,25 +129,7 @@ extension Worker {
     /// no content-length) and gives their window back.
     func moveRequestBody(_ s: H2Stream) {
         let c = s.client
-        while !s.bodyIn.isEmpty {
-            let room = c.inBuffer.freeSpace - (s.chunked ? 12 : 0)
-            guard room > 0 else { break }
-            let n = min(room, s.bodyIn.count)
-            let data = UnsafeRawBufferPointer(rebasing: s.bodyIn.readable[0..<n])
-            if s.chunked {
-                scratch.removeAll(keepingCapacity: true)
-                StickyHash.appendHex(UInt64(n), to: &scratch)
-                scratch.append(13)
-                scratch.append(10)
-                _ = scratch.withUnsafeBytes { c.inBuffer.append($0) }
-                _ = c.inBuffer.append(data)
-                _ = c.inBuffer.append(Worker.crlf)
-            } else {
-                _ = c.inBuffer.append(data)
-            }
-            s.bodyIn.consume(n)
-            s.unacked += n
-        }
+        s.unacked += moveBody(&s.bodyIn, to: &c.inBuffer, chunked: s.chunked)
         s.bodyIn.releaseIfEmpty()
         if s.requestEnded && s.chunked && s.bodyIn.isEmpty && !s.lastChunkWritten && c.inBuffer.freeSpace >= 5 {
             _ = c.inBuffer.append(Worker.lastChunk)
@@ -161,6 +143,37 @@ extension Worker {
     }
 
     static let crlf: [UInt8] = [13, 10]
+
+    /// Moves body bytes from `from` into `to` as far as they fit (each move one chunk when
+    /// `chunked`: a size line of 16 hex digits, the data, CRLF). Returns the body bytes moved.
+    /// Both directions of HTTP/2 use it: a client's DATA into its exchange, an upstream's DATA
+    /// into the exchange's upstream input.
+    func moveBody(_ from: inout IOBuffer, to: inout IOBuffer, chunked: Bool) -> Int {
+        var moved = 0
+        while !from.isEmpty {
+            let room = to.freeSpace - (chunked ? Worker.chunkOverhead : 0)
+            guard room > 0 else { break }
+            let n = min(room, from.count)
+            let data = UnsafeRawBufferPointer(rebasing: from.readable[0..<n])
+            if chunked {
+                scratch.removeAll(keepingCapacity: true)
+                StickyHash.appendHex(UInt64(n), to: &scratch)
+                scratch.append(13)
+                scratch.append(10)
+                _ = scratch.withUnsafeBytes { to.append($0) }
+                _ = to.append(data)
+                _ = to.append(Worker.crlf)
+            } else {
+                _ = to.append(data)
+            }
+            from.consume(n)
+            moved += n
+        }
+        return moved
+    }
+
+    /// Bytes a chunk adds around its data: 16 hex digits and CRLF, then CRLF.
+    static let chunkOverhead = 20
     static let lastChunk: [UInt8] = Array("0\r\n\r\n".utf8)
 
     // MARK: - Response side

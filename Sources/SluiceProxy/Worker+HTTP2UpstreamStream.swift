@@ -177,24 +177,7 @@ extension Worker {
             if s.pendingHead.withUnsafeBytes({ u.inBuffer.append($0) }) { s.pendingHead.removeAll(keepingCapacity: true) }
         }
         if s.pendingHead.isEmpty {
-            while !s.bodyIn.isEmpty {
-                let room = u.inBuffer.freeSpace - (s.chunked ? 24 : 0)
-                guard room > 0 else { break }
-                let n = min(room, s.bodyIn.count)
-                let data = UnsafeRawBufferPointer(rebasing: s.bodyIn.readable[0..<n])
-                if s.chunked {
-                    scratch.removeAll(keepingCapacity: true)
-                    StickyHash.appendHex(UInt64(n), to: &scratch)
-                    scratch.append(contentsOf: Worker.crlf)
-                    _ = scratch.withUnsafeBytes { u.inBuffer.append($0) }
-                    _ = u.inBuffer.append(data)
-                    _ = u.inBuffer.append(Worker.crlf)
-                } else {
-                    _ = u.inBuffer.append(data)
-                }
-                s.bodyIn.consume(n)
-                s.unacked += n
-            }
+            s.unacked += moveBody(&s.bodyIn, to: &u.inBuffer, chunked: s.chunked)
             if s.ended && s.bodyIn.isEmpty && !s.endWritten && s.headWritten {
                 if s.chunked {
                     let need = 5 + s.trailers.count
