@@ -71,6 +71,12 @@ extension Worker {
         var budget = Worker.readBudget
         var rounds = 0
         h.queued = false
+        if h.lingering {
+            while readClient(c, budget: &budget) { c.inBuffer.clear() }
+            c.inBuffer.clear()
+            if c.readEOF || (c.hangup && !c.readable) { closeClient(c) }
+            return
+        }
         while c.conn.phase != .closed && rounds < 64 {
             rounds += 1
             var progressed = false
@@ -100,6 +106,17 @@ extension Worker {
         }
         guard c.conn.phase != .closed else { return }
         let outputDone = c.outBuffer.isEmpty && !h.wantsWrite
+        if outputDone && h.failure != nil && !c.readEOF && !c.hangup {
+            // The GOAWAY is out: half-close and drop what the client still sends (a flood goes on
+            // arriving), so unread bytes do not turn the close into a reset.
+            h.lingering = true
+            c.tls?.shutdownQuietly()
+            _ = shutdown(c.fd, Int32(SHUT_WR))
+            c.inBuffer.clear()
+            c.deadline = 0
+            setClientDeadline(c, now &+ Worker.lingerTime)
+            return
+        }
         if outputDone && (h.failure != nil || (!h.wantsRead) || (h.draining && h.openStreams == 0)) {
             closeClient(c)
             return
@@ -210,6 +227,10 @@ extension Worker {
 
     /// The connection's deadline passed: GOAWAY and close (or wait when output moved meanwhile).
     func http2TimedOut(_ c: ClientConnection, _ h: H2Connection) {
+        if h.lingering {
+            closeClient(c)
+            return
+        }
         if h.openStreams > 0 && (c.outBuffer.isEmpty || c.writable) {
             updateHTTP2Timer(c, h)
             return

@@ -111,6 +111,11 @@ extension Worker {
                 respondDirectly(s, status: 431)
                 return
             }
+            if s.head.malformed {
+                // A field the HTTP/1.1 form cannot carry (CR, LF or NUL; an unknown pseudo-header).
+                respondDirectly(s, status: 400)
+                return
+            }
             scratch.removeAll(keepingCapacity: true)
             s.chunked = s.head.write(endStream: s.bodiless, to: &scratch) == .chunked
             s.reader.reset(method: s.head.method == Worker.headMethod ? .head : .get)
@@ -328,7 +333,8 @@ extension Worker {
         return withFieldList(status: false) { nva, n in nghttp2_submit_trailer(session, s.id, nva, n) } == 0
     }
 
-    /// Answers a stream Sluice refuses before any exchange (431: header list too large).
+    /// Answers a stream Sluice refuses before any exchange (431: header list too large; 400: a
+    /// field its HTTP/1.1 form cannot carry).
     private func respondDirectly(_ s: H2Stream, status: Int) {
         guard s.id != 0, let session = s.connection?.session else { return }
         h2.fields.removeAll(keepingCapacity: true)

@@ -34,6 +34,10 @@ final class H2Connection {
     var failure: H2Failure?
     /// GOAWAY was sent for a drain: the connection closes once its streams are done.
     var draining = false
+    /// GOAWAY for a client fault was sent and the socket half-closed: input is read and dropped
+    /// until the client closes (at most `Worker.lingerTime`), so the close is not a reset that
+    /// could destroy the GOAWAY before the client reads it.
+    var lingering = false
     /// Queued in the worker's list of connections with output to send.
     var queued = false
     /// Streams opened and not yet released.
