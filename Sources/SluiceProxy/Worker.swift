@@ -205,7 +205,7 @@ final class Worker: @unchecked Sendable {
                 let t = Int32(AccessLogSink.flushInterval / 1_000_000)
                 timeout = timeout < 0 ? t : min(timeout, t)
             }
-            if buffers.warmFreeCount > 0 {
+            if buffers.warmFreeCount > 0 || h2.small.warmFreeCount > 0 {
                 // Wake for the next trim only while there is something a trim could give back.
                 let next = lastTrim &+ Worker.trimInterval
                 let t = next <= now ? 0 : Int32((next - now + 999_999) / 1_000_000)
@@ -235,6 +235,7 @@ final class Worker: @unchecked Sendable {
             if now &- lastTrim >= Worker.trimInterval {
                 lastTrim = now
                 buffers.trim()
+                h2.small.trim()
             }
             if draining && clientCount == 0 { running = false }
         }

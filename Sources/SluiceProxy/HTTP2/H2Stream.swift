@@ -46,7 +46,8 @@ final class H2Stream {
     // Response side.
     var reader: H1ResponseReader
     var responseHead = ResponseHead()
-    /// Response body bytes waiting for nghttp2's data callback.
+    /// Response body bytes waiting for nghttp2's data callback (a small block: nghttp2 takes at
+    /// most a frame, 16 KiB, at a time, and a stream waiting for its turn holds only this).
     var dataOut: IOBuffer
     /// The final HEADERS was submitted (with a data provider when a body follows).
     var submitted = false
@@ -65,12 +66,12 @@ final class H2Stream {
     /// The peer reset the stream (or nghttp2 closed it) while the exchange was running.
     var peerClosed = false
 
-    init(slot: Int, capacity: Int, buffers: BufferPool, limits: ParserLimits) {
+    init(slot: Int, capacity: Int, buffers: BufferPool, small: BufferPool, limits: ParserLimits) {
         self.slot = slot
         self.client = ClientConnection(fd: Int32(-(slot + 1)), generation: 0, peer: .v4(0, port: 0), listenerIndex: 0,
                                        inCapacity: capacity, outCapacity: capacity, pool: buffers)
         self.bodyIn = IOBuffer(capacity: capacity, pool: buffers)
-        self.dataOut = IOBuffer(capacity: capacity, pool: buffers)
+        self.dataOut = IOBuffer(capacity: small.blockSize, pool: small)
         self.reader = H1ResponseReader(limits: limits)
         client.stream = self
     }
@@ -141,6 +142,8 @@ final class H2Streams {
     private var free: [Int] = []
     /// Connections with frames to send at the end of the event batch.
     var dirty: [H2Connection] = []
+    /// 16 KiB blocks for the streams' `dataOut` (trimmed with the worker's connection buffers).
+    let small = BufferPool(blockSize: 16 * 1024, maxFree: 4096)
     /// nghttp2's callback set and option set for server sessions (made at the first HTTP/2 connection).
     var callbacks: OpaquePointer?
     var option: OpaquePointer?
@@ -157,7 +160,7 @@ final class H2Streams {
     /// A stream object for a new stream (recycled when one is free).
     func take(capacity: Int, buffers: BufferPool, limits: ParserLimits) -> H2Stream {
         if let i = free.popLast() { return slots[i] }
-        let s = H2Stream(slot: slots.count, capacity: capacity, buffers: buffers, limits: limits)
+        let s = H2Stream(slot: slots.count, capacity: capacity, buffers: buffers, small: small, limits: limits)
         slots.append(s)
         return s
     }
