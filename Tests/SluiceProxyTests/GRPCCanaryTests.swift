@@ -72,6 +72,42 @@ struct GRPCCanaryTests {
         #expect(Double(unary.byName["canary"] ?? 0) + Double(stream.byName["canary"] ?? 0) == c)
     }
 
+    /// gRPC metadata are request headers: a rule sends calls with `x-canary: yes` to the canary,
+    /// and a sticky key from `x-user` keeps each user's calls on one cohort.
+    @Test func metadataRulesAndStickyKeysSplitCalls() throws {
+        try #require(GRPCSupport.available, "grpcio is needed (.ci/run installs it)")
+        let stable = try GRPCTestServer(name: "stable", logCalls: false)
+        let canary = try GRPCTestServer(name: "canary", logCalls: false)
+        defer { stable.stop(); canary.stop() }
+        let yaml = """
+            listeners:
+              - { name: grpc, address: "127.0.0.1:0", http2: true }
+            state_file: off
+            upstreams:
+              stable: { endpoints: ["127.0.0.1:\(stable.port)"], protocol: h2c }
+              canary: { endpoints: ["127.0.0.1:\(canary.port)"], protocol: h2c }
+            routes:
+              - name: echo
+                baseline: stable
+                sticky: { header: x-user }
+                split: { stable: 50, canary: 50 }
+                rules:
+                  - { match: { header: { name: x-canary, value: "yes" } }, cohort: canary }
+            """
+        let proxy = try RolloutProxy(yaml: yaml)
+        defer { proxy.stop() }
+        let target = "127.0.0.1:\(proxy.port)"
+        let forced = try runGRPCClient(target: target, calls: 30, metadata: ["x-canary": "yes", "x-user": "u1"], concurrency: 4)
+        #expect(forced.byName == ["canary": 30], "\(forced.byNameCode)")
+        var seen: [String: Int] = [:]
+        for user in 0..<12 {
+            let r = try runGRPCClient(target: target, calls: 6, metadata: ["x-user": "user-\(user)"], concurrency: 3)
+            #expect(r.ok == 6 && r.byName.count == 1, "user-\(user) flipped between cohorts: \(r.byNameCode)")
+            if let name = r.byName.keys.first { seen[name, default: 0] += 1 }
+        }
+        #expect(seen.count == 2, "12 users over a 50/50 split reach both cohorts: \(seen)")
+    }
+
     /// A canary answering every call UNAVAILABLE (HTTP 200, grpc-status 14) is counted as failing
     /// (503 in `sluice_requests_total`), and the automated rollout rolls it back.
     @Test func anUnavailableCanaryIsCountedAsErrorsAndRolledBack() throws {
