@@ -120,6 +120,13 @@ extension Worker {
                 respondDirectly(s, status: 431)
                 return
             }
+            if s.head.malformed {
+                // nghttp2's HTTP messaging rules already drop fields with CR, LF or NUL and refuse
+                // unknown pseudo-headers; this keeps such a field from ever being written into an
+                // HTTP/1.1 head should those rules be relaxed (an option, a library change).
+                respondDirectly(s, status: 400)
+                return
+            }
             scratch.removeAll(keepingCapacity: true)
             s.chunked = s.head.write(endStream: s.bodiless, to: &scratch) == .chunked
             s.reader.reset(method: s.head.method == Worker.headMethod ? .head : .get)
