@@ -67,6 +67,7 @@ extension Worker {
             if let u {
                 u.inBuffer.releaseIfEmpty()
                 u.outBuffer.releaseIfEmpty()
+                if let s = u.h2 { upstreamStreamDriven(s) }
             }
             if c.conn.phase == .awaitingHead && c.inBuffer.isEmpty && c.outBuffer.isEmpty {
                 // Idle between requests: the exchange goes back to the worker's pool too.

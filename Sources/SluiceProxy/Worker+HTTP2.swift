@@ -90,10 +90,11 @@ extension Worker {
                     c.inBuffer.consume(n)
                     progressed = true
                 }
-                // nghttp2 queued GOAWAY itself for a protocol error it found; for Sluice's own
-                // verdicts (a flood, a bomb) it is asked to (a second request is ignored).
-                if let f = h.failure { h.terminate(f.code) }
             }
+            // nghttp2 queued GOAWAY itself for a protocol error it found; for Sluice's own
+            // verdicts (a flood, a bomb, resets, also those found while sending) it is asked to
+            // (a second request is ignored).
+            if let f = h.failure { h.terminate(f.code) }
             if runReadyStreams(h) { progressed = true }
             if sendHTTP2(c, h) { progressed = true }
             if c.conn.phase == .closed { return }

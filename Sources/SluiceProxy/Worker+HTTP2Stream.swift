@@ -52,6 +52,8 @@ extension Worker {
                 return false
             }
         case Int(NGHTTP2_RST_STREAM.rawValue):
+            // Counted here, for every RST_STREAM; its stream's close (next) is not counted again.
+            h.stream(hd.stream_id)?.resetByClient = true
             if !h.resets.allow(now: now) {
                 h.failure = .rapidReset
                 return false
@@ -79,15 +81,22 @@ extension Worker {
         return true
     }
 
-    /// nghttp2 closed stream `s` (ended both ways, or reset by either side).
-    func h2StreamClosed(_ h: H2Connection, _ s: H2Stream) {
+    /// nghttp2 closed stream `s` (ended both ways, or reset by either side) with `error`.
+    func h2StreamClosed(_ h: H2Connection, _ s: H2Stream, error: UInt32) {
         s.id = 0
         if s.finished {
             releaseStream(s, h)
-        } else {
-            // The client reset it (or the connection is ending) while its exchange runs.
-            s.peerClosed = true
-            h.markReady(s)
+            return
+        }
+        // The client reset it (or the connection is ending) while its exchange runs.
+        s.peerClosed = true
+        h.markReady(s)
+        // A stream nghttp2 reset for the client's error (DATA on a stream the client had ended,
+        // a zero WINDOW_UPDATE, ...) while its exchange ran costs what a client's RST_STREAM
+        // costs: an exchange started and thrown away. It takes a reset token too, or a client
+        // could do rapid reset without ever sending RST_STREAM (CVE-2025-8671, "MadeYouReset").
+        if error != NGHTTP2_NO_ERROR.rawValue && !s.resetByClient && !s.cut && h.failure == nil && !h.resets.allow(now: now) {
+            h.failure = .rapidReset
         }
     }
 
@@ -112,7 +121,9 @@ extension Worker {
                 return
             }
             if s.head.malformed {
-                // A field the HTTP/1.1 form cannot carry (CR, LF or NUL; an unknown pseudo-header).
+                // nghttp2's HTTP messaging rules already drop fields with CR, LF or NUL and refuse
+                // unknown pseudo-headers; this keeps such a field from ever being written into an
+                // HTTP/1.1 head should those rules be relaxed (an option, a library change).
                 respondDirectly(s, status: 400)
                 return
             }

@@ -62,13 +62,17 @@ extension Worker {
             return nil
         }
         sess.session = s
-        // Windows: a stream's is what its `bodyIn` holds; the connection's, a megabyte.
+        // Windows: a stream's is what its `bodyIn` holds. The connection's is every stream's at
+        // once: a stream gives its window back only as its exchange takes the bytes, so with a
+        // smaller one (it was a megabyte) sixteen exchanges with slow clients held it all and
+        // every other stream on the connection stopped. Memory stays bounded by the streams'
+        // windows (nghttp2 keeps no DATA; bytes for a stream nobody reads are consumed at once).
         var entries = [
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(min(65535, bufferCapacity))),
         ]
         _ = nghttp2_submit_settings(s, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
-        _ = nghttp2_session_set_local_window_size(s, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, 1 << 20)
+        _ = nghttp2_session_set_local_window_size(s, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Int32.max)
         switch Sys.connect(fd, to: pool.address) {
         case .connected:
             sess.connected = true
@@ -98,7 +102,12 @@ extension Worker {
     /// An epoll event (or queued output) on an upstream HTTP/2 connection.
     func driveUpstreamSession(_ sess: H2UpstreamSession) {
         sess.queued = false
-        guard let session = sess.session else { return }
+        guard let session = sess.session else {
+            // Closed (failed, or GOAWAY and gone): streams that had their whole response still
+            // hand what they hold to their exchanges.
+            _ = runUpstreamStreams(sess)
+            return
+        }
         if !sess.connected {
             guard sess.failedErrno != 0 || sess.writable || sess.hangup else { return }
             let err = sess.failedErrno != 0 ? sess.failedErrno : Sys.pendingError(sess.fd)

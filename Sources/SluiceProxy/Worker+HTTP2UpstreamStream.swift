@@ -138,7 +138,10 @@ extension Worker {
 
     /// A response head (1xx or final) is complete: it is written as an HTTP/1.1 head.
     func upstreamHeadReceived(_ s: H2UpstreamStream, endStream: Bool) -> Bool {
-        guard s.status != 0 else { return false }
+        // Interim heads wait in `pendingHead` while the exchange's input is full; an upstream
+        // sending 1xx heads without end (HEADERS are not flow-controlled) must not grow it for
+        // ever: past a head limit of them, the stream is reset.
+        guard s.status != 0, s.pendingHead.count <= settings.limits.parser.maxHeadBytes else { return false }
         var head = s.pendingHead
         head.append(contentsOf: Worker.http11Prefix)
         head.append(UInt8(48 + s.status / 100))
@@ -204,11 +207,20 @@ extension Worker {
             u.failedErrno = s.closeError == NGHTTP2_REFUSED_STREAM.rawValue ? ECONNREFUSED : ECONNRESET
         }
         if let c = u.client { drive(c) }
-        if !s.bodyIn.isEmpty || !s.pendingHead.isEmpty || (s.ended && !s.endWritten), let sess = s.session {
-            // The exchange's input was full: more when it has taken some (next batch).
-            if u.inBuffer.freeSpace > 32 { sess.markReady(s) }
-            queueUpstreamSession(sess)
-        }
+        // The exchange's input was full: the rest follows when it has taken some, either in this
+        // batch (room already) or when the exchange next runs (`upstreamStreamDriven`).
+        upstreamStreamDriven(s)
+    }
+
+    /// After the stream's exchange ran (`drive`): when it made room in its input for response
+    /// bytes (or the end) still held by the stream, the stream is fed at the end of the batch.
+    /// Without this a response larger than the buffers, to a client slower than the upstream,
+    /// stopped for good once the exchange's input filled: nothing fed the stream again, and its
+    /// window, given back only as bytes move on, stayed shut.
+    func upstreamStreamDriven(_ s: H2UpstreamStream) {
+        guard let sess = s.session, s.canFeed(freeSpace: s.upstream.inBuffer.freeSpace) else { return }
+        sess.markReady(s)
+        queueUpstreamSession(sess)
     }
 
     static let zeroCRLF = Array("0\r\n".utf8)

@@ -190,9 +190,10 @@ final class Worker: @unchecked Sendable {
         while running {
             now = Sys.monotonicNanos()
             var timeout: Int32 = -1
-            if !pending.isEmpty || !h2.dirty.isEmpty {
+            if !pending.isEmpty || !h2.dirty.isEmpty || !h2up.dirty.isEmpty {
                 // HTTP/2 output queued after the end-of-batch send (by a timer, say) goes out now,
-                // not at the next unrelated wake-up.
+                // not at the next unrelated wake-up: to clients, and to upstreams (a request a
+                // fault drill's delay released from `fireTimers`, a retry, a reset).
                 timeout = 0
             } else if let next = timers.earliest {
                 timeout = next <= now ? 0 : Int32(min((next - now + 999_999) / 1_000_000, 60_000))

@@ -97,6 +97,22 @@ struct HTTP2AttackTests {
         t.expectClosedCounts("rapid_reset")
     }
 
+    /// CVE-2025-8671 ("MadeYouReset"): no RST_STREAM from the client, but each request's body
+    /// falls short of its content-length, so nghttp2 resets the stream itself (PROTOCOL_ERROR)
+    /// while its exchange runs: each costs what a rapid reset costs, and is counted the same way.
+    /// Before the fix these resets took no token: the attacker sent all 20,000 (each an upstream
+    /// request started and thrown away) and was never cut.
+    @Test func madeYouReset() throws {
+        let t = try Target()
+        defer { t.stop() }
+        let r = try t.underAttack("made-you-reset", ["--count", "20000", "--path", "/app/hello"])
+        #expect(r.closed && r.goaway == H2Client.enhanceYourCalm, "\(r)")
+        #expect(r.seconds < 10, "closed after \(r.seconds) s")
+        let last = r.goaway_last_stream ?? .max
+        #expect(last < 2 * 2000, "last stream \(last) of \(r.sent) sent")
+        t.expectClosedCounts("rapid_reset")
+    }
+
     /// HEADERS without END_HEADERS, then CONTINUATION frames without end: closed after
     /// `max_continuations` (8), long before the header block could grow.
     @Test func continuationFlood() throws {

@@ -87,10 +87,13 @@ enum H2Callbacks {
             h.markReady(s)
             return 0
         })
-        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, { _, id, _, user in
+        nghttp2_session_callbacks_set_on_stream_close_callback(cbs, { _, id, error, user in
             let h = H2Connection.from(user)
             guard let s = h.stream(id) else { return 0 }
-            h.worker.h2StreamClosed(h, s)
+            // Not a callback failure when the resets are too many: this also runs inside
+            // `nghttp2_session_send`, after which the session could not send its GOAWAY; the
+            // worker ends the connection on `h.failure`.
+            h.worker.h2StreamClosed(h, s, error: error)
             return 0
         })
         return cbs

@@ -93,7 +93,8 @@ final class H2Connection {
         return Unmanaged<H2Stream>.fromOpaque(p).takeUnretainedValue()
     }
 
-    /// Nothing left to do: no stream open, nothing nghttp2 wants to send.
+    /// nghttp2 has frames to send (`wantsWrite`), or still reads (`wantsRead`: false once both
+    /// sides sent GOAWAY, or after a fatal error, with no stream open).
     var wantsWrite: Bool { session.map { nghttp2_session_want_write($0) != 0 } ?? false }
     var wantsRead: Bool { session.map { nghttp2_session_want_read($0) != 0 } ?? false }
 

@@ -65,6 +65,8 @@ final class H2Stream {
     var inReadyList = false
     /// The peer reset the stream (or nghttp2 closed it) while the exchange was running.
     var peerClosed = false
+    /// A RST_STREAM from the client arrived for it (already counted against `max_resets_per_second`).
+    var resetByClient = false
 
     init(slot: Int, capacity: Int, buffers: BufferPool, small: BufferPool, limits: ParserLimits) {
         self.slot = slot
@@ -105,6 +107,7 @@ final class H2Stream {
         finished = false
         inReadyList = false
         peerClosed = false
+        resetByClient = false
         let c = client
         c.generation &+= 1
         c.peer = parent.peer

@@ -5,7 +5,8 @@ import SluiceCore
 /// side, they copy bytes and record; the worker acts once nghttp2 returned
 /// (`Worker+HTTP2Upstream.swift`).
 enum H2UpstreamCallbacks {
-    /// Most bytes of response fields (or trailers) kept per head: the HTTP/1 head limit.
+    /// The callback set every upstream session uses. (Response fields and trailers are bounded
+    /// by the HTTP/1 head and trailer limits in `Worker.upstreamHeader`.)
     static func makeCallbacks() -> OpaquePointer? {
         var cbs: OpaquePointer?
         guard nghttp2_session_callbacks_new(&cbs) == 0, let cbs else { return nil }

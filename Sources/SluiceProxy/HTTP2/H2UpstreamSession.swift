@@ -177,6 +177,15 @@ final class H2UpstreamStream {
         u.pendingCounted = false
     }
 
+    /// Response bytes, an end or a reset are held here for the exchange, and its input has the
+    /// room (`freeSpace`) to take the next piece (`Worker.feedUpstreamStream`).
+    func canFeed(freeSpace: Int) -> Bool {
+        if !pendingHead.isEmpty { return freeSpace >= pendingHead.count }
+        if !bodyIn.isEmpty { return freeSpace > (chunked ? 24 : 0) }
+        if ended && !endWritten && headWritten { return !chunked || freeSpace >= 5 + trailers.count }
+        return false
+    }
+
     func release() {
         session = nil
         id = 0

