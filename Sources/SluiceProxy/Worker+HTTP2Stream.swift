@@ -142,20 +142,33 @@ extension Worker {
     static let headMethod = Array("HEAD".utf8)
 
     /// Moves DATA bytes from `bodyIn` into the exchange's input (as chunks when the request has
-    /// no content-length) and gives their window back.
+    /// no content-length); their window is given back as the exchange sends them on.
     func moveRequestBody(_ s: H2Stream) {
         let c = s.client
-        s.unacked += moveBody(&s.bodyIn, to: &c.inBuffer, chunked: s.chunked)
+        s.movedIn += moveBody(&s.bodyIn, to: &c.inBuffer, chunked: s.chunked)
         s.bodyIn.releaseIfEmpty()
         if s.requestEnded && s.chunked && s.bodyIn.isEmpty && !s.lastChunkWritten && c.inBuffer.freeSpace >= 5 {
             _ = c.inBuffer.append(Worker.lastChunk)
             s.lastChunkWritten = true
         }
-        if s.unacked > 0, s.id != 0, let h = s.connection, let session = h.session {
-            _ = nghttp2_session_consume(session, s.id, s.unacked)
-            s.unacked = 0
-            queueHTTP2(h)
+        ackRequestBody(s)
+    }
+
+    /// Gives back the window of the DATA bytes the exchange took from its input (sent upstream):
+    /// what is still in the input is at most `client.inBuffer.count` bytes of DATA, so the rest of
+    /// what was moved in has left. A stream's unsent body is thus at most its window, and a
+    /// connection's at most the connection window, wherever it waits inside Sluice.
+    func ackRequestBody(_ s: H2Stream) {
+        let outstanding = s.movedIn - s.acked
+        let n = s.client.inBuffer.isEmpty ? outstanding : outstanding - s.client.inBuffer.count
+        guard n > 0, let h = s.connection, let session = h.session else { return }
+        if s.id != 0 {
+            _ = nghttp2_session_consume(session, s.id, n)
+        } else {
+            _ = nghttp2_session_consume_connection(session, n)
         }
+        s.acked += n
+        queueHTTP2(h)
     }
 
     static let crlf: [UInt8] = [13, 10]
@@ -200,6 +213,7 @@ extension Worker {
         let c = s.client
         guard !s.finished, let h = s.connection else { return }
         pumpResponse(s)
+        ackRequestBody(s)
         if !s.bodyIn.isEmpty || (s.requestEnded && s.chunked && !s.lastChunkWritten) {
             if c.inBuffer.freeSpace > 16 { h.markReady(s) }
         }
@@ -377,6 +391,8 @@ extension Worker {
         releaseExchange(c)
         ExchangeMachine.closed(&c.conn)
         c.deadline = 0
+        c.inBuffer.clear()
+        ackRequestBody(s)  // what the exchange left unread goes back to the connection window
         c.inBuffer.release()
         c.outBuffer.release()
         guard let h = s.connection else { return }

@@ -40,8 +40,10 @@ final class H2Stream {
     var lastChunkWritten = false
     /// DATA payload received and not yet moved into `client.inBuffer` (at most the stream window).
     var bodyIn: IOBuffer
-    /// DATA bytes moved on whose window was not yet given back.
-    var unacked = 0
+    /// DATA bytes moved into the exchange's input, and how many of them had their window given
+    /// back (as the exchange took them: `Worker.ackRequestBody`).
+    var movedIn = 0
+    var acked = 0
 
     // Response side.
     var reader: H1ResponseReader
@@ -97,7 +99,8 @@ final class H2Stream {
         chunked = false
         requestEnded = false
         lastChunkWritten = false
-        unacked = 0
+        movedIn = 0
+        acked = 0
         reader.reset(method: .get)
         submitted = false
         deferred = false
