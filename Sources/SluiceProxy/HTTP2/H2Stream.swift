@@ -139,48 +139,71 @@ final class H2Stream {
     }
 }
 
-/// The worker's table of HTTP/2 streams: slots by index (a stream's connection object has
-/// fd `-(slot + 1)`, so timers find it), and the free slots.
+/// A stream object the worker pools by slot (`H2Stream`, `H2UpstreamStream`).
+protocol H2PooledStream: AnyObject {
+    var slot: Int { get }
+    /// Back to the pool: buffers returned, references dropped.
+    func release()
+}
+
+extension H2Stream: H2PooledStream {}
+extension H2UpstreamStream: H2PooledStream {}
+
+/// A worker's pooled HTTP/2 stream objects by slot (a stream object's fd is derived from its slot,
+/// so timers find it), the free slots, the sessions with frames to send at the end of the event
+/// batch, and nghttp2's callback and option sets for one side (made at first use).
 ///
 /// Owned by one worker loop.
-final class H2Streams {
-    private(set) var slots: [H2Stream] = []
+class H2StreamTable<Stream: H2PooledStream, Session: AnyObject> {
+    private(set) var slots: [Stream] = []
     private var free: [Int] = []
-    /// Connections with frames to send at the end of the event batch.
-    var dirty: [H2Connection] = []
-    /// 16 KiB blocks for the streams' `dataOut` (trimmed with the worker's connection buffers).
-    let small = BufferPool(blockSize: 16 * 1024, maxFree: 4096)
-    /// nghttp2's callback set and option set for server sessions (made at the first HTTP/2 connection).
+    /// Sessions (connections) with frames to send at the end of the event batch.
+    var dirty: [Session] = []
     var callbacks: OpaquePointer?
     var option: OpaquePointer?
-    /// Scratch for response heads and trailers: field bytes, offsets into them, and the name/value list.
-    var fields: [UInt8] = []
-    var offsets: [Int] = []
-    var nvs: [nghttp2_nv] = []
 
     deinit {
         if let callbacks { nghttp2_session_callbacks_del(callbacks) }
         if let option { nghttp2_option_del(option) }
     }
 
-    /// A stream object for a new stream (recycled when one is free).
-    func take(capacity: Int, buffers: BufferPool, limits: ParserLimits) -> H2Stream {
+    /// A pooled stream object, or a new one made by `make` for the next slot.
+    func take(_ make: (Int) -> Stream) -> Stream {
         if let i = free.popLast() { return slots[i] }
-        let s = H2Stream(slot: slots.count, capacity: capacity, buffers: buffers, small: small, limits: limits)
+        let s = make(slots.count)
         slots.append(s)
         return s
     }
 
     /// Returns a stream object to the pool.
-    func give(_ s: H2Stream) {
+    func give(_ s: Stream) {
         s.release()
         free.append(s.slot)
     }
 
+    /// The stream object in slot `i`, if there is one.
+    func slot(_ i: Int) -> Stream? {
+        i >= 0 && i < slots.count ? slots[i] : nil
+    }
+}
+
+/// Client-side HTTP/2 streams (`H2Stream`; fd `-(slot + 1)`) and the scratch their heads use.
+final class H2Streams: H2StreamTable<H2Stream, H2Connection> {
+    /// 16 KiB blocks for the streams' `dataOut` (trimmed with the worker's connection buffers).
+    let small = BufferPool(blockSize: 16 * 1024, maxFree: 4096)
+    /// Scratch for response heads and trailers: field bytes, offsets into them, and the name/value list.
+    var fields: [UInt8] = []
+    var offsets: [Int] = []
+    var nvs: [nghttp2_nv] = []
+
+    /// A stream object for a new stream (recycled when one is free).
+    func take(capacity: Int, buffers: BufferPool, limits: ParserLimits) -> H2Stream {
+        take { H2Stream(slot: $0, capacity: capacity, buffers: buffers, small: small, limits: limits) }
+    }
+
     /// The stream whose connection object has `fd` (negative), if its generation matches.
     func lookup(fd: Int32, generation: UInt32) -> H2Stream? {
-        let i = Int(-(Int64(fd) + 1))
-        guard i >= 0, i < slots.count, slots[i].connection != nil, slots[i].client.generation == generation else { return nil }
-        return slots[i]
+        guard let s = slot(Int(-(Int64(fd) + 1))), s.connection != nil, s.client.generation == generation else { return nil }
+        return s
     }
 }

@@ -197,39 +197,20 @@ final class H2UpstreamStream {
     }
 }
 
-/// The worker's table of upstream HTTP/2 streams (fds from `fdBase` down) and sessions with
-/// frames to send.
-final class H2UpstreamStreams {
+/// Upstream-side HTTP/2 streams (`H2UpstreamStream`; fds from `fdBase` down).
+final class H2UpstreamStreams: H2StreamTable<H2UpstreamStream, H2UpstreamSession> {
     /// Stream fds are `fdBase - slot` (below every client stream's fd).
     static let fdBase: Int32 = -(1 << 30)
     static func fd(slot: Int) -> Int32 { fdBase - Int32(slot) }
 
-    private(set) var slots: [H2UpstreamStream] = []
-    private var free: [Int] = []
-    var dirty: [H2UpstreamSession] = []
-    var callbacks: OpaquePointer?
-    var option: OpaquePointer?
-
-    deinit {
-        if let callbacks { nghttp2_session_callbacks_del(callbacks) }
-        if let option { nghttp2_option_del(option) }
-    }
-
     func take(capacity: Int, buffers: BufferPool, pool: EndpointPool, limits: ParserLimits) -> H2UpstreamStream {
-        if let i = free.popLast() { return slots[i] }
-        let s = H2UpstreamStream(slot: slots.count, capacity: capacity, buffers: buffers, pool: pool, limits: limits)
-        slots.append(s)
-        return s
-    }
-
-    func give(_ s: H2UpstreamStream) {
-        s.release()
-        free.append(s.slot)
+        take { H2UpstreamStream(slot: $0, capacity: capacity, buffers: buffers, pool: pool, limits: limits) }
     }
 
     func lookup(fd: Int32, generation: UInt32) -> H2UpstreamStream? {
-        let i = Int(H2UpstreamStreams.fdBase) - Int(fd)
-        guard i >= 0, i < slots.count, slots[i].session != nil, slots[i].upstream.generation == generation else { return nil }
-        return slots[i]
+        guard let s = slot(Int(H2UpstreamStreams.fdBase) - Int(fd)), s.session != nil, s.upstream.generation == generation else {
+            return nil
+        }
+        return s
     }
 }
