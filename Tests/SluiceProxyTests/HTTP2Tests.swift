@@ -510,7 +510,8 @@ struct HTTP2Tests {
     }
 
     /// Drain: GOAWAY (NO_ERROR) carrying the last stream id reaches the client while its stream is
-    /// in flight; the stream still completes, then the connection closes.
+    /// in flight; the stream still completes, then the connection closes. An idle HTTP/2 connection
+    /// gets its GOAWAY and is closed at once.
     @Test func drainSendsGoawayAndTheInFlightStreamFinishes() throws {
         let up = try TestUpstream(handler: Self.app("app", slow: 1.5))
         defer { up.stop() }
@@ -519,9 +520,19 @@ struct HTTP2Tests {
         defer { proxy.stop() }
         let client = try H2Client.Running("requests", port: proxy.port, ["--path", "/app/hello", "--path", "/app/slow", "--until-close"],
                                           timeout: 20)
-        #expect(eventually(5) { up.requests.contains { $0.startLine.hasPrefix("GET /app/slow") } })
+        // A second connection, idle once its one stream is answered.
+        let idle = try H2Client.Running("requests", port: proxy.port, ["--path", "/app/idle", "--until-close"], timeout: 20)
+        #expect(eventually(5) {
+            up.requests.contains { $0.startLine.hasPrefix("GET /app/slow") } && up.requests.contains { $0.startLine.hasPrefix("GET /app/idle") }
+        })
+        usleep(100_000)
         proxy.server.drain()
+        let i = try idle.finish(timeout: 40)
+        #expect(i.goaway == H2Client.noError && i.goaway_last_stream == 1 && i.closed, "\(i)")
+        #expect(i.stream(1)?.status == 200 && i.stream(1)?.ended == true)
         let r = try client.finish(timeout: 40)
+        // The idle connection was closed at once, long before the slow stream (1.5 s) ended.
+        #expect(i.seconds < (r.stream(3)?.t_end ?? 0), "idle closed at \(i.seconds) s")
         let hello = try #require(r.stream(1)), slow = try #require(r.stream(3))
         #expect(r.goaway == H2Client.noError && r.goaway_last_stream == 3, "\(r)")
         #expect(hello.status == 200 && hello.ended)
