@@ -242,7 +242,8 @@ struct HTTP2Tests {
     }
 
     /// One sticky key lands in the same cohort over HTTP/1.1 and HTTP/2: the route's own cookie
-    /// (sent among other cookies, as HTTP/2 clients split them into several `cookie` fields), and
+    /// (sent among other cookies, as HTTP/2 clients split them into several `cookie` fields), a
+    /// header key, and
     /// Sluice's assigned `sluice_sticky` cookie, set on an HTTP/2 response and sent back over HTTP/1.1.
     @Test func stickyCohortIsTheSameOverHTTP1AndHTTP2() throws {
         let stable = try TestUpstream(handler: Self.app("stable"))
@@ -260,6 +261,10 @@ struct HTTP2Tests {
                 match: { path_prefix: "/keyed" }
                 split: { stable: 50, canary: 50 }
                 sticky: { cookie: session_id }
+              - name: by-header
+                match: { path_prefix: "/by-header" }
+                split: { stable: 50, canary: 50 }
+                sticky: { header: X-User-Id }
               - name: assigned
                 match: { path_prefix: "/" }
                 split: { stable: 50, canary: 50 }
@@ -280,6 +285,15 @@ struct HTTP2Tests {
             seen.insert(cohort(h1))
         }
         #expect(seen == ["stable", "canary"], "16 keys at 50/50 reach both cohorts: \(seen)")
+        // A header key (`sticky: { header: X-User-Id }`): the same over both protocols too.
+        var seenByHeader: Set<String> = []
+        for i in 0..<12 {
+            let h1 = try H2Client.curl(["--http1.1", "-H", "X-User-Id: u\(i)", "\(base)/by-header/a"])
+            let h2 = try H2Client.curl(["--http2-prior-knowledge", "-H", "x-user-id: u\(i)", "\(base)/by-header/b"])
+            #expect(h1.version == "1.1" && h2.version == "2" && cohort(h1) == cohort(h2), "u\(i): \(h1.bodyText) / \(h2.bodyText)")
+            seenByHeader.insert(cohort(h2))
+        }
+        #expect(seenByHeader == ["stable", "canary"], "\(seenByHeader)")
         // The upstream received the HTTP/2 cookies joined into one field.
         let joined = (stable.requests + canary.requests).filter { $0.startLine.hasPrefix("GET /keyed/b") }
         #expect(joined.count == 16)
