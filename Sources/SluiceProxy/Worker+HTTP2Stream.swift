@@ -372,6 +372,9 @@ extension Worker {
         s.responseEnded = true
         s.finished = true
         ExchangeMachine.closed(&s.client.conn)
+        // A client that keeps its request open cannot hold the stream past `client_send`.
+        s.client.lastWriteProgress = now
+        setClientDeadline(s.client, now &+ settings.timeouts.clientSend)
     }
 
     // MARK: - End of a stream
@@ -418,9 +421,10 @@ extension Worker {
         queueHTTP2(h)
     }
 
-    /// The deadline of a finished stream whose response is still being sent: when nothing of it
-    /// moved for `client_send` (the client keeps its window shut), the stream is reset, so a client
-    /// cannot hold streams, and the buffers they keep, for ever.
+    /// The deadline of a finished stream still open: its response waits for the client's window,
+    /// or the client has not ended its request. When nothing of the response moved for
+    /// `client_send`, the stream is reset, so a client cannot hold streams, and the buffers they
+    /// keep, for ever.
     func h2StreamSendTimedOut(_ s: H2Stream) {
         let c = s.client
         guard s.id != 0, let h = s.connection, let session = h.session else { return }
@@ -429,7 +433,11 @@ extension Worker {
             setClientDeadline(c, limit)
             return
         }
-        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), s.id, NGHTTP2_INTERNAL_ERROR.rawValue)
+        // The response was sent whole and only the client's request is still open: NO_ERROR
+        // (RFC 9113 8.1: stop sending the request); otherwise the response is cut.
+        let complete = nghttp2_session_get_stream_local_close(session, s.id) == 1
+        let code = complete ? NGHTTP2_NO_ERROR : NGHTTP2_INTERNAL_ERROR
+        _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), s.id, code.rawValue)
         queueHTTP2(h)
     }
 

@@ -200,6 +200,36 @@ struct HTTP2AttackTests {
         }
     }
 
+    /// A client that never ends its requests cannot keep a connection past the timeouts: a stream
+    /// answered 431 (header list over the limit) and a stream answered 200 while the client still
+    /// had its request open are reset after client_send (NO_ERROR once the response is complete,
+    /// RFC 9113 8.1), and the connection is closed after client_idle.
+    @Test func streamsTheClientLeavesOpenDoNotHoldTheConnection() throws {
+        let up = try TestUpstream(handler: HTTP2Tests.app("app"))
+        defer { up.stop() }
+        let proxy = try ProxyHarness(yaml: """
+            listeners:
+              - { name: public, address: 127.0.0.1:0, http2: true }
+            upstreams:
+              app: { endpoints: ["127.0.0.1:\(up.port)"] }
+            routes:
+              - { name: web, match: { path_prefix: "/app/" }, upstream: app, sticky: none }
+            timeouts: { client_send: 1s, client_idle: 1s }
+            state_file: off
+            """)
+        defer { proxy.stop() }
+        let big = try H2Client.attack("hpack-bomb", port: proxy.port, ["--refs", "12", "--open", "--path", "/app/x"], timeout: 10)
+        #expect(big.stream(1)?.status == 431 && big.stream(1)?.reset != nil, "\(big)")
+        #expect(big.closed && big.goaway == H2Client.noError && big.seconds < 6, "\(big)")
+        // Answered 404 by the route table while the request is still open.
+        let open = try H2Client.attack("requests", port: proxy.port, ["--path", "/elsewhere", "--open", "--until-close"], timeout: 10)
+        let s = try #require(open.stream(1))
+        #expect(s.status == 404 && s.ended, "\(s)")
+        #expect(s.reset == H2Client.noError, "\(s)")
+        #expect(open.closed && open.goaway == H2Client.noError && open.seconds < 6, "\(open)")
+        #expect(up.requests.isEmpty)
+    }
+
     /// WINDOW_UPDATE flood with nothing downloading: a control-frame flood. (A client sending one
     /// per DATA frame it receives is not one: `aClientAcknowledgingEveryDataFrameIsNotAFlood`.)
     @Test func windowUpdateFlood() throws {

@@ -14,6 +14,9 @@ struct HTTP2Tests {
     /// 1 MiB of a pattern that shows any lost, doubled or reordered byte.
     static let big: [UInt8] = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
 
+    /// 200 KB of text (compressible).
+    static let text: [UInt8] = Array((0..<4000).map { "line \($0) of a text that gzip will shrink a lot\n" }.joined().utf8.prefix(200_000))
+
     /// The test application: echo, a 1 MiB download, a slow answer, a chunked answer with
     /// trailers, and a hello naming the upstream.
     static func app(_ name: String, slow: TimeInterval = 2) -> @Sendable (TestMessage) -> UpstreamReply {
@@ -27,6 +30,9 @@ struct HTTP2Tests {
             if path.hasPrefix("/app/big") {
                 let head = Array("HTTP/1.1 200 OK\r\nContent-Length: \(big.count)\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
                 return .raw(method == "HEAD" ? head : head + big)
+            }
+            if path.hasPrefix("/app/text") {
+                return .raw(Array("HTTP/1.1 200 OK\r\nContent-Length: \(text.count)\r\nContent-Type: text/plain\r\n\r\n".utf8) + text)
             }
             if path.hasPrefix("/app/slow") {
                 return .delayed(slow, .ok("slow"))
@@ -67,7 +73,8 @@ struct HTTP2Tests {
 
     /// curl over h2c (prior knowledge) and over TLS (ALPN h2): GET, HEAD, POST with a
     /// content-length body and with a streamed (chunked upstream) body, checked byte for byte by
-    /// the echoing upstream, a 1 MiB download, a 404 from the route table; an HTTP/1.1 request on
+    /// the echoing upstream, a 1 MiB download, trailers, a gzip-compressed answer, a 404 from the
+    /// route table; an HTTP/1.1 request on
     /// the h2c listener still works, and a TLS listener with `http2: false` answers curl --http2
     /// in HTTP/1.1. Metrics count connections and streams per listener; the access log says
     /// `HTTP/2.0`.
@@ -87,6 +94,11 @@ struct HTTP2Tests {
             upstreams:
               app: { endpoints: ["127.0.0.1:\(up.port)"] }
             routes:
+              - name: text
+                match: { path_prefix: "/app/text" }
+                upstream: app
+                sticky: none
+                compression: { gzip: true }
               - name: app
                 match: { path_prefix: "/app/" }
                 upstream: app
@@ -138,12 +150,17 @@ struct HTTP2Tests {
             #expect(r.code == "200" && r.version == "2" && r.bodyText == "hello", "\(c.listener) trailers: \(r.code) \(r.error)")
             #expect(!r.headers.lowercased().contains("transfer-encoding"), "\(r.headers)")
 
+            // gzip on the way out (chunked inside Sluice, DATA frames here): curl inflates it.
+            r = try H2Client.curl(c.args + ["--compressed", "\(c.base)/app/text"])
+            #expect(r.code == "200" && r.version == "2" && r.body == Self.text, "\(c.listener) gzip: \(r.code) \(r.body.count) \(r.error)")
+            #expect(r.headers.lowercased().contains("content-encoding: gzip"), "\(r.headers)")
+
             r = try H2Client.curl(c.args + ["\(c.base)/nowhere"])
             #expect(r.code == "404" && r.version == "2", "\(c.listener): \(r.code)")
 
             // What the upstream received: HTTP/1.1 requests, framed as the client's body was.
             let got = Array(up.requests[before...])
-            try #require(got.count == 6, "\(got.map(\.startLine))")
+            try #require(got.count == 7, "\(got.map(\.startLine))")
             #expect(got[0].startLine == "GET /app/hello?x=1 HTTP/1.1")
             #expect(got[0].header("Host") != nil)
             #expect(got.allSatisfy { $0.header("X-Forwarded-Proto") == c.proto })
@@ -165,12 +182,12 @@ struct HTTP2Tests {
                                "https://a.test:\(ports[2])/app/two"])
         #expect(r.code == "200" && r.version == "1.1" && r.bodyText == "app /app/two", "\(r.code) \(r.version) \(r.error)")
 
-        // Seven curl runs per HTTP/2 listener, one stream each.
+        // Eight curl runs per HTTP/2 listener, one stream each.
         let m = proxy.metrics()
-        #expect(m["sluice_http2_connections_total{listener=\"h2c\"}"] == 7)
-        #expect(m["sluice_http2_streams_total{listener=\"h2c\"}"] == 7)
-        #expect(m["sluice_http2_connections_total{listener=\"https\"}"] == 7)
-        #expect(m["sluice_http2_streams_total{listener=\"https\"}"] == 7)
+        #expect(m["sluice_http2_connections_total{listener=\"h2c\"}"] == 8)
+        #expect(m["sluice_http2_streams_total{listener=\"h2c\"}"] == 8)
+        #expect(m["sluice_http2_connections_total{listener=\"https\"}"] == 8)
+        #expect(m["sluice_http2_streams_total{listener=\"https\"}"] == 8)
         #expect(m["sluice_http2_connections_total{listener=\"https-h1\"}"] ?? 0 == 0)
         #expect(m.filter { $0.key.hasPrefix("sluice_http2_connections_closed_total") }.values.allSatisfy { $0 == 0 })
 
@@ -180,8 +197,8 @@ struct HTTP2Tests {
         let lines = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n")
         let objects = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:] }
         let h2 = objects.filter { $0["protocol"] as? String == "HTTP/2.0" }
-        #expect(h2.count == 14, "\(lines.joined(separator: "\n"))")
-        #expect(objects.count == 16)
+        #expect(h2.count == 16, "\(lines.joined(separator: "\n"))")
+        #expect(objects.count == 18)
         #expect(h2.filter { $0["status"] as? Int == 404 }.count == 2)
         #expect(h2.filter { $0["method"] as? String == "POST" }.count == 4)
         #expect(h2.filter { ($0["path"] as? String) == "/app/hello?x=1" && ($0["route"] as? String) == "app" }.count == 2)
@@ -225,7 +242,8 @@ struct HTTP2Tests {
     }
 
     /// One sticky key lands in the same cohort over HTTP/1.1 and HTTP/2: the route's own cookie
-    /// (sent among other cookies, as HTTP/2 clients split them into several `cookie` fields), and
+    /// (sent among other cookies, as HTTP/2 clients split them into several `cookie` fields), a
+    /// header key, and
     /// Sluice's assigned `sluice_sticky` cookie, set on an HTTP/2 response and sent back over HTTP/1.1.
     @Test func stickyCohortIsTheSameOverHTTP1AndHTTP2() throws {
         let stable = try TestUpstream(handler: Self.app("stable"))
@@ -243,6 +261,10 @@ struct HTTP2Tests {
                 match: { path_prefix: "/keyed" }
                 split: { stable: 50, canary: 50 }
                 sticky: { cookie: session_id }
+              - name: by-header
+                match: { path_prefix: "/by-header" }
+                split: { stable: 50, canary: 50 }
+                sticky: { header: X-User-Id }
               - name: assigned
                 match: { path_prefix: "/" }
                 split: { stable: 50, canary: 50 }
@@ -263,6 +285,15 @@ struct HTTP2Tests {
             seen.insert(cohort(h1))
         }
         #expect(seen == ["stable", "canary"], "16 keys at 50/50 reach both cohorts: \(seen)")
+        // A header key (`sticky: { header: X-User-Id }`): the same over both protocols too.
+        var seenByHeader: Set<String> = []
+        for i in 0..<12 {
+            let h1 = try H2Client.curl(["--http1.1", "-H", "X-User-Id: u\(i)", "\(base)/by-header/a"])
+            let h2 = try H2Client.curl(["--http2-prior-knowledge", "-H", "x-user-id: u\(i)", "\(base)/by-header/b"])
+            #expect(h1.version == "1.1" && h2.version == "2" && cohort(h1) == cohort(h2), "u\(i): \(h1.bodyText) / \(h2.bodyText)")
+            seenByHeader.insert(cohort(h2))
+        }
+        #expect(seenByHeader == ["stable", "canary"], "\(seenByHeader)")
         // The upstream received the HTTP/2 cookies joined into one field.
         let joined = (stable.requests + canary.requests).filter { $0.startLine.hasPrefix("GET /keyed/b") }
         #expect(joined.count == 16)
@@ -493,7 +524,8 @@ struct HTTP2Tests {
     }
 
     /// Drain: GOAWAY (NO_ERROR) carrying the last stream id reaches the client while its stream is
-    /// in flight; the stream still completes, then the connection closes.
+    /// in flight; the stream still completes, then the connection closes. An idle HTTP/2 connection
+    /// gets its GOAWAY and is closed at once.
     @Test func drainSendsGoawayAndTheInFlightStreamFinishes() throws {
         let up = try TestUpstream(handler: Self.app("app", slow: 1.5))
         defer { up.stop() }
@@ -502,9 +534,19 @@ struct HTTP2Tests {
         defer { proxy.stop() }
         let client = try H2Client.Running("requests", port: proxy.port, ["--path", "/app/hello", "--path", "/app/slow", "--until-close"],
                                           timeout: 20)
-        #expect(eventually(5) { up.requests.contains { $0.startLine.hasPrefix("GET /app/slow") } })
+        // A second connection, idle once its one stream is answered.
+        let idle = try H2Client.Running("requests", port: proxy.port, ["--path", "/app/idle", "--until-close"], timeout: 20)
+        #expect(eventually(5) {
+            up.requests.contains { $0.startLine.hasPrefix("GET /app/slow") } && up.requests.contains { $0.startLine.hasPrefix("GET /app/idle") }
+        })
+        usleep(100_000)
         proxy.server.drain()
+        let i = try idle.finish(timeout: 40)
+        #expect(i.goaway == H2Client.noError && i.goaway_last_stream == 1 && i.closed, "\(i)")
+        #expect(i.stream(1)?.status == 200 && i.stream(1)?.ended == true)
         let r = try client.finish(timeout: 40)
+        // The idle connection was closed at once, long before the slow stream (1.5 s) ended.
+        #expect(i.seconds < (r.stream(3)?.t_end ?? 0), "idle closed at \(i.seconds) s")
         let hello = try #require(r.stream(1)), slow = try #require(r.stream(3))
         #expect(r.goaway == H2Client.noError && r.goaway_last_stream == 3, "\(r)")
         #expect(hello.status == 200 && hello.ended)

