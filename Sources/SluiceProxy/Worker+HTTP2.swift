@@ -149,12 +149,11 @@ extension Worker {
                 if c.conn.phase == .closed { return true }
             }
             if !h.drained.isEmpty {
-                let list = h.drained
-                h.drained.removeAll(keepingCapacity: true)
-                for s in list where s.connection === h {
+                h.drained.drain { s in
+                    guard s.connection === h else { return }
                     if s.finished {
                         s.client.lastWriteProgress = now  // its send deadline (h2StreamSendTimedOut) moves on
-                        continue
+                        return
                     }
                     s.client.writable = true
                     drive(s.client)
@@ -175,9 +174,8 @@ extension Worker {
         var rounds = 0
         while !h.ready.isEmpty && rounds < 8 {
             rounds += 1
-            let list = h.ready
-            h.ready.removeAll(keepingCapacity: true)
-            for s in list where s.connection === h {
+            h.ready.drain { s in
+                guard s.connection === h else { return }
                 s.inReadyList = false
                 feedStream(s, h)
             }
@@ -201,10 +199,9 @@ extension Worker {
         var rounds = 0
         while !h2.dirty.isEmpty && rounds < 4 {
             rounds += 1
-            let list = h2.dirty
-            h2.dirty.removeAll(keepingCapacity: true)
             // A connection closed since it was queued has no session (and its client object may be gone).
-            for h in list where h.queued {
+            h2.dirty.drain { h in
+                guard h.queued else { return }
                 h.queued = false
                 if h.session != nil && h.client.conn.phase != .closed && h.client.h2 === h { driveHTTP2(h.client, h) }
             }

@@ -275,9 +275,7 @@ extension Worker {
         h2.fields.removeAll(keepingCapacity: true)
         h2.offsets.removeAll(keepingCapacity: true)
         let status = head.status
-        h2.fields.append(UInt8(ascii: "0") + UInt8(status / 100))
-        h2.fields.append(UInt8(ascii: "0") + UInt8(status / 10 % 10))
-        h2.fields.append(UInt8(ascii: "0") + UInt8(status % 10))
+        HeadWriter.appendDecimal(UInt64(status), to: &h2.fields)  // 100...599: the three bytes of :status
         for f in head.fields where !f.flags.contains(.hopByHop) {
             let name = UnsafeRawBufferPointer(rebasing: bytes[f.name.range])
             let value = UnsafeRawBufferPointer(rebasing: bytes[f.value.range])
@@ -364,9 +362,7 @@ extension Worker {
         guard s.id != 0, let session = s.connection?.session else { return }
         h2.fields.removeAll(keepingCapacity: true)
         h2.offsets.removeAll(keepingCapacity: true)
-        h2.fields.append(UInt8(ascii: "0") + UInt8(status / 100))
-        h2.fields.append(UInt8(ascii: "0") + UInt8(status / 10 % 10))
-        h2.fields.append(UInt8(ascii: "0") + UInt8(status % 10))
+        HeadWriter.appendDecimal(UInt64(status), to: &h2.fields)  // 100...599: the three bytes of :status
         _ = withFieldList(status: true) { nva, n in nghttp2_submit_response(session, s.id, nva, n, nil) }
         s.submitted = true
         s.responseEnded = true

@@ -194,15 +194,13 @@ extension Worker {
         var rounds = 0
         while (!sess.ready.isEmpty || !sess.drained.isEmpty) && rounds < 8 {
             rounds += 1
-            let drained = sess.drained
-            sess.drained.removeAll(keepingCapacity: true)
-            for s in drained where s.session === sess {
+            sess.drained.drain { s in
+                guard s.session === sess else { return }
                 s.upstream.writable = s.upstream.connected
                 if let c = s.upstream.client { drive(c) }
             }
-            let list = sess.ready
-            sess.ready.removeAll(keepingCapacity: true)
-            for s in list where s.session === sess {
+            sess.ready.drain { s in
+                guard s.session === sess else { return }
                 s.inReadyList = false
                 feedUpstreamStream(s)
             }
@@ -221,9 +219,9 @@ extension Worker {
         var rounds = 0
         while !h2up.dirty.isEmpty && rounds < 4 {
             rounds += 1
-            let list = h2up.dirty
-            h2up.dirty.removeAll(keepingCapacity: true)
-            for sess in list where sess.queued { driveUpstreamSession(sess) }
+            h2up.dirty.drain { sess in
+                if sess.queued { driveUpstreamSession(sess) }
+            }
         }
     }
 
@@ -260,9 +258,8 @@ extension Worker {
             if connected { u.readEOF = true } else { u.hangup = true }
             sess.markReady(s)
         }
-        let list = sess.ready
-        sess.ready.removeAll()
-        for s in list where s.session === sess {
+        sess.ready.drain { s in
+            guard s.session === sess else { return }
             s.inReadyList = false
             feedUpstreamStream(s)
         }

@@ -142,27 +142,24 @@ extension Worker {
         // sending 1xx heads without end (HEADERS are not flow-controlled) must not grow it for
         // ever: past a head limit of them, the stream is reset.
         guard s.status != 0, s.pendingHead.count <= settings.limits.parser.maxHeadBytes else { return false }
-        var head = s.pendingHead
-        head.append(contentsOf: Worker.http11Prefix)
-        head.append(UInt8(48 + s.status / 100))
-        head.append(UInt8(48 + s.status / 10 % 10))
-        head.append(UInt8(48 + s.status % 10))
-        head.append(contentsOf: Worker.spaceCRLF)
-        head.append(contentsOf: s.fields)
+        // Appended in place (a copy of the array would allocate for every response).
+        s.pendingHead.append(contentsOf: Worker.http11Prefix)
+        HeadWriter.appendDecimal(UInt64(s.status), to: &s.pendingHead)
+        s.pendingHead.append(contentsOf: Worker.spaceCRLF)
+        s.pendingHead.append(contentsOf: s.fields)
         if s.status >= 200 {
             s.headWritten = true
             let bodiless = s.status == 204 || s.status == 304
             if !bodiless && !s.hasContentLength {
                 if endStream {
-                    head.append(contentsOf: Worker.zeroLength)
+                    s.pendingHead.append(contentsOf: Worker.zeroLength)
                 } else {
-                    head.append(contentsOf: Worker.chunkedField)
+                    s.pendingHead.append(contentsOf: Worker.chunkedField)
                     s.chunked = true
                 }
             }
         }
-        head.append(contentsOf: Worker.crlf)
-        s.pendingHead = head
+        s.pendingHead.append(contentsOf: Worker.crlf)
         s.fields.removeAll(keepingCapacity: true)
         return true
     }

@@ -131,7 +131,7 @@ public struct H2RequestHead: Sendable {
     }
 
     static func hasLineBreak(_ b: UnsafeRawBufferPointer) -> Bool {
-        b.contains(13) || b.contains(10) || b.contains(0)
+        b.contains { $0 == 13 || $0 == 10 || $0 == 0 }
     }
 
     @inline(__always)

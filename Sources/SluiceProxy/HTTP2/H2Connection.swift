@@ -17,9 +17,9 @@ final class H2Connection {
     unowned let client: ClientConnection
     unowned let worker: Worker
     /// Streams with request bytes (or an end) to hand to their exchange, or a reset to act on.
-    var ready: [H2Stream] = []
+    let ready = WorkList<H2Stream>()
     /// Streams whose response output buffer was drained by nghttp2: they may take more.
-    var drained: [H2Stream] = []
+    let drained = WorkList<H2Stream>()
     /// Client resets and control frames, rate-limited.
     var resets: H2RateGuard
     var control: H2RateGuard

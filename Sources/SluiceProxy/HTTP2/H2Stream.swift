@@ -158,7 +158,7 @@ class H2StreamTable<Stream: H2PooledStream, Session: AnyObject> {
     private(set) var slots: [Stream] = []
     private var free: [Int] = []
     /// Sessions (connections) with frames to send at the end of the event batch.
-    var dirty: [Session] = []
+    let dirty = WorkList<Session>()
     var callbacks: OpaquePointer?
     var option: OpaquePointer?
 

@@ -27,9 +27,9 @@ final class H2UpstreamSession {
     /// GOAWAY received, or failed: no new streams.
     var closing = false
     /// Streams with response bytes, an end, or a reset for their exchange.
-    var ready: [H2UpstreamStream] = []
+    let ready = WorkList<H2UpstreamStream>()
     /// Streams whose request body nghttp2 took: their exchange may send more.
-    var drained: [H2UpstreamStream] = []
+    let drained = WorkList<H2UpstreamStream>()
     /// Queued in the worker's list of sessions with frames to send.
     var queued = false
     var metricsUpstream: Int32 = -1
