@@ -52,7 +52,9 @@ struct MetricsIntegrationTests {
         statuses.append(try proxy.request("GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n").status)
         statuses.append(try proxy.request("GET  /malformed HTTP/1.1\r\nHost: h\r\n\r\n").status)
         #expect(statuses == [200, 200, 200, 200, 504, 200, 503, 503, 503, 200, 200, 502, 502, 502, 502, 200, 400])
-        #expect(eventually(2) { proxy.metrics()["sluice_connections_active{listener=\"public\"}"] == 0 })
+        // A connection answered 400 with input unread lingers (up to 2 s) before it closes; on a
+        // loaded machine that, plus the scheduling, can take longer than 2 s.
+        #expect(eventually(6) { proxy.metrics()["sluice_connections_active{listener=\"public\"}"] == 0 })
 
         let m = proxy.metrics()
         let web = #"route="web""#
