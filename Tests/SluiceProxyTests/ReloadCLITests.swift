@@ -116,7 +116,12 @@ struct ReloadCLITests {
         // A valid file is picked up by the watcher (the file changed web's split: the override goes).
         try yaml("stable: 0, canary: 100")(b.port).appending("\nadmin: { address: \"127.0.0.1:\(b.adminPort)\" }\n")
             .write(toFile: b.configPath, atomically: true, encoding: .utf8)
-        #expect(eventually(2) { (try? bodies(b.port, 3)) == ["canary"] }, "the file change was not picked up")
+        // Wait for the watcher's own history entry (a probe of a few requests could meet only canary
+        // answers by chance under the old 90/10 split, and SIGHUP would then win the race).
+        #expect(eventually(5) {
+            (try? runSluiceCLI(["history", "--config", b.configPath]))?.out.contains("config file changed") == true
+        }, "the file change was not picked up")
+        #expect(try bodies(b.port, 20) == ["canary"])
         // SIGHUP reloads too.
         kill(b.process.processIdentifier, SIGHUP)
         #expect(eventually(2) {
