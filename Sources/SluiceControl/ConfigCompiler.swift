@@ -20,7 +20,8 @@ struct ConfigCompiler {
 
     /// Top-level keys.
     static let topKeys = ["workers", "listeners", "admin", "timeouts", "limits", "upstreams", "routes", "access_log", "trusted_proxies",
-                          "state_file", "path_normalization", "forward_normalized_path", "cluster", "metrics", "dns_refresh", "http2"]
+                          "state_file", "path_normalization", "forward_normalized_path", "cluster", "metrics", "dns_refresh", "http2",
+                          "busy_poll"]
 
     /// `$SLUICE_ADMIN_TOKEN`, the admin token used when the config gives none.
     let environmentToken: String?
@@ -39,6 +40,7 @@ struct ConfigCompiler {
             return nil
         }
         let workers = top["workers"].flatMap { compileWorkers($0) } ?? Self.onlineCPUs()
+        let busyPoll = top["busy_poll"].flatMap { compileBusyPoll($0) } ?? 0
         let listeners = top["listeners"].map { compileListeners($0) } ?? []
         let (adminAddress, adminToken, compiledAdmin) = compileAdmin(top["admin"], listeners: listeners)
         var adminSettings = compiledAdmin
@@ -78,6 +80,7 @@ struct ConfigCompiler {
         config.admin = adminSettings
         config.tls = tlsSet
         config.http2 = http2
+        config.busyPoll = busyPoll
         config.warnings = warnings
         stateFileSetting = stateFile
         if case .path(let p) = stateFile { config.stateFile = p }

@@ -157,13 +157,14 @@ struct ConfigReader {
 
     /// Reads a duration (`250ms`, `10s`, `5m`, `1h`, `30d`, bare integer = seconds) in nanoseconds,
     /// at most `max` (every duration has a bound, so no deadline or sum computed from one can
-    /// overflow: the largest, 400 days, is about 2^55 ns).
-    mutating func duration(_ node: Node, _ path: String, max: UInt64 = ConfigValues.maxDuration) -> UInt64? {
+    /// overflow: the largest, 400 days, is about 2^55 ns). `microseconds` also accepts `50us`.
+    mutating func duration(_ node: Node, _ path: String, max: UInt64 = ConfigValues.maxDuration,
+                           microseconds: Bool = false) -> UInt64? {
         guard case .scalar(let scalar) = node else {
             report(node, path, "expected a duration, found \(Self.describe(node))")
             return nil
         }
-        switch ConfigValues.parseDuration(scalar.string) {
+        switch ConfigValues.parseDuration(scalar.string, microseconds: microseconds) {
         case .success(let ns):
             guard ns <= max else {
                 let key = path.split(separator: ".").last.map(String.init) ?? path

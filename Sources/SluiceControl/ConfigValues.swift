@@ -38,10 +38,12 @@ enum ConfigValues {
         return "\(bytes)"
     }
 
-    /// Parses `250ms`, `10s`, `5m`, `1h`, `30d` or a bare integer (seconds) into nanoseconds.
-    static func parseDuration(_ raw: String) -> Result<UInt64, Problem> {
+    /// Parses `250ms`, `10s`, `5m`, `1h`, `30d` or a bare integer (seconds) into nanoseconds;
+    /// with `microseconds`, also `50us` (or `50µs`), for the one key that needs them (`busy_poll`).
+    static func parseDuration(_ raw: String, microseconds: Bool = false) -> Result<UInt64, Problem> {
         let text = raw.trimmingSpaces().replacingUnderscores()
-        let hint = "write a whole number with a unit: `250ms`, `10s`, `5m`, `1h`, `30d` (a bare number means seconds)"
+        let hint = microseconds ? "write a whole number with a unit: `50us`, `1ms` (a bare number means seconds)"
+            : "write a whole number with a unit: `250ms`, `10s`, `5m`, `1h`, `30d` (a bare number means seconds)"
         let digits = text.prefix(while: { $0.isASCII && $0.isNumber })
         let unit = text.dropFirst(digits.count)
         guard !digits.isEmpty, let value = UInt64(digits) else {
@@ -49,6 +51,7 @@ enum ConfigValues {
         }
         let multiplier: UInt64
         switch unit {
+        case "us" where microseconds, "\u{B5}s" where microseconds, "\u{3BC}s" where microseconds: multiplier = 1_000  // µ: micro sign or Greek mu
         case "ms": multiplier = 1_000_000
         case "", "s": multiplier = 1_000_000_000
         case "m": multiplier = 60 * 1_000_000_000

@@ -257,7 +257,7 @@ public final class RoutingController: Sendable {
         } catch {
             throw reject(error, hash: hash, cause: cause)
         }
-        let restart = restartOnlyChanges(loaded)
+        let restart = startConfig.restartOnlyChanges(loaded)
         return state.withLock { s -> ChangeResult in
             s.lastFileHash = hash
             let version = s.serving.version + 1
@@ -565,27 +565,6 @@ public final class RoutingController: Sendable {
         let parts = table.routes[r].cohorts.filter { $0.inSplit || $0.weight > 0 }
             .map { "\($0.name)=\(CohortWeight.percentText($0.weight))%" }
         return parts.isEmpty ? nil : parts.joined(separator: " ")
-    }
-
-    /// Settings that changed in `loaded` but take effect only at a restart.
-    private func restartOnlyChanges(_ loaded: SluiceConfig) -> [String] {
-        let a = startConfig, b = loaded
-        var out: [String] = []
-        if a.workers != b.workers { out.append("workers") }
-        if a.listeners != b.listeners { out.append("listeners") }
-        var adminA = a.admin, adminB = b.admin
-        adminA.metrics = nil
-        adminB.metrics = nil
-        if a.adminAddress != b.adminAddress || a.adminToken != b.adminToken || adminA != adminB { out.append("admin") }
-        if a.admin.metrics != b.admin.metrics { out.append("metrics") }
-        if a.timeouts != b.timeouts { out.append("timeouts") }
-        if a.limits != b.limits { out.append("limits") }
-        if a.http2 != b.http2 { out.append("http2") }
-        if a.accessLog != b.accessLog || a.accessLogFormat != b.accessLogFormat { out.append("access_log") }
-        if a.trustedProxies != b.trustedProxies { out.append("trusted_proxies") }
-        if a.cluster != b.cluster { out.append("cluster") }
-        // `state_file` is not compared: `sluice run --state-file` overrides it, and it is read at start only.
-        return out
     }
 
     /// FNV-1a 64 of the file's bytes (to skip notifications that did not change the content).

@@ -40,6 +40,9 @@ public struct SluiceConfig: Sendable {
     public var tls = TLSSet()
     /// Limits of client HTTP/2 connections (`http2:`).
     public var http2 = HTTP2Limits()
+    /// How long a worker keeps polling without sleeping after a batch of events, in nanoseconds
+    /// (`busy_poll:`; 0, the default: off). Applied at start.
+    public var busyPoll: UInt64 = 0
     /// Valid but risky settings (e.g. `verify: false`), printed by `sluice check` and at start.
     public var warnings: [String] = []
 

@@ -13,6 +13,7 @@ extension SluiceConfig {
         settings.accessLogFormat = accessLogFormat
         settings.tls = tls
         settings.http2 = http2
+        settings.busyPoll = busyPoll
         return settings
     }
 }

@@ -25,6 +25,9 @@ public struct ProxySettings: Sendable {
     public var tls = TLSSet()
     /// HTTP/2 limits (top-level `http2:`), for listeners with `http2` on.
     public var http2 = HTTP2Limits()
+    /// How long a worker keeps polling epoll without sleeping after a batch of events, in
+    /// nanoseconds (0: off, sleep at once). See `BusyPoll`.
+    public var busyPoll: UInt64 = 0
 
     /// Creates settings.
     public init(workers: Int, listeners: [ListenerSpec], timeouts: Timeouts = Timeouts(), limits: Limits = Limits(),
@@ -191,6 +194,19 @@ public final class ProxyServer: @unchecked Sendable {
     /// Stops every worker now, closing all connections.
     public func stop() {
         for w in workers { w.post(.stop) }
+    }
+
+    /// CPU time (user + system, nanoseconds) each running worker thread has used so far, by worker
+    /// index; empty before `start` and after `wait`. Control plane and tests (e.g. that an idle
+    /// worker sleeps).
+    package func workerCPUTimes() -> [UInt64] {
+        threads.map { thread in
+            var clock = clockid_t()
+            guard pthread_getcpuclockid(thread, &clock) == 0 else { return 0 }
+            var ts = timespec()
+            guard clock_gettime(clock, &ts) == 0 else { return 0 }
+            return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+        }
     }
 
     /// Waits for all worker threads to exit.

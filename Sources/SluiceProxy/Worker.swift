@@ -43,6 +43,8 @@ final class Worker: @unchecked Sendable {
     /// What each fd's epoll events are for.
     var registrations = RegistrationTable()
     var timers = TimerHeap()
+    /// `busy_poll:`: spin briefly before sleeping after a batch of events (`BusyPoll.swift`).
+    var busyPoll: BusyPoll
     var now: UInt64 = 0
     var running = true
     var draining = false
@@ -135,6 +137,7 @@ final class Worker: @unchecked Sendable {
         self.index = index
         self.settings = settings
         self.exchangeLimits = ExchangeLimits(settings.limits)
+        self.busyPoll = BusyPoll(window: settings.busyPoll)
         self.bufferCapacity = Worker.bufferCapacity(maxHeadBytes: settings.limits.parser.maxHeadBytes)
         self.buffers = BufferPool(blockSize: bufferCapacity, maxFree: 4096)
         self.epoll = try Epoll()
@@ -212,7 +215,7 @@ final class Worker: @unchecked Sendable {
                 let t = next <= now ? 0 : Int32((next - now + 999_999) / 1_000_000)
                 timeout = timeout < 0 ? t : min(timeout, t)
             }
-            let n = epoll.wait(events, max: maxEvents, timeoutMs: timeout)
+            let n = busyPoll.wait(epoll, events, max: maxEvents, timeoutMs: timeout, now: now)
             now = Sys.monotonicNanos()
             for i in 0..<n {
                 let ev = events[i]

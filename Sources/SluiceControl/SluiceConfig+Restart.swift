@@ -1,0 +1,24 @@
+extension SluiceConfig {
+    /// Top-level settings that differ in `loaded` but take effect only at a restart (a reload
+    /// applies routes and upstreams; these are reported as warnings), by config key.
+    func restartOnlyChanges(_ loaded: SluiceConfig) -> [String] {
+        let a = self, b = loaded
+        var out: [String] = []
+        if a.workers != b.workers { out.append("workers") }
+        if a.listeners != b.listeners { out.append("listeners") }
+        var adminA = a.admin, adminB = b.admin
+        adminA.metrics = nil
+        adminB.metrics = nil
+        if a.adminAddress != b.adminAddress || a.adminToken != b.adminToken || adminA != adminB { out.append("admin") }
+        if a.admin.metrics != b.admin.metrics { out.append("metrics") }
+        if a.timeouts != b.timeouts { out.append("timeouts") }
+        if a.limits != b.limits { out.append("limits") }
+        if a.http2 != b.http2 { out.append("http2") }
+        if a.accessLog != b.accessLog || a.accessLogFormat != b.accessLogFormat { out.append("access_log") }
+        if a.trustedProxies != b.trustedProxies { out.append("trusted_proxies") }
+        if a.cluster != b.cluster { out.append("cluster") }
+        if a.busyPoll != b.busyPoll { out.append("busy_poll") }
+        // `state_file` is not compared: `sluice run --state-file` overrides it, and it is read at start only.
+        return out
+    }
+}
