@@ -1,7 +1,7 @@
 extension SluiceConfig {
     /// Top-level settings that differ in `loaded` but take effect only at a restart (a reload
     /// applies routes and upstreams; these are reported as warnings), by config key.
-    func restartOnlyChanges(_ loaded: SluiceConfig) -> [String] {
+    package func restartOnlyChanges(_ loaded: SluiceConfig) -> [String] {
         let a = self, b = loaded
         var out: [String] = []
         if a.workers != b.workers { out.append("workers") }
