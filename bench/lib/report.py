@@ -14,7 +14,7 @@ import re
 import statistics
 import sys
 
-SYSTEMS = ["direct", "sluice", "sluice-base", "nginx", "haproxy"]
+SYSTEMS = ["direct", "sluice", "sluice-base", "sluice-busypoll", "nginx", "haproxy"]
 SCENARIO_TITLES = {
     "128b": "128 B, 64 conns",
     "4k": "4 KiB, 64 conns",
@@ -193,22 +193,25 @@ def main():
 
     ratios = {}
     for sc, by_sys in results.items():
-        s = by_sys.get("sluice")
-        if not s:
-            continue
-        ratios[sc] = {}
-        for other in ("sluice-base", "nginx", "haproxy", "direct"):
-            o = by_sys.get(other)
-            if not o:
+        # Sluice as configured by default, then (bench/compare --busy-poll) with busy_poll on.
+        for subject, others in (("sluice", ("sluice-base", "sluice-busypoll", "nginx", "haproxy", "direct")),
+                                ("sluice-busypoll", ("nginx", "haproxy", "direct"))):
+            s = by_sys.get(subject)
+            if not s:
                 continue
-            ratios[sc][f"sluice/{other}"] = {
-                "rps": ratio(s["rps_median"], o["rps_median"]),
-                "mb_per_s": ratio(s["mb_per_s_median"], o["mb_per_s_median"]),
-                "cpu_us_per_request": ratio(s["cpu_us_per_request_median"], o["cpu_us_per_request_median"]),
-                "p99": ratio(s["p99_ms_median"], o["p99_ms_median"]),
-                "peak_rss": ratio(s["peak_rss_kb_max"], o["peak_rss_kb_max"]),
-                "rss_per_idle_conn": ratio(s.get("rss_per_idle_conn_b_median"), o.get("rss_per_idle_conn_b_median")),
-            }
+            ratios.setdefault(sc, {})
+            for other in others:
+                o = by_sys.get(other)
+                if not o:
+                    continue
+                ratios[sc][f"{subject}/{other}"] = {
+                    "rps": ratio(s["rps_median"], o["rps_median"]),
+                    "mb_per_s": ratio(s["mb_per_s_median"], o["mb_per_s_median"]),
+                    "cpu_us_per_request": ratio(s["cpu_us_per_request_median"], o["cpu_us_per_request_median"]),
+                    "p99": ratio(s["p99_ms_median"], o["p99_ms_median"]),
+                    "peak_rss": ratio(s["peak_rss_kb_max"], o["peak_rss_kb_max"]),
+                    "rss_per_idle_conn": ratio(s.get("rss_per_idle_conn_b_median"), o.get("rss_per_idle_conn_b_median")),
+                }
 
     doc = dict(meta, results=results, ratios=ratios)
     with open(args.json, "w") as f:
@@ -224,7 +227,9 @@ def main():
                f"proxy on CPU {st['cpu_proxy']}, wrk + upstream on CPU {st['cpu_load']}; "
                f"{st['rounds']} round(s) × {st['duration_s']} s, warm-up {st['warmup_s']} s. "
                f"Sluice {v['sluice']} ({v['sluice_commit']}), nginx {v['nginx']}, HAProxy {v['haproxy']}, wrk {v['wrk']}"
-               + (f", h2load {v['h2load']}" if v.get("h2load") else "") + ".")
+               + (f", h2load {v['h2load']}" if v.get("h2load") else "") + "."
+               + (f" sluice-busypoll: the same Sluice binary with `busy_poll: {st['busy_poll']}` (sluice: the default, off)."
+                  if st.get("busy_poll") else ""))
     out.append("")
     out.append("| scenario | system | req/s (median) | spread | MB/s | p50 ms | p99 ms | CPU µs/req | of it user | upstream CPU µs/req | peak RSS MiB | RSS/idle conn | errors |")
     out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
@@ -254,7 +259,9 @@ def main():
 
             def f2(x):
                 return "–" if x is None else f"{x:.2f}"
-            out.append(f"| {SCENARIO_TITLES[sc]} | {key.split('/')[1]} | {f2(tp)} | {f2(rr['cpu_us_per_request'])} | "
+            subject, other = key.split('/')
+            vs = other if subject == "sluice" else f"{other} (for {subject})"
+            out.append(f"| {SCENARIO_TITLES[sc]} | {vs} | {f2(tp)} | {f2(rr['cpu_us_per_request'])} | "
                        f"{f2(rr['p99'])} | {f2(rr['peak_rss'])} | {f2(rr['rss_per_idle_conn'])} |")
     out.append("")
     out.append("CPU µs/req is the measured process's utime+stime over the run divided by the requests wrk "
