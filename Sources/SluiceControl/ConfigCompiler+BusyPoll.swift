@@ -13,7 +13,7 @@ extension ConfigCompiler {
         guard ns <= Self.maxBusyPoll else {
             let written = node.scalar.map { ConfigReader.abbreviated($0.string) } ?? "\(ns)ns"
             reader.report(node, "busy_poll",
-                          "busy_poll `\(written)` is too long: at most 10ms, since a worker "
+                          "`\(written)` is too long: at most 10ms, since a worker "
                               + "spins its CPU for up to this long after every batch of events",
                           hint: "windows of 20us to 200us cover a cross-CPU wake-up; e.g. `busy_poll: 50us`, or `off`")
             return nil

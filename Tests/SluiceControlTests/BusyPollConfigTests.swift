@@ -62,7 +62,7 @@ import SluiceProxy
         let first = try #require(d.first)
         #expect(first.keyPath == "busy_poll")
         #expect(first.line == Self.line)
-        #expect(first.message == "busy_poll `\(text)` is too long: at most 10ms, since a worker spins its CPU "
+        #expect(first.message == "`\(text)` is too long: at most 10ms, since a worker spins its CPU "
                     + "for up to this long after every batch of events")
         #expect(first.hint == "windows of 20us to 200us cover a cross-CPU wake-up; e.g. `busy_poll: 50us`, or `off`")
     }
