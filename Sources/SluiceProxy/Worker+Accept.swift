@@ -37,7 +37,9 @@ extension Worker {
                 c.phaseStart = now
                 c.lastReadProgress = now
                 c.lastWriteProgress = now
-                c.readable = true
+                // Not marked readable: registering reports a request that is already there (the
+                // ADD polls the socket), and a read now would mostly find nothing (EAGAIN: one
+                // wasted syscall per connection when the first event is the bare EPOLLOUT).
                 setClientDeadline(c, now &+ settings.timeouts.clientHeader)
             case .wouldBlock, .skipped:
                 return

@@ -134,7 +134,7 @@ extension Worker {
         x.decision = decision
         x.table = table
         x.record.series = series.series(for: decision)
-        if decision.action == .forward, table.policy(for: decision).compression != nil {
+        if decision.action == .forward, table.policy(for: decision).compresses {
             let bytes = c.inBuffer.readable
             let head = x.head
             if let value = Worker.acceptEncodingName.withUnsafeBytes({ head.fieldValue(named: $0, in: bytes) }) {

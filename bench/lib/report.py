@@ -148,6 +148,14 @@ def main():
         run["cpu_user_us_per_request"] = (row["cpu_user_ticks"] / tck * 1e6 / w["requests"]) if w["requests"] and "cpu_user_ticks" in row else None
         run["upstream_cpu_us_per_request"] = (row["upstream_cpu_ticks"] / tck * 1e6 / w["requests"]) if w["requests"] and "upstream_cpu_ticks" in row else None
         run["mb_per_s"] = (w["bytes"] / 1e6 / w["duration_s"]) if w["duration_s"] else None
+        # Wake-up economics: counts over the run divided by the requests completed.
+        n = w["requests"]
+        per = (lambda x: x / n if n and x is not None else None)
+        run["proxy_wakeups_per_request"] = per(row.get("proxy_wakeups"))
+        run["upstream_wakeups_per_request"] = per(row.get("upstream_wakeups"))
+        run["syscalls_per_request"] = per(row.get("syscalls", {}).get("all"))
+        run["syscalls_detail_per_request"] = {k: v / n for k, v in row.get("syscalls", {}).items() if n and k != "all"}
+        run["load_cpu_switches_per_request"] = per(row.get("load_cpu", {}).get("context-switches"))
         run["peak_rss_kb"] = row["hwm_kb"]
         run["rss_kb"] = row["rss_kb"]
         if "idle_open" in row:
@@ -180,6 +188,13 @@ def main():
                 "cpu_user_us_per_request_median": med([r.get("cpu_user_us_per_request") for r in rs]),
                 "upstream_cpu_us_per_request_median": med([r.get("upstream_cpu_us_per_request") for r in rs]),
                 "peak_rss_kb_max": max(r["peak_rss_kb"] for r in rs),
+                "proxy_wakeups_per_request_median": med([r.get("proxy_wakeups_per_request") for r in rs]),
+                "upstream_wakeups_per_request_median": med([r.get("upstream_wakeups_per_request") for r in rs]),
+                "syscalls_per_request_median": med([r.get("syscalls_per_request") for r in rs]),
+                "load_cpu_switches_per_request_median": med([r.get("load_cpu_switches_per_request") for r in rs]),
+                "syscalls_detail_per_request_median": {
+                    k: med([r["syscalls_detail_per_request"].get(k) for r in rs])
+                    for k in sorted({k for r in rs for k in r.get("syscalls_detail_per_request", {})})},
                 "errors": {},
                 "runs": rs,
             }
@@ -270,6 +285,37 @@ def main():
                "behind that proxy; for direct it is the upstream nginx's. Peak RSS is VmHWM "
                "over the run (nginx: the worker). MB/s counts 10^6 bytes read by wrk (headers included). "
                "Throughput ratio for 1 MiB is by MB/s.")
+    if any(a.get("syscalls_per_request_median") is not None or a.get("proxy_wakeups_per_request_median")
+           for sc in order for a in results[sc].values()):
+        out.append("")
+        out.append("Wake-up economics, per request (medians over rounds): the proxy's syscalls (perf, every thread), "
+                   "its wake-ups (voluntary context switches: sleeps in epoll_wait that something ended), the "
+                   "upstream nginx's wake-ups, and every context switch on the load CPU (wrk + upstream + anything "
+                   "else there; what the proxy's way of batching costs the load side):")
+        out.append("")
+        out.append("| scenario | system | syscalls | proxy wake-ups | upstream wake-ups | load-CPU switches |")
+        out.append("|---|---|--:|--:|--:|--:|")
+        for sc in order:
+            for system in SYSTEMS:
+                a = results[sc].get(system)
+                if a:
+                    out.append(f"| {SCENARIO_TITLES[sc]} | {system} | {fmt(a['syscalls_per_request_median'], 2)} | "
+                               f"{fmt(a['proxy_wakeups_per_request_median'], 3)} | {fmt(a['upstream_wakeups_per_request_median'], 3)} | "
+                               f"{fmt(a['load_cpu_switches_per_request_median'], 3)} |")
+        names = sorted({k for sc in order for a in results[sc].values() for k in a.get("syscalls_detail_per_request_median", {})})
+        if names:
+            out.append("")
+            out.append("Syscalls per request by name (PERF_DETAIL=1; calls under 0.005 per request left blank):")
+            out.append("")
+            out.append("| scenario | system | " + " | ".join(names) + " |")
+            out.append("|---|---|" + "--:|" * len(names))
+            for sc in order:
+                for system in SYSTEMS:
+                    a = results[sc].get(system)
+                    if a:
+                        d = a.get("syscalls_detail_per_request_median", {})
+                        cells = [(f"{d[k]:.2f}" if d.get(k) is not None and d[k] >= 0.005 else "") for k in names]
+                        out.append(f"| {SCENARIO_TITLES[sc]} | {system} | " + " | ".join(cells) + " |")
     h2 = [sc for sc in order if sc.startswith("h2")]
     if h2:
         out.append("")

@@ -20,8 +20,10 @@ public struct RetryBudget: Sendable {
     private var retries: [UInt32] = []
     /// Per route: the second (monotonic) of the newest bucket written.
     private var second: [UInt64] = []
-    /// The table the budgets were made for.
-    private weak var table: RoutingTable?
+    /// The table the budgets were made for. Strong on purpose: a `weak` reference gives the table
+    /// a side table, and then every retain and release of it (one per request on the data path)
+    /// takes the runtime's slow path; the worker replaces it at the next `use` anyway.
+    private var table: RoutingTable?
 
     /// No routes yet.
     public init() {}

@@ -42,9 +42,11 @@ public struct RoutePolicy: Sendable {
     @inlinable
     public func appendResponseFields(to out: inout [UInt8]) {
         guard hasRoute else { return }
-        let route = table.routes[Int(decision.route)]
-        if decision.setStickyCookie { route.appendSetCookie(stickyKey: decision.stickyKey, to: &out) }
-        if route.cohortResponseHeader && hasCohort { route.appendCohortHeader(cohort: decision.cohort, to: &out) }
+        // Through the array each time, not `let route = ...`: binding copies the whole `Route`
+        // (a retain and a release of each of its many references), once per response.
+        let r = Int(decision.route)
+        if decision.setStickyCookie { table.routes[r].appendSetCookie(stickyKey: decision.stickyKey, to: &out) }
+        if table.routes[r].cohortResponseHeader && hasCohort { table.routes[r].appendCohortHeader(cohort: decision.cohort, to: &out) }
     }
 
     /// True when the route lets a client switch to the protocol its Upgrade field names first
@@ -69,6 +71,9 @@ public struct RoutePolicy: Sendable {
 
     /// The route sends the upstream the normalized path (`forward_normalized_path: true`).
     public var forwardsNormalizedPath: Bool { hasRoute && table.routes[Int(decision.route)].forwardNormalizedPath }
+
+    /// True when the route compresses responses (without copying its `CompressionSpec`).
+    public var compresses: Bool { hasRoute && table.routes[Int(decision.route)].compression != nil }
 
     /// The route's response compression, nil when off (or no route).
     public var compression: CompressionSpec? { hasRoute ? table.routes[Int(decision.route)].compression : nil }

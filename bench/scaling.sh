@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Worker scaling: one Sluice worker pinned to CPU 0 next to two workers left to the scheduler,
+# same load (wrk -t2 -c128, unpinned) and the same upstream (nginx, two workers, 128-byte
+# answers, keep-alive), alternated round by round. Prints, per configuration, the median req/s,
+# Sluice's CPU per request (utime+stime / requests), the CPU the load side (wrk + upstream) spent
+# per request, and how busy the whole machine was (from /proc/stat).
+#
+# On a machine with as many CPUs as workers the load side competes with the proxy for the same
+# CPUs, so req/s cannot show the workers' scaling there; CPU µs per request can: a worker that
+# contended with the other (a shared lock, a shared cache line, the kernel's accept queue) would
+# cost more per request with two than with one.
+#
+# Needs: apt-get install -y wrk nginx-light
+# Usage: bench/scaling.sh [rounds] [duration-seconds]     (SLUICE=path/to/sluice to skip the build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+DURATION=${2:-8}
+UP_PORT=${UP_PORT:-18181}
+PROXY_PORT=${PROXY_PORT:-18180}
+SCRATCH=${SLUICE_SCRATCH:-.build-bench}
+source bench/lib/common.sh
+
+if [ -z "${SLUICE:-}" ]; then bench_build "$SCRATCH"; SLUICE=$SCRATCH/release/sluice; fi
+body=$(printf 'x%.0s' $(seq 1 127))
+cat >"$WORK/nginx.conf" <<NGINX
+worker_processes 2;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    server {
+        listen 127.0.0.1:$UP_PORT reuseport backlog=4096;
+        location / { default_type text/plain; return 200 "$body\n"; }
+    }
+}
+NGINX
+nginx -c "$WORK/nginx.conf" -g 'daemon on;'
+NGINX_PIDS="$(cat "$WORK/nginx.pid") $(cat "/proc/$(cat "$WORK/nginx.pid")/task/$(cat "$WORK/nginx.pid")/children" 2>/dev/null || true)"
+
+config() { # workers
+    cat <<YAML
+workers: $1
+listeners:
+  - name: bench
+    address: 127.0.0.1:$PROXY_PORT
+admin: { address: "127.0.0.1:$((PROXY_PORT + 100))" }
+access_log: { path: off }
+limits: { max_requests_per_connection: 0, upstream_max_idle: 4096 }
+upstreams:
+  app: { endpoints: ["127.0.0.1:$UP_PORT"] }
+routes:
+  - name: bench
+    match: { path_prefix: "/" }
+    upstream: app
+    sticky: none
+YAML
+}
+config 1 >"$WORK/one.yaml"
+config 2 >"$WORK/two.yaml"
+
+ticks() { local t=0; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(bench_cpu_ticks "$p"))); done; echo $t; }
+machine() { awk '/^cpu / { print $2+$3+$4+$5+$6+$7+$8, $5+$6 }' /proc/stat; }  # total, idle+iowait
+HZ=$(getconf CLK_TCK)
+
+run() { # name pin-prefix... -> one line: name req/s sluice-us/req load-us/req busy%
+    local name=$1 yaml=$2; shift 2
+    "$@" "$SLUICE" run --config "$WORK/$yaml" >"$WORK/sluice-$name.log" 2>&1 &
+    local sp=$!
+    PIDS+=("$sp")
+    bench_wait_http "$PROXY_PORT"
+    wrk -t2 -c128 -d2s "http://127.0.0.1:$PROXY_PORT/" >/dev/null   # warm-up
+    local s0 l0 m0 i0 s1 l1 m1 i1 out req rps
+    s0=$(ticks "$sp"); l0=$(ticks $NGINX_PIDS); read -r m0 i0 <<<"$(machine)"
+    out=$(wrk -t2 -c128 -d"${DURATION}s" "http://127.0.0.1:$PROXY_PORT/" 2>&1)
+    s1=$(ticks "$sp"); l1=$(ticks $NGINX_PIDS); read -r m1 i1 <<<"$(machine)"
+    kill "$sp"; wait "$sp" 2>/dev/null || true
+    req=$(awk '/requests in/ { print $1 }' <<<"$out")
+    rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
+    if grep -qE "Socket errors|Non-2xx" <<<"$out"; then echo "scaling: $name: $(grep -E 'Socket errors|Non-2xx' <<<"$out")" >&2; fi
+    awk -v n="$name" -v rps="$rps" -v req="$req" -v s=$((s1 - s0)) -v l=$((l1 - l0)) -v m=$((m1 - m0)) -v i=$((i1 - i0)) -v hz="$HZ" \
+        'BEGIN { printf "%s %.0f %.2f %.2f %.0f\n", n, rps, s / hz * 1e6 / req, l / hz * 1e6 / req, (m - i) * 100 / m }'
+}
+
+RESULTS=$WORK/results.txt
+for r in $(seq "$ROUNDS"); do
+    run one-pinned one.yaml taskset -c 0 | tee -a "$RESULTS" >&2
+    run two-unpinned two.yaml env | tee -a "$RESULTS" >&2
+done
+
+echo "bench/scaling.sh: $(nproc) CPUs ($(awk -F: '/model name/ { print $2; exit }' /proc/cpuinfo | sed 's/^ *//')), $ROUNDS round(s) x ${DURATION}s, wrk -t2 -c128, upstream nginx 2 workers, 128 B keep-alive"
+echo
+python3 - "$RESULTS" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    n, rps, s, l, b = line.split()
+    rows.setdefault(n, []).append((float(rps), float(s), float(l), float(b)))
+print("| configuration | req/s (median) | min-max | Sluice CPU µs/req | upstream nginx CPU µs/req | machine busy |")
+print("|---|--:|--:|--:|--:|--:|")
+med = {}
+for n in ("one-pinned", "two-unpinned"):
+    rs = rows.get(n, [])
+    if not rs:
+        continue
+    col = lambda k: statistics.median(r[k] for r in rs)
+    med[n] = col(0)
+    print(f"| {n} | {col(0):,.0f} | {min(r[0] for r in rs):,.0f}-{max(r[0] for r in rs):,.0f} | {col(1):.2f} | {col(2):.2f} | {col(3):.0f}% |")
+if len(med) == 2 and med["one-pinned"]:
+    print(f"\ntwo workers / one worker: {med['two-unpinned'] / med['one-pinned']:.2f}x req/s")
+PY
