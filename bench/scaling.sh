@@ -38,7 +38,10 @@ http {
 }
 NGINX
 nginx -c "$WORK/nginx.conf" -g 'daemon on;'
-NGINX_PIDS="$(cat "$WORK/nginx.pid") $(cat "/proc/$(cat "$WORK/nginx.pid")/task/$(cat "$WORK/nginx.pid")/children" 2>/dev/null || true)"
+bench_wait_http "$UP_PORT"
+# The master and its two workers (the pid file and the workers exist once it answers).
+NGINX_PIDS="$(cat "$WORK/nginx.pid") $(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')"
+[ "$(wc -w <<<"$NGINX_PIDS")" -ge 3 ] || { echo "scaling: nginx workers not found ($NGINX_PIDS)" >&2; exit 1; }
 
 config() { # workers
     cat <<YAML
@@ -77,6 +80,9 @@ run() { # name pin-prefix... -> one line: name req/s sluice-us/req load-us/req b
     out=$(wrk -t2 -c128 -d"${DURATION}s" "http://127.0.0.1:$PROXY_PORT/" 2>&1)
     s1=$(ticks "$sp"); l1=$(ticks $NGINX_PIDS); read -r m1 i1 <<<"$(machine)"
     kill "$sp"; wait "$sp" 2>/dev/null || true
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$sp" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
     req=$(awk '/requests in/ { print $1 }' <<<"$out")
     rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$out")
     if grep -qE "Socket errors|Non-2xx" <<<"$out"; then echo "scaling: $name: $(grep -E 'Socket errors|Non-2xx' <<<"$out")" >&2; fi

@@ -41,6 +41,7 @@ struct ConfigCompiler {
         }
         let workers = top["workers"].flatMap { compileWorkers($0) } ?? Self.onlineCPUs()
         let busyPoll = top["busy_poll"].flatMap { compileBusyPoll($0) } ?? 0
+        warnBusyPoll(busyPoll, workers: workers, node: top["busy_poll"])
         let listeners = top["listeners"].map { compileListeners($0) } ?? []
         let (adminAddress, adminToken, compiledAdmin) = compileAdmin(top["admin"], listeners: listeners)
         var adminSettings = compiledAdmin

@@ -27,7 +27,9 @@ struct BusyPoll {
 
     /// Busy polling with this window (0: off).
     init(window: UInt64) {
-        self.window = window
+        // The config allows at most 1 ms; a larger value from elsewhere is held to 10 ms so the
+        // window arithmetic cannot wrap.
+        self.window = min(window, 10_000_000)
     }
 
     /// Until when to spin before sleeping (monotonic ns), or nil not to spin: off, the loop
