@@ -58,12 +58,18 @@ public enum StickyHash {
     /// Appends `key` as 16 lowercase hex digits (the sluice cookie value).
     @inlinable
     public static func appendHex(_ key: UInt64, to out: inout [UInt8]) {
-        var shift: UInt64 = 60
-        while true {
-            out.append(hexDigit(UInt8(truncatingIfNeeded: key >> shift) & 0xf))
-            if shift == 0 { break }
-            shift -= 4
+        // The 16 digits are made in two words on the stack and appended at once: one append
+        // instead of sixteen (each pays the array's uniqueness and capacity checks; this runs
+        // twice per request for the request id).
+        var digits: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &digits) { b in
+            var shift: UInt64 = 60
+            for i in 0..<16 {
+                b[i] = hexDigit(UInt8(truncatingIfNeeded: key >> shift) & 0xf)
+                shift &-= 4
+            }
         }
+        withUnsafeBytes(of: &digits) { out.append(contentsOf: $0) }
     }
 
     /// Parses a sluice cookie value (exactly 16 lowercase hex digits); nil otherwise.

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted exactly by valgrind (callgrind): Sluice,
+# nginx and HAProxy each as a one-worker proxy between h2load (HTTP/1.1, 16 keep-alive
+# connections) and one nginx upstream answering 128 bytes, on a 95/5 split. Each proxy runs twice
+# under callgrind, with N1 and N2 requests; (Ir(N2) - Ir(N1)) / (N2 - N1) is the cost of one
+# request with start-up and shutdown taken out. Unlike CPU time on a shared machine, the count does
+# not move from run to run (kernel time is not counted: this is the proxies' own code and the
+# libraries they call).
+#
+# Needs: apt-get install -y valgrind nginx-light haproxy nghttp2-client curl
+# Usage: bench/instructions-per-request.sh [N1] [N2]     (SLUICE=path/to/sluice to skip the build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N1=${1:-2000}
+N2=${2:-22000}
+UP_PORT=${UP_PORT:-18391}
+PROXY_PORT=${PROXY_PORT:-18390}
+SCRATCH=${SLUICE_SCRATCH:-.build-bench}
+source bench/lib/common.sh
+
+if [ -z "${SLUICE:-}" ]; then bench_build "$SCRATCH"; SLUICE=$SCRATCH/release/sluice; fi
+# Valgrind 3.19 cannot read the DWARF 5 of Swift binaries: give it a copy without debug info.
+strip --strip-debug -o "$WORK/sluice" "$SLUICE"
+bench_nginx_upstream "$UP_PORT" ""
+bench_wait_http "$UP_PORT"
+
+cat >"$WORK/sluice.yaml" <<YAML
+workers: 1
+listeners:
+  - name: bench
+    address: 127.0.0.1:$PROXY_PORT
+admin: { address: "127.0.0.1:$((PROXY_PORT + 2))" }
+access_log: { path: off }
+limits: { max_requests_per_connection: 0 }
+upstreams:
+  a: { endpoints: ["127.0.0.1:$UP_PORT"] }
+  b: { endpoints: ["127.0.0.1:$UP_PORT"] }
+routes:
+  - name: bench
+    match: { path_prefix: "/" }
+    split: { a: 95, b: 5 }
+    sticky: none
+YAML
+cat >"$WORK/nginx-proxy.conf" <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $WORK/nginx-proxy.pid;
+error_log $WORK/nginx-proxy-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    upstream a { server 127.0.0.1:$UP_PORT; keepalive 4096; }
+    upstream b { server 127.0.0.1:$UP_PORT; keepalive 4096; }
+    split_clients "\$request_id" \$cohort { 95% a; * b; }
+    server {
+        listen 127.0.0.1:$PROXY_PORT;
+        location / {
+            proxy_pass http://\$cohort;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+NGINX
+cat >"$WORK/haproxy.cfg" <<HAPROXY
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+    option forwardfor
+frontend f
+    bind 127.0.0.1:$PROXY_PORT
+    use_backend b if { rand(100) lt 5 }
+    default_backend a
+backend a
+    http-reuse always
+    server s1 127.0.0.1:$UP_PORT
+backend b
+    http-reuse always
+    server s1 127.0.0.1:$UP_PORT
+HAPROXY
+
+count() { # name requests command... -> total Ir of the run
+    local name=$1 n=$2 vp
+    shift 2
+    valgrind --tool=callgrind --trace-children=no --callgrind-out-file="$WORK/cg.$name.$n" "$@" >"$WORK/vg.$name.$n.log" 2>&1 &
+    vp=$!
+    PIDS+=("$vp")
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PROXY_PORT/" && break; sleep 0.3; done
+    h2load --h1 -n "$n" -c 16 -t1 "http://127.0.0.1:$PROXY_PORT/" >"$WORK/h2load.$name.$n.txt" 2>&1
+    grep -q " $n succeeded" "$WORK/h2load.$name.$n.txt" || { echo "instructions: $name: not every request succeeded" >&2; cat "$WORK/h2load.$name.$n.txt" >&2; exit 1; }
+    kill -TERM "$vp"; wait "$vp" 2>/dev/null || true
+    awk '/^summary:/ { s += $2 } END { print s }' "$WORK"/cg."$name"."$n"*
+}
+
+echo "bench/instructions-per-request.sh: user-space instructions per request (callgrind), $N1 and $N2 requests, 128 B keep-alive"
+echo
+echo "| proxy | instructions per request |"
+echo "|---|--:|"
+declare -A PER
+for sys in sluice nginx haproxy; do
+    case $sys in
+        sluice) cmd=("$WORK/sluice" run --config "$WORK/sluice.yaml") ;;
+        nginx) cmd=(nginx -c "$WORK/nginx-proxy.conf") ;;
+        haproxy) cmd=(haproxy -db -f "$WORK/haproxy.cfg") ;;
+    esac
+    a=$(count "$sys" "$N1" "${cmd[@]}")
+    b=$(count "$sys" "$N2" "${cmd[@]}")
+    PER[$sys]=$(( (b - a) / (N2 - N1) ))
+    echo "| $sys | ${PER[$sys]} |"
+done
+echo
+awk -v s="${PER[sluice]}" -v n="${PER[nginx]}" -v h="${PER[haproxy]}" \
+    'BEGIN { printf "Sluice / nginx: %.2f; Sluice / HAProxy: %.2f\n", s / n, s / h }'
