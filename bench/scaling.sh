@@ -22,22 +22,7 @@ SCRATCH=${SLUICE_SCRATCH:-.build-bench}
 source bench/lib/common.sh
 
 if [ -z "${SLUICE:-}" ]; then bench_build "$SCRATCH"; SLUICE=$SCRATCH/release/sluice; fi
-body=$(printf 'x%.0s' $(seq 1 127))
-cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    server {
-        listen 127.0.0.1:$UP_PORT reuseport backlog=4096;
-        location / { default_type text/plain; return 200 "$body\n"; }
-    }
-}
-NGINX
-nginx -c "$WORK/nginx.conf" -g 'daemon on;'
+bench_nginx_upstream "$UP_PORT" "" 2
 bench_wait_http "$UP_PORT"
 # The master and its two workers (the pid file and the workers exist once it answers).
 NGINX_PIDS="$(cat "$WORK/nginx.pid") $(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')"

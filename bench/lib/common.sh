@@ -17,13 +17,14 @@ bench_build() {
     swift build -c release --scratch-path "$1" --product sluice >/dev/null
 }
 
-# bench_nginx_upstream PORT [CPU]: nginx (one worker) answering 128 bytes on 127.0.0.1:PORT.
+# bench_nginx_upstream PORT [CPU] [WORKERS]: nginx (one worker, or WORKERS) answering 128 bytes
+# on 127.0.0.1:PORT.
 bench_nginx_upstream() {
-    local port=$1 cpu=${2:-}
+    local port=$1 cpu=${2:-} workers=${3:-1}
     local body
     body=$(printf 'x%.0s' $(seq 1 127))
     cat >"$WORK/nginx.conf" <<NGINX
-worker_processes 1;
+worker_processes $workers;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log;
 events { worker_connections 4096; }
