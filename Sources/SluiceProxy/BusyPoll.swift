@@ -47,9 +47,7 @@ struct BusyPoll {
     /// (negative: none), rounded up to whole milliseconds; 0 when it has passed. Pure.
     static func remainingTimeout(began now: UInt64, timeoutMs: Int32, at t: UInt64) -> Int32 {
         guard timeoutMs > 0 else { return timeoutMs }
-        let end = now &+ UInt64(timeoutMs) &* 1_000_000
-        guard t < end else { return 0 }
-        return Int32((end - t + 999_999) / 1_000_000)
+        return Worker.millisecondsUntil(now &+ UInt64(timeoutMs) &* 1_000_000, from: t)
     }
 
     /// `epoll.wait` with the spin in front of it. `now` is the loop's clock reading from which

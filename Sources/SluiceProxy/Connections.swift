@@ -1,5 +1,31 @@
 import SluiceCore
 
+/// A socket the worker's epoll reports on and drives from flags: a client connection, an
+/// upstream connection, an upstream HTTP/2 session. `note(_:)` turns one epoll event into them.
+protocol PolledSocket: AnyObject {
+    var readable: Bool { get set }
+    var writable: Bool { get set }
+    /// The peer hung up or the socket failed (everything is then worth one more try).
+    var hangup: Bool { get set }
+    var tls: TLSConnection? { get }
+}
+
+extension PolledSocket {
+    /// Records what an epoll event says: input, output (mapped through TLS, which may need the
+    /// other direction), and hang-ups or errors, after which reads and writes are tried once more.
+    @inline(__always)
+    func note(_ events: UInt32) {
+        if events & EpollMask.input != 0 { readable = true }
+        if events & EpollMask.output != 0 { writable = true }
+        if let t = tls { t.mapReadiness(events, readable: &readable, writable: &writable) }
+        if events & (EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {
+            hangup = true
+            readable = true
+            writable = true
+        }
+    }
+}
+
 /// A client (downstream) connection: its socket, buffers, the machine's connection state, its
 /// timers, and the exchange in progress on it, if any.
 ///
@@ -7,7 +33,7 @@ import SluiceCore
 /// go back to the worker's pools between requests.
 ///
 /// Owned by exactly one worker loop thread; never touched by another thread.
-final class ClientConnection {
+final class ClientConnection: PolledSocket {
     /// The socket; negative for an HTTP/2 stream (`H2Stream.client`), which has none of its own.
     let fd: Int32
     /// Changes when a pooled HTTP/2 stream's connection object is reused (stale timers are dropped).
@@ -72,7 +98,7 @@ final class ClientConnection {
 /// A connection to an upstream endpoint: in use by one client exchange, or idle in a pool.
 ///
 /// Owned by exactly one worker loop thread.
-final class UpstreamConnection {
+final class UpstreamConnection: PolledSocket {
     /// The socket; negative for an HTTP/2 stream to the upstream (`H2UpstreamStream.upstream`).
     let fd: Int32
     /// Changes when a pooled HTTP/2 stream's connection object is reused (stale timers are dropped).

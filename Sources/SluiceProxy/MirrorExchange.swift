@@ -14,7 +14,7 @@ import SluiceCore
 /// the worker's pool only when both have let go, so neither ever sees it reused.
 ///
 /// Owned by one worker loop thread.
-final class MirrorExchange {
+final class MirrorExchange: PolledSocket {
     /// Where the copy is.
     enum Phase {
         /// Not in use (in the pool).
@@ -171,4 +171,9 @@ final class MirrorState {
         self.board = board
         shard = board.map { $0.shards[worker % $0.shards.count] } ?? MirrorShard()
     }
+}
+
+extension MirrorExchange {
+    /// Mirror connections are plain TCP (no TLS to map readiness through).
+    var tls: TLSConnection? { nil }
 }

@@ -200,13 +200,7 @@ extension Worker {
             if events & (EpollMask.input | EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 { dropMirrorSocket(m) }
             return
         }
-        if events & EpollMask.input != 0 { m.readable = true }
-        if events & EpollMask.output != 0 { m.writable = true }
-        if events & (EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {
-            m.hangup = true
-            m.readable = true
-            m.writable = true
-        }
+        m.note(events)
         driveMirror(m)
     }
 

@@ -185,6 +185,13 @@ final class Worker: @unchecked Sendable {
 
     // MARK: - Loop
 
+    /// An epoll_wait timeout reaching `deadline` (monotonic ns): whole milliseconds rounded up,
+    /// 0 when it has passed, at most a minute (the loop computes it again at every wake-up).
+    @inline(__always)
+    static func millisecondsUntil(_ deadline: UInt64, from now: UInt64) -> Int32 {
+        deadline <= now ? 0 : Int32(min((deadline - now + 999_999) / 1_000_000, 60_000))
+    }
+
     /// Runs the loop on the calling thread until stopped or drained.
     func run() {
         let maxEvents: Int32 = 256
@@ -199,10 +206,10 @@ final class Worker: @unchecked Sendable {
                 // fault drill's delay released from `fireTimers`, a retry, a reset).
                 timeout = 0
             } else if let next = timers.earliest {
-                timeout = next <= now ? 0 : Int32(min((next - now + 999_999) / 1_000_000, 60_000))
+                timeout = Worker.millisecondsUntil(next, from: now)
             }
             if acceptPausedUntil != 0 {
-                let t = acceptPausedUntil <= now ? 0 : Int32((acceptPausedUntil - now + 999_999) / 1_000_000)
+                let t = Worker.millisecondsUntil(acceptPausedUntil, from: now)
                 timeout = timeout < 0 ? t : min(timeout, t)
             }
             if !accessLog.buffer.isEmpty {
@@ -212,7 +219,7 @@ final class Worker: @unchecked Sendable {
             if buffers.warmFreeCount > 0 || h2.small.warmFreeCount > 0 {
                 // Wake for the next trim only while there is something a trim could give back.
                 let next = lastTrim &+ Worker.trimInterval
-                let t = next <= now ? 0 : Int32((next - now + 999_999) / 1_000_000)
+                let t = Worker.millisecondsUntil(next, from: now)
                 timeout = timeout < 0 ? t : min(timeout, t)
             }
             let n = busyPoll.wait(epoll, events, max: maxEvents, timeoutMs: timeout, now: now)
@@ -259,36 +266,15 @@ final class Worker: @unchecked Sendable {
         case .listener(let i):
             acceptConnections(listener: Int(i))
         case .client(let c):
-            if events & EpollMask.input != 0 { c.readable = true }
-            if events & EpollMask.output != 0 { c.writable = true }
-            if let t = c.tls { t.mapReadiness(events, readable: &c.readable, writable: &c.writable) }
-            if events & (EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {
-                c.hangup = true
-                c.readable = true
-                c.writable = true
-            }
+            c.note(events)
             drive(c)
         case .mirror(let m):
             mirrorEvent(m, events)
         case .h2upstream(let sess):
-            if events & EpollMask.input != 0 { sess.readable = true }
-            if events & EpollMask.output != 0 { sess.writable = true }
-            if let t = sess.tls { t.mapReadiness(events, readable: &sess.readable, writable: &sess.writable) }
-            if events & (EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {
-                sess.hangup = true
-                sess.readable = true
-                sess.writable = true
-            }
+            sess.note(events)
             driveUpstreamSession(sess)
         case .upstream(let u):
-            if events & EpollMask.input != 0 { u.readable = true }
-            if events & EpollMask.output != 0 { u.writable = true }
-            if let t = u.tls { t.mapReadiness(events, readable: &u.readable, writable: &u.writable) }
-            if events & (EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {
-                u.hangup = true
-                u.readable = true
-                u.writable = true
-            }
+            u.note(events)
             if let c = u.client {
                 drive(c)
             } else if events & (EpollMask.input | EpollMask.readHangup | EpollMask.hangup | EpollMask.error) != 0 {

@@ -120,6 +120,15 @@ def fmt(x, digits=1, unit=""):
     return f"{x:,.{digits}f}{unit}"
 
 
+def measured(results, scenarios):
+    """(scenario, system, aggregate) for every system measured in each scenario, in table order."""
+    for sc in scenarios:
+        for system in SYSTEMS:
+            a = results[sc].get(system)
+            if a:
+                yield sc, system, a
+
+
 def ratio(a, b):
     return a / b if a is not None and b else None
 
@@ -249,20 +258,16 @@ def main():
     out.append("| scenario | system | req/s (median) | spread | MB/s | p50 ms | p99 ms | CPU µs/req | of it user | upstream CPU µs/req | peak RSS MiB | RSS/idle conn | errors |")
     out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
     order = [s for s in SCENARIO_TITLES if s in results]
-    for sc in order:
-        for system in SYSTEMS:
-            a = results[sc].get(system)
-            if not a:
-                continue
-            per_conn = a.get("rss_per_idle_conn_b_median")
-            per_conn_s = "" if sc != "idle10k" else (
-                "–" if per_conn is None else f"{per_conn / 1024:.1f} KiB ({a['idle_open_min']} open)")
-            errs = ", ".join(f"{k} {n}" for k, n in a["errors"].items())
-            name = system if system != "direct" else "direct (upstream)"
-            out.append(f"| {SCENARIO_TITLES[sc]} | {name} | {fmt(a['rps_median'], 0)} | {a['rps_spread_pct']:.1f}% | "
-                       f"{fmt(a['mb_per_s_median'])} | {fmt(a['p50_ms_median'], 2)} | {fmt(a['p99_ms_median'], 2)} | "
-                       f"{fmt(a['cpu_us_per_request_median'])} | {fmt(a['cpu_user_us_per_request_median'])} | "
-                       f"{fmt(a['upstream_cpu_us_per_request_median']) if system != 'direct' else '–'} | {a['peak_rss_kb_max'] / 1024:.1f} | {per_conn_s} | {errs} |")
+    for sc, system, a in measured(results, order):
+        per_conn = a.get("rss_per_idle_conn_b_median")
+        per_conn_s = "" if sc != "idle10k" else (
+            "–" if per_conn is None else f"{per_conn / 1024:.1f} KiB ({a['idle_open_min']} open)")
+        errs = ", ".join(f"{k} {n}" for k, n in a["errors"].items())
+        name = system if system != "direct" else "direct (upstream)"
+        out.append(f"| {SCENARIO_TITLES[sc]} | {name} | {fmt(a['rps_median'], 0)} | {a['rps_spread_pct']:.1f}% | "
+                   f"{fmt(a['mb_per_s_median'])} | {fmt(a['p50_ms_median'], 2)} | {fmt(a['p99_ms_median'], 2)} | "
+                   f"{fmt(a['cpu_us_per_request_median'])} | {fmt(a['cpu_user_us_per_request_median'])} | "
+                   f"{fmt(a['upstream_cpu_us_per_request_median']) if system != 'direct' else '–'} | {a['peak_rss_kb_max'] / 1024:.1f} | {per_conn_s} | {errs} |")
     out.append("")
     out.append("Ratios (Sluice ÷ other; throughput > 1 is better for Sluice, CPU/p99/RSS < 1 is better):")
     out.append("")
@@ -295,13 +300,10 @@ def main():
         out.append("")
         out.append("| scenario | system | syscalls | proxy wake-ups | upstream wake-ups | load-CPU switches |")
         out.append("|---|---|--:|--:|--:|--:|")
-        for sc in order:
-            for system in SYSTEMS:
-                a = results[sc].get(system)
-                if a:
-                    out.append(f"| {SCENARIO_TITLES[sc]} | {system} | {fmt(a['syscalls_per_request_median'], 2)} | "
-                               f"{fmt(a['proxy_wakeups_per_request_median'], 3)} | {fmt(a['upstream_wakeups_per_request_median'], 3)} | "
-                               f"{fmt(a['load_cpu_switches_per_request_median'], 3)} |")
+        for sc, system, a in measured(results, order):
+            out.append(f"| {SCENARIO_TITLES[sc]} | {system} | {fmt(a['syscalls_per_request_median'], 2)} | "
+                       f"{fmt(a['proxy_wakeups_per_request_median'], 3)} | {fmt(a['upstream_wakeups_per_request_median'], 3)} | "
+                       f"{fmt(a['load_cpu_switches_per_request_median'], 3)} |")
         names = sorted({k for sc in order for a in results[sc].values() for k in a.get("syscalls_detail_per_request_median", {})})
         if names:
             out.append("")
@@ -309,13 +311,10 @@ def main():
             out.append("")
             out.append("| scenario | system | " + " | ".join(names) + " |")
             out.append("|---|---|" + "--:|" * len(names))
-            for sc in order:
-                for system in SYSTEMS:
-                    a = results[sc].get(system)
-                    if a:
-                        d = a.get("syscalls_detail_per_request_median", {})
-                        cells = [(f"{d[k]:.2f}" if d.get(k) is not None and d[k] >= 0.005 else "") for k in names]
-                        out.append(f"| {SCENARIO_TITLES[sc]} | {system} | " + " | ".join(cells) + " |")
+            for sc, system, a in measured(results, order):
+                d = a.get("syscalls_detail_per_request_median", {})
+                cells = [(f"{d[k]:.2f}" if d.get(k) is not None and d[k] >= 0.005 else "") for k in names]
+                out.append(f"| {SCENARIO_TITLES[sc]} | {system} | " + " | ".join(cells) + " |")
     h2 = [sc for sc in order if sc.startswith("h2")]
     if h2:
         out.append("")
@@ -327,12 +326,9 @@ def main():
         out.append("")
         out.append("| scenario | system | mean ms | p50 ms | p99 ms | p99.9 ms | max ms (over rounds) |")
         out.append("|---|---|--:|--:|--:|--:|--:|")
-        for sc in h2:
-            for system in SYSTEMS:
-                a = results[sc].get(system)
-                if a:
-                    out.append(f"| {SCENARIO_TITLES[sc]} | {system} | {fmt(a['mean_ms_median'], 2)} | {fmt(a['p50_ms_median'], 2)} | "
-                               f"{fmt(a['p99_ms_median'], 2)} | {fmt(a['p999_ms_median'], 2)} | {fmt(a['max_ms_max'], 2)} |")
+        for sc, system, a in measured(results, h2):
+            out.append(f"| {SCENARIO_TITLES[sc]} | {system} | {fmt(a['mean_ms_median'], 2)} | {fmt(a['p50_ms_median'], 2)} | "
+                       f"{fmt(a['p99_ms_median'], 2)} | {fmt(a['p999_ms_median'], 2)} | {fmt(a['max_ms_max'], 2)} |")
     print("\n".join(out))
 
 

@@ -6,7 +6,7 @@ import SluiceCore
 /// it; each is an `H2UpstreamStream`.
 ///
 /// Owned by one worker loop thread.
-final class H2UpstreamSession {
+final class H2UpstreamSession: PolledSocket {
     let fd: Int32
     let generation: UInt32
     let pool: EndpointPool
