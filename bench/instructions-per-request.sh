@@ -9,6 +9,8 @@
 #
 # Needs: apt-get install -y valgrind nginx-light haproxy nghttp2-client curl
 # Usage: bench/instructions-per-request.sh [N1] [N2]     (SLUICE=path/to/sluice to skip the build)
+#        SYSTEMS="sluice" to count only some of the proxies; CALLGRIND_DIR=dir keeps the callgrind
+#        files there (for callgrind_annotate: where the instructions go, function by function).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${1:-2000}
@@ -106,7 +108,7 @@ echo
 echo "| proxy | instructions per request |"
 echo "|---|--:|"
 declare -A PER
-for sys in sluice nginx haproxy; do
+for sys in ${SYSTEMS:-sluice nginx haproxy}; do
     case $sys in
         sluice) cmd=("$WORK/sluice" run --config "$WORK/sluice.yaml") ;;
         nginx) cmd=(nginx -c "$WORK/nginx-proxy.conf") ;;
@@ -115,8 +117,11 @@ for sys in sluice nginx haproxy; do
     a=$(count "$sys" "$N1" "${cmd[@]}")
     b=$(count "$sys" "$N2" "${cmd[@]}")
     PER[$sys]=$(( (b - a) / (N2 - N1) ))
+    if [ -n "${CALLGRIND_DIR:-}" ]; then mkdir -p "$CALLGRIND_DIR"; cp "$WORK"/cg."$sys".* "$CALLGRIND_DIR"/; fi
     echo "| $sys | ${PER[$sys]} |"
 done
 echo
-awk -v s="${PER[sluice]}" -v n="${PER[nginx]}" -v h="${PER[haproxy]}" \
-    'BEGIN { printf "Sluice / nginx: %.2f; Sluice / HAProxy: %.2f\n", s / n, s / h }'
+if [ -n "${PER[sluice]:-}" ] && [ -n "${PER[nginx]:-}" ] && [ -n "${PER[haproxy]:-}" ]; then
+    awk -v s="${PER[sluice]}" -v n="${PER[nginx]}" -v h="${PER[haproxy]}" \
+        'BEGIN { printf "Sluice / nginx: %.2f; Sluice / HAProxy: %.2f\n", s / n, s / h }'
+fi

@@ -118,6 +118,32 @@ struct HeadWriterTests {
             "HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n")
     }
 
+    // Lines already in the form the writer produces are copied as one run; every other form is
+    // rewritten. Both must give the same bytes, wherever a run starts or stops.
+    @Test func fieldLinesInOtherFormsAreRewrittenAroundVerbatimRuns() {
+        let text = "GET /a?b HTTP/1.1\r\nHost: h\r\nA:1\r\nB:  2 \t\r\nC: 3\r\nX_D: 4\r\nE: 5\r\nF:\r\nG: 7\r\n"
+            + "Connection: close\r\nH:\t8\r\n\r\n"
+        #expect(forwarded(text) ==
+            "GET /a?b HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nE: 5\r\nF: \r\nG: 7\r\nH: 8\r\n"
+            + "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n\r\n")
+    }
+
+    @Test func http10RequestLineIsRewrittenAndItsFieldsKept() {
+        #expect(forwarded("GET /x HTTP/1.0\r\nHost: h\r\nA: 1\r\n\r\n") ==
+            "GET /x HTTP/1.1\r\nHost: h\r\nA: 1\r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+            + "X-Forwarded-Host: h\r\n\r\n")
+    }
+
+    @Test(arguments: [
+        ("HTTP/1.1 404 Not Found\r\nA: 1\r\nB:2\r\nC: 3\r\n\r\n", "HTTP/1.1 404 Not Found\r\nA: 1\r\nB: 2\r\nC: 3\r\n"),
+        ("HTTP/1.0 200 OK\r\nA: 1\r\n\r\n", "HTTP/1.1 200 OK\r\nA: 1\r\n"),
+        ("HTTP/1.1 299 x\r\nTransfer-Encoding: chunked\r\nA: 1\r\n\r\n", "HTTP/1.1 299 x\r\nA: 1\r\n"),
+        ("HTTP/1.1 200 OK \r\nA:  1\r\n\r\n", "HTTP/1.1 200 OK \r\nA: 1\r\n"),
+    ])
+    func statusLinesAndFieldsInEveryForm(text: String, expected: String) {
+        #expect(response(text, keepCL: false, framing: .none) == expected + "\r\n")
+    }
+
     @Test func simpleResponses() {
         var out: [UInt8] = []
         Array("nope\n".utf8).withUnsafeBytes { body in

@@ -42,26 +42,25 @@ public enum HeadWriter {
         forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool,
         normalizingPath: Bool, dropped: [UInt8], dropRequestID: Bool, to out: inout [UInt8]
     ) {
-        append(bytes, head.methodSpan, to: &out)
-        out.append(0x20)
+        // The received head goes out in as few copies as possible: the request line and every kept
+        // field line that is already in the form written here are collected into one run.
+        var run = VerbatimRun()
         let absoluteForm = head.path.start != head.target.start || head.target.count == 0
-        if normalizingPath && head.path.count > 0
-            && PathNormalizer.needsNormalization(UnsafeRawBufferPointer(rebasing: bytes[head.path.range])) {
-            PathNormalizer.append(normalizing: UnsafeRawBufferPointer(rebasing: bytes[head.path.range]), to: &out)
-            if head.query.count > 0 {
-                out.append(UInt8(ascii: "?"))
-                append(bytes, head.query, to: &out)
-            }
-        } else if absoluteForm && head.target.count > 0 && bytes[Int(head.target.start)] != UInt8(ascii: "*") {
-            if head.path.count == 0 { out.append(UInt8(ascii: "/")) } else { append(bytes, head.path, to: &out) }
-            if head.query.count > 0 {
-                out.append(UInt8(ascii: "?"))
-                append(bytes, head.query, to: &out)
+        let methodEnd = Int(head.methodSpan.start) + Int(head.methodSpan.count)
+        let targetEnd = Int(head.target.start) + Int(head.target.count)
+        if !absoluteForm && Int(head.target.start) == methodEnd + 1 && bytes[methodEnd] == 0x20
+            && !(normalizingPath && head.path.count > 0
+                 && PathNormalizer.needsNormalization(UnsafeRawBufferPointer(rebasing: bytes[head.path.range]))) {
+            run.take(Int(head.methodSpan.start), targetEnd, bytes, &out)
+            if head.version == .http11 && isVersionLine(bytes, targetEnd) {
+                run.take(targetEnd, targetEnd + 11, bytes, &out)
+            } else {
+                run.flush(bytes, &out)
+                appendStatic(" HTTP/1.1\r\n", to: &out)
             }
         } else {
-            append(bytes, head.target, to: &out)
+            appendRequestLine(head, bytes: bytes, absoluteForm: absoluteForm, normalizingPath: normalizingPath, to: &out)
         }
-        appendStatic(" HTTP/1.1\r\n", to: &out)
 
         var skip: FieldFlags = trustForwarded ? [.hopByHop, .contentLength, .expect, .xForwardedFor]
             : [.hopByHop, .contentLength, .expect, .xForwardedFor, .xForwardedOther, .clientForwarding]
@@ -80,8 +79,9 @@ public enum HeadWriter {
             if field.flags.contains(.underscoreName) { continue }
             // A client must not choose the cohort the upstream sees.
             if !dropped.isEmpty && field.name.count == dropped.count && nameEquals(bytes, field.name, dropped) { continue }
-            appendField(bytes, field, to: &out)
+            appendKeptField(bytes, field, &run, to: &out)
         }
+        run.flush(bytes, &out)
         if absoluteForm || (head.hostIndex < 0) {
             appendStatic("Host: ", to: &out)
             if head.host.count > 0 { append(bytes, head.host, to: &out) } else { out.append(contentsOf: fallbackHost) }
@@ -107,6 +107,32 @@ public enum HeadWriter {
         }
     }
 
+    /// The request line rewritten: the method, the target in origin-form (normalized if asked),
+    /// and HTTP/1.1.
+    private static func appendRequestLine(
+        _ head: RequestHead, bytes: UnsafeRawBufferPointer, absoluteForm: Bool, normalizingPath: Bool, to out: inout [UInt8]
+    ) {
+        append(bytes, head.methodSpan, to: &out)
+        out.append(0x20)
+        if normalizingPath && head.path.count > 0
+            && PathNormalizer.needsNormalization(UnsafeRawBufferPointer(rebasing: bytes[head.path.range])) {
+            PathNormalizer.append(normalizing: UnsafeRawBufferPointer(rebasing: bytes[head.path.range]), to: &out)
+            if head.query.count > 0 {
+                out.append(UInt8(ascii: "?"))
+                append(bytes, head.query, to: &out)
+            }
+        } else if absoluteForm && head.target.count > 0 && bytes[Int(head.target.start)] != UInt8(ascii: "*") {
+            if head.path.count == 0 { out.append(UInt8(ascii: "/")) } else { append(bytes, head.path, to: &out) }
+            if head.query.count > 0 {
+                out.append(UInt8(ascii: "?"))
+                append(bytes, head.query, to: &out)
+            }
+        } else {
+            append(bytes, head.target, to: &out)
+        }
+        appendStatic(" HTTP/1.1\r\n", to: &out)
+    }
+
     /// Appends the status line and end-to-end fields of an upstream response for the client.
     /// `keepContentLength` keeps the upstream's Content-Length (for bodiless replies such as
     /// HEAD and 304, where it describes the representation, not this message).
@@ -116,24 +142,31 @@ public enum HeadWriter {
         gzip: Bool = false, to out: inout [UInt8]
     ) {
         defer { policy?.appendResponseFields(to: &out) }
-        appendStatic("HTTP/1.1 ", to: &out)
-        appendDecimal(UInt64(head.status), to: &out)
-        out.append(0x20)
-        append(bytes, head.reason, to: &out)
-        appendStatic("\r\n", to: &out)
+        var run = VerbatimRun()
+        if let line = verbatimStatusLine(head, bytes) {
+            run.take(line.lowerBound, line.upperBound, bytes, &out)
+        } else {
+            appendStatic("HTTP/1.1 ", to: &out)
+            appendDecimal(UInt64(head.status), to: &out)
+            out.append(0x20)
+            append(bytes, head.reason, to: &out)
+            appendStatic("\r\n", to: &out)
+        }
         for field in head.fields {
             if field.flags.contains(.hopByHop) { continue }
             if field.flags.contains(.contentLength) && (!keepContentLength || gzip) { continue }
             if gzip && field.name.count == 4 && nameEquals(bytes, field.name, etagName)
                 && field.value.count > 0 && bytes[Int(field.value.start)] == UInt8(ascii: "\"") {
                 // The compressed bytes are a different representation: a strong validator becomes weak.
+                run.flush(bytes, &out)
                 appendStatic("ETag: W/", to: &out)
                 append(bytes, field.value, to: &out)
                 appendStatic("\r\n", to: &out)
                 continue
             }
-            appendField(bytes, field, to: &out)
+            appendKeptField(bytes, field, &run, to: &out)
         }
+        run.flush(bytes, &out)
         if gzip { appendStatic("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n", to: &out) }
     }
 
@@ -148,6 +181,10 @@ public enum HeadWriter {
         case .contentLength(let n):
             appendStatic("Content-Length: ", to: &out)
             appendDecimal(n, to: &out)
+            if !closeConnection && !http10KeepAlive {
+                appendStatic("\r\n\r\n", to: &out)  // the field's end and the head's, in one append
+                return
+            }
             appendStatic("\r\n", to: &out)
         case .chunked:
             appendStatic("Transfer-Encoding: chunked\r\n", to: &out)
@@ -255,6 +292,76 @@ public enum HeadWriter {
         }
     }
 
+    // MARK: - Verbatim runs
+
+    /// A range of the received head that goes out unchanged. Consecutive pieces extend it, so the
+    /// lines of a head in the form Sluice writes anyway (`name: value\r\n`, `HTTP/1.1` request
+    /// and status lines) are appended with one copy instead of several per line.
+    struct VerbatimRun {
+        var start = 0
+        var end = 0
+
+        /// Adds `s..<e`: extends the run if it starts where the run ends, else starts a new one.
+        @inline(__always)
+        mutating func take(_ s: Int, _ e: Int, _ bytes: UnsafeRawBufferPointer, _ out: inout [UInt8]) {
+            if s != end { flush(bytes, &out); start = s }
+            end = e
+        }
+
+        /// Appends the run (before anything not taken from the received bytes).
+        @inline(__always)
+        mutating func flush(_ bytes: UnsafeRawBufferPointer, _ out: inout [UInt8]) {
+            if end > start { appendBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), to: &out) }
+            start = end
+        }
+    }
+
+    /// A kept field: its received line when that is exactly `name: value\r\n` (what `appendField`
+    /// would write), else rewritten by `appendField`.
+    @inline(__always)
+    static func appendKeptField(_ bytes: UnsafeRawBufferPointer, _ field: FieldSpan, _ run: inout VerbatimRun, to out: inout [UInt8]) {
+        let colon = Int(field.name.start) + Int(field.name.count)
+        let valueEnd = Int(field.value.start) + Int(field.value.count)
+        if field.value.count > 0 && Int(field.value.start) == colon + 2 && valueEnd + 2 <= bytes.count
+            && bytes[colon] == UInt8(ascii: ":") && bytes[colon + 1] == 0x20 && bytes[valueEnd] == 0x0D && bytes[valueEnd + 1] == 0x0A {
+            run.take(Int(field.name.start), valueEnd + 2, bytes, &out)
+        } else {
+            run.flush(bytes, &out)
+            appendField(bytes, field, to: &out)
+        }
+    }
+
+    /// True when the 11 bytes at `offset` are ` HTTP/1.1\r\n`.
+    @inline(__always)
+    static func isVersionLine(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> Bool {
+        guard offset >= 0, offset + 11 <= bytes.count else { return false }
+        // " HTTP/1." read as a little-endian word, then "1\r\n".
+        return UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) == 0x2E31_2F50_5454_4820
+            && bytes[offset + 8] == UInt8(ascii: "1") && bytes[offset + 9] == 0x0D && bytes[offset + 10] == 0x0A
+    }
+
+    /// The received status line when it is exactly `HTTP/1.1 <status> <reason>\r\n` with a
+    /// non-empty reason (what `appendResponseStart` would write), else nil.
+    @inline(__always)
+    static func verbatimStatusLine(_ head: ResponseHead, _ bytes: UnsafeRawBufferPointer) -> Range<Int>? {
+        let r = Int(head.reason.start)
+        let reasonEnd = r + Int(head.reason.count)
+        guard head.reason.count > 0, r >= 13, reasonEnd + 2 <= bytes.count, head.status >= 100, head.status <= 999,
+              bytes[reasonEnd] == 0x0D, bytes[reasonEnd + 1] == 0x0A, bytes[r - 1] == 0x20, bytes[r - 5] == 0x20,
+              // "HTTP/1.1" read as a little-endian word
+              UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: r - 13, as: UInt64.self)) == 0x312E_312F_5054_5448
+        else { return nil }
+        let d0 = bytes[r - 4] &- 0x30, d1 = bytes[r - 3] &- 0x30, d2 = bytes[r - 2] &- 0x30
+        guard d0 < 10, d1 < 10, d2 < 10, Int(d0) * 100 + Int(d1) * 10 + Int(d2) == head.status else { return nil }
+        return (r - 13)..<(reasonEnd + 2)
+    }
+
+    /// Appends raw bytes as typed bytes (which `Array.append(contentsOf:)` copies with one memcpy).
+    @inline(__always)
+    static func appendBytes(_ raw: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        out.append(contentsOf: raw.assumingMemoryBound(to: UInt8.self))
+    }
+
     // MARK: - Byte helpers
 
 
@@ -297,14 +404,18 @@ public enum HeadWriter {
     /// Appends an unsigned integer in decimal.
     @inlinable
     public static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
-        if value == 0 { out.append(UInt8(ascii: "0")); return }
-        var digits: (UInt64, Int) = (value, 0)
-        var divisor: UInt64 = 1
-        while digits.0 / divisor >= 10 { divisor *= 10; digits.1 += 1 }
-        while divisor > 0 {
-            out.append(UInt8(ascii: "0") + UInt8(digits.0 / divisor))
-            digits.0 %= divisor
-            divisor /= 10
+        // Digits from the right into 24 bytes on the stack (a UInt64 has at most 20), appended at
+        // once: one append instead of one per digit, and division by the constant 10 only.
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &digits) { b in
+            var v = value
+            var i = 24
+            repeat {
+                i -= 1
+                b[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            } while v > 0
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[i...]).assumingMemoryBound(to: UInt8.self))
         }
     }
 
