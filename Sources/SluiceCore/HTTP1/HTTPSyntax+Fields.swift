@@ -186,6 +186,8 @@ extension HTTPSyntax {
                     summary.hostCount += 1
                 case .connection:
                     summary.connectionFields += 1
+                    summary.connectionIsKeepAlive = summary.connectionFields == 1
+                        && equalsLowercase(base, line.valueStart, line.valueEnd, "keep-alive")
                 case .upgrade:
                     if summary.upgradeIndex < 0 { summary.upgradeIndex = fields.count }
                 case .expect:
@@ -272,6 +274,8 @@ extension HTTPSyntax {
                     options.close = true
                 } else if equalsLowercase(base, s, e, "keep-alive") {
                     options.keepAlive = true
+                    // A Keep-Alive field is hop-by-hop already: no other field has this name.
+                    return true
                 } else if equalsLowercase(base, s, e, "upgrade") {
                     options.upgrade = true
                 }

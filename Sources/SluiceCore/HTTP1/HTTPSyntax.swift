@@ -64,6 +64,9 @@ struct FieldSectionSummary {
     var hostIndex = -1
     /// Number of Connection fields (their tokens are handled by `applyConnectionOptions`).
     var connectionFields = 0
+    /// The only Connection field so far is exactly `keep-alive` (case-insensitive): the common
+    /// case, which needs no pass over the fields (a Keep-Alive field is hop-by-hop already).
+    var connectionIsKeepAlive = false
     /// An Expect field equal to `100-continue` was seen.
     var expectContinue = false
     /// Index in `fields` of the first Upgrade field, -1 when none.

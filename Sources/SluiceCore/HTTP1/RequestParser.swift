@@ -280,7 +280,9 @@ public enum RequestParser {
 
         // Connection options and the fields they name.
         var options = ConnectionOptions()
-        if summary.connectionFields > 0,
+        if summary.connectionFields == 1 && summary.connectionIsKeepAlive {
+            options.keepAlive = true
+        } else if summary.connectionFields > 0,
            let error = HTTPSyntax.applyConnectionOptions(base, cls, fields: &head.fields,
                                                          options: &options) {
             return .invalid(error)
