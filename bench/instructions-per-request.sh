@@ -10,7 +10,8 @@
 # Needs: apt-get install -y valgrind nginx-light haproxy nghttp2-client curl
 # Usage: bench/instructions-per-request.sh [N1] [N2]     (SLUICE=path/to/sluice to skip the build)
 #        SYSTEMS="sluice" to count only some of the proxies; CALLGRIND_DIR=dir keeps the callgrind
-#        files there (for callgrind_annotate: where the instructions go, function by function).
+#        files there (for callgrind_annotate: where the instructions go, function by function; a
+#        relative dir is taken from the repository's top folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N1=${1:-2000}
@@ -113,6 +114,7 @@ for sys in ${SYSTEMS:-sluice nginx haproxy}; do
         sluice) cmd=("$WORK/sluice" run --config "$WORK/sluice.yaml") ;;
         nginx) cmd=(nginx -c "$WORK/nginx-proxy.conf") ;;
         haproxy) cmd=(haproxy -db -f "$WORK/haproxy.cfg") ;;
+        *) echo "instructions: unknown system $sys (sluice, nginx, haproxy)" >&2; exit 2 ;;
     esac
     a=$(count "$sys" "$N1" "${cmd[@]}")
     b=$(count "$sys" "$N2" "${cmd[@]}")

@@ -148,10 +148,10 @@ extension Worker {
         case .respond:
             outcome = .respond(configured: decision.response, status: table.responses[Int(decision.response)].status)
         case .forward:
-            let head = x.head
-            let bytes = c.inBuffer.readable
-            let upgrade = head.upgrade.count > 0
-                && table.policy(for: decision).allowsUpgrade(UnsafeRawBufferPointer(rebasing: bytes[head.upgrade.range]))
+            // `x.head.upgrade` read in place: binding `x.head` would copy the head (a retain and a
+            // release of its field list per request).
+            let upgrade = x.head.upgrade.count > 0
+                && table.policy(for: decision).allowsUpgrade(UnsafeRawBufferPointer(rebasing: c.inBuffer.readable[x.head.upgrade.range]))
             outcome = .forward(upgrade: upgrade)
         }
         if case .forward = outcome {} else { c.inBuffer.consume(x.head.headLength) }
@@ -185,7 +185,7 @@ extension Worker {
             pool.hostBytes.withUnsafeBytes { host in
                 x.requestID.withUnsafeBytes { id in
                     let policy = x.policy
-                    HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: c.isSecure ? "https" : "http",
+                    HeadWriter.appendRequestStart(x.head, bytes: bytes, clientAddress: peerBytes, forwardedProto: c.isSecure ? .https : .http,
                                                   fallbackHost: host, trustForwarded: c.trusted,
                                                   normalizingPath: policy?.forwardsNormalizedPath ?? false, policy: policy,
                                                   requestID: id, to: &x.upstreamHead)

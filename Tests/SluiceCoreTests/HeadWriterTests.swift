@@ -3,7 +3,7 @@ import SluiceCore
 
 /// Parses `text` as a request head (the parser is tested elsewhere) and returns what the writer emits.
 private func forwarded(_ text: String, client: String = "192.0.2.7", fallbackHost: String = "up:80",
-                       framing: BodyFraming = .none, trusted: Bool = false) -> String {
+                       framing: BodyFraming = .none, trusted: Bool = false, proto: ForwardedProto = .http) -> String {
     let bytes = Array(text.utf8)
     var head = RequestHead()
     var out: [UInt8] = []
@@ -12,7 +12,7 @@ private func forwarded(_ text: String, client: String = "192.0.2.7", fallbackHos
         precondition(status == .complete, "test input must parse: \(status)")
         Array(client.utf8).withUnsafeBytes { c in
             Array(fallbackHost.utf8).withUnsafeBytes { h in
-                HeadWriter.appendRequestStart(head, bytes: raw, clientAddress: c, forwardedProto: "http", fallbackHost: h,
+                HeadWriter.appendRequestStart(head, bytes: raw, clientAddress: c, forwardedProto: proto, fallbackHost: h,
                                               trustForwarded: trusted, to: &out)
             }
         }
@@ -122,10 +122,17 @@ struct HeadWriterTests {
     // rewritten. Both must give the same bytes, wherever a run starts or stops.
     @Test func fieldLinesInOtherFormsAreRewrittenAroundVerbatimRuns() {
         let text = "GET /a?b HTTP/1.1\r\nHost: h\r\nA:1\r\nB:  2 \t\r\nC: 3\r\nX_D: 4\r\nE: 5\r\nF:\r\nG: 7\r\n"
-            + "Connection: close\r\nH:\t8\r\n\r\n"
+            + "Connection: close\r\nH:\t8\r\nI: 9 \r\n\r\n"
         #expect(forwarded(text) ==
-            "GET /a?b HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nE: 5\r\nF: \r\nG: 7\r\nH: 8\r\n"
+            "GET /a?b HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nE: 5\r\nF: \r\nG: 7\r\nH: 8\r\nI: 9\r\n"
             + "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n\r\n")
+    }
+
+    @Test func httpsClientsAreForwardedAsHttpsWithAndWithoutHost() {
+        #expect(forwarded("GET / HTTP/1.1\r\nHost: h\r\n\r\n", proto: .https) ==
+            "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: h\r\n\r\n")
+        #expect(forwarded("GET / HTTP/1.0\r\n\r\n", proto: .https) ==
+            "GET / HTTP/1.1\r\nHost: up:80\r\nX-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: https\r\n\r\n")
     }
 
     @Test func http10RequestLineIsRewrittenAndItsFieldsKept() {
@@ -138,9 +145,9 @@ struct HeadWriterTests {
         ("HTTP/1.1 404 Not Found\r\nA: 1\r\nB:2\r\nC: 3\r\n\r\n", "HTTP/1.1 404 Not Found\r\nA: 1\r\nB: 2\r\nC: 3\r\n"),
         ("HTTP/1.0 200 OK\r\nA: 1\r\n\r\n", "HTTP/1.1 200 OK\r\nA: 1\r\n"),
         ("HTTP/1.1 299 x\r\nTransfer-Encoding: chunked\r\nA: 1\r\n\r\n", "HTTP/1.1 299 x\r\nA: 1\r\n"),
-        ("HTTP/1.1 200 OK \r\nA:  1\r\n\r\n", "HTTP/1.1 200 OK \r\nA: 1\r\n"),
+        ("HTTP/1.1 200 OK\r\nA: 1 \r\nB: 2\r\n\r\n", "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\n"),
     ])
-    func statusLinesAndFieldsInEveryForm(text: String, expected: String) {
+    func statusLinesAndFieldsInSeveralForms(text: String, expected: String) {
         #expect(response(text, keepCL: false, framing: .none) == expected + "\r\n")
     }
 

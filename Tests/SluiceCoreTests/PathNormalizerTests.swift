@@ -91,7 +91,7 @@ struct PathNormalizerTests {
             precondition(status == .complete, "test input must parse: \(status)")
             Array("192.0.2.7".utf8).withUnsafeBytes { c in
                 Array("up:80".utf8).withUnsafeBytes { h in
-                    HeadWriter.appendRequestStart(head, bytes: raw, clientAddress: c, forwardedProto: "http", fallbackHost: h,
+                    HeadWriter.appendRequestStart(head, bytes: raw, clientAddress: c, forwardedProto: .http, fallbackHost: h,
                                                   normalizingPath: normalizing, to: &out)
                 }
             }

@@ -565,3 +565,16 @@ func mutatedRequests() {
     }
     #expect(completed > 0)
 }
+
+// A lone `Connection: keep-alive` is handled while parsing; with a second Connection field (in
+// either order) every token is applied as before.
+@Test("keep-alive next to another Connection field still marks the fields it names", arguments: [
+    "GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: X-A\r\nX-A: 1\r\nHost: h\r\n\r\n",
+    "GET / HTTP/1.0\r\nConnection: X-A\r\nConnection: keep-alive\r\nX-A: 1\r\nHost: h\r\n\r\n",
+])
+func requestKeepAliveWithAnotherConnectionField(_ text: String) {
+    let (status, head) = parse(b(text))
+    #expect(status == .complete)
+    #expect(head.keepAlive)
+    #expect(head.fields.map(\.flags) == [.hopByHop, .hopByHop, .hopByHop, .host])
+}

@@ -130,6 +130,27 @@ func responseConnectionFields() {
     #expect(head.fields.map(\.flags) == [.hopByHop, .hopByHop, .hopByHop, .contentLength])
 }
 
+// A lone `Connection: keep-alive` is handled while parsing; with a second Connection field (in
+// either order) every token is applied as before.
+@Test("keep-alive next to another Connection field still marks the fields it names", arguments: [
+    "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nConnection: X-A\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.0 200 OK\r\nConnection: X-A\r\nConnection: keep-alive\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n",
+])
+func keepAliveWithAnotherConnectionField(_ text: String) {
+    let (status, head) = parse(b(text))
+    #expect(status == .complete)
+    #expect(head.keepAlive)
+    #expect(head.fields.map(\.flags) == [.hopByHop, .hopByHop, .hopByHop, .contentLength])
+}
+
+@Test("a lone keep-alive keeps an HTTP/1.0 response's connection and marks nothing else")
+func loneKeepAlive() {
+    let (status, head) = parse(b("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n"))
+    #expect(status == .complete)
+    #expect(head.keepAlive)
+    #expect(head.fields.map(\.flags) == [.hopByHop, [], .contentLength])
+}
+
 @Test("a reused response head is fully reset")
 func reusedResponseHead() {
     var head = ResponseHead()

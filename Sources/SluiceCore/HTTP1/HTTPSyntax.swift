@@ -62,7 +62,8 @@ struct FieldSectionSummary {
     var hostCount = 0
     /// Index in `fields` of the first Host field, -1 when none.
     var hostIndex = -1
-    /// Number of Connection fields (their tokens are handled by `applyConnectionOptions`).
+    /// Number of Connection fields (their tokens are handled by `applyConnectionOptions`, unless
+    /// `connectionIsKeepAlive`).
     var connectionFields = 0
     /// The only Connection field so far is exactly `keep-alive` (case-insensitive): the common
     /// case, which needs no pass over the fields (a Keep-Alive field is hop-by-hop already).

@@ -3,6 +3,29 @@
 /// Writers append to a caller-owned `[UInt8]` whose capacity is reused, so steady state allocates
 /// nothing. Hop-by-hop fields (flagged by the parser) are never copied; framing fields are
 /// written anew by `appendFraming`, which also ends the head.
+/// The scheme the client used, sent upstream as X-Forwarded-Proto.
+public enum ForwardedProto: Sendable {
+    case http
+    case https
+
+    /// The end of the X-Forwarded-For line and the X-Forwarded-Proto line: one static string
+    /// (one append) rather than four pieces.
+    var fields: StaticString {
+        switch self {
+        case .http: "\r\nX-Forwarded-Proto: http\r\n"
+        case .https: "\r\nX-Forwarded-Proto: https\r\n"
+        }
+    }
+
+    /// `fields` followed by X-Forwarded-Host's name.
+    var fieldsBeforeHost: StaticString {
+        switch self {
+        case .http: "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: "
+        case .https: "\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: "
+        }
+    }
+}
+
 public enum HeadWriter {
     /// Appends the request line and the end-to-end fields of `head` for an upstream.
     ///
@@ -19,7 +42,7 @@ public enum HeadWriter {
     /// `normalizingPath` (the route's `forwardNormalizedPath`) sends `PathNormalizer`'s form of the path.
     public static func appendRequestStart(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, clientAddress: UnsafeRawBufferPointer,
-        forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool = false,
+        forwardedProto: ForwardedProto, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool = false,
         normalizingPath: Bool = false, policy: RoutePolicy? = nil, requestID: UnsafeRawBufferPointer? = nil,
         to out: inout [UInt8]
     ) {
@@ -39,7 +62,7 @@ public enum HeadWriter {
     /// and X-Forwarded-*.
     private static func appendRequestFields(
         _ head: RequestHead, bytes: UnsafeRawBufferPointer, clientAddress: UnsafeRawBufferPointer,
-        forwardedProto: StaticString, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool,
+        forwardedProto: ForwardedProto, fallbackHost: UnsafeRawBufferPointer, trustForwarded: Bool,
         normalizingPath: Bool, dropped: [UInt8], dropRequestID: Bool, to out: inout [UInt8]
     ) {
         // The received head goes out in as few copies as possible: the request line and every kept
@@ -94,16 +117,17 @@ public enum HeadWriter {
                 appendStatic(", ", to: &out)
             }
         }
-        out.append(contentsOf: clientAddress)
-        appendStatic("\r\n", to: &out)
-        if keptOther { return }  // a trusted proxy already set X-Forwarded-Proto/-Host
-        appendStatic("X-Forwarded-Proto: ", to: &out)
-        appendStatic(forwardedProto, to: &out)
-        appendStatic("\r\n", to: &out)
+        appendBytes(clientAddress, to: &out)
+        if keptOther {  // a trusted proxy already set X-Forwarded-Proto/-Host
+            appendStatic("\r\n", to: &out)
+            return
+        }
         if head.host.count > 0 {
-            appendStatic("X-Forwarded-Host: ", to: &out)
+            appendStatic(forwardedProto.fieldsBeforeHost, to: &out)
             append(bytes, head.host, to: &out)
             appendStatic("\r\n", to: &out)
+        } else {
+            appendStatic(forwardedProto.fields, to: &out)
         }
     }
 
@@ -357,9 +381,10 @@ public enum HeadWriter {
     }
 
     /// Appends raw bytes as typed bytes (which `Array.append(contentsOf:)` copies with one memcpy).
+    /// Binding the memory to UInt8 costs nothing at run time; the buffers are read only as bytes.
     @inline(__always)
     static func appendBytes(_ raw: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        out.append(contentsOf: raw.assumingMemoryBound(to: UInt8.self))
+        out.append(contentsOf: raw.bindMemory(to: UInt8.self))
     }
 
     // MARK: - Byte helpers
@@ -404,18 +429,17 @@ public enum HeadWriter {
     /// Appends an unsigned integer in decimal.
     @inlinable
     public static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
-        // Digits from the right into 24 bytes on the stack (a UInt64 has at most 20), appended at
+        // Digits from the right into 20 bytes on the stack (a UInt64 has at most 20), appended at
         // once: one append instead of one per digit, and division by the constant 10 only.
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { b in
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { b in
             var v = value
-            var i = 24
+            var i = 20
             repeat {
                 i -= 1
-                b[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10)
+                b.initializeElement(at: i, to: UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10))
                 v /= 10
             } while v > 0
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[i...]).assumingMemoryBound(to: UInt8.self))
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[i...]))
         }
     }
 

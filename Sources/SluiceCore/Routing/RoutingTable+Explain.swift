@@ -220,7 +220,7 @@ extension RoutingTable {
         let host = Array(upstreams[Int(decision.upstream)].endpoints[Int(decision.endpoint)].label.utf8)
         peer.withUnsafeBytes { p in
             host.withUnsafeBytes { h in
-                HeadWriter.appendRequestStart(head, bytes: bytes, clientAddress: p, forwardedProto: "http", fallbackHost: h,
+                HeadWriter.appendRequestStart(head, bytes: bytes, clientAddress: p, forwardedProto: .http, fallbackHost: h,
                                               trustForwarded: trustForwarded, to: &out)
             }
         }

@@ -222,7 +222,7 @@ enum RequestParserFuzz {
         let trust = bytes.count % 2 == 0
         client.withUnsafeBytes { c in
             fallback.withUnsafeBytes { f in
-                HeadWriter.appendRequestStart(head, bytes: input, clientAddress: c, forwardedProto: "http",
+                HeadWriter.appendRequestStart(head, bytes: input, clientAddress: c, forwardedProto: .http,
                                               fallbackHost: f, trustForwarded: trust, to: &out)
             }
         }
