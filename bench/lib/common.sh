@@ -17,12 +17,14 @@ bench_build() {
     swift build -c release --scratch-path "$1" --product sluice >/dev/null
 }
 
-# bench_nginx_upstream PORT [CPU] [WORKERS]: nginx (one worker, or WORKERS) answering 128 bytes
-# on 127.0.0.1:PORT.
+# bench_nginx_upstream PORT [CPU] [WORKERS] [ROOT]: nginx (one worker, or WORKERS) answering 128
+# bytes on 127.0.0.1:PORT, or serving the files under ROOT (.json as application/json).
 bench_nginx_upstream() {
-    local port=$1 cpu=${2:-} workers=${3:-1}
-    local body
+    local port=$1 cpu=${2:-} workers=${3:-1} root=${4:-}
+    local body location
     body=$(printf 'x%.0s' $(seq 1 127))
+    location="location / { default_type text/plain; return 200 \"$body\\n\"; }"
+    [ -n "$root" ] && location="location / { root $root; types { application/json json; } }"
     cat >"$WORK/nginx.conf" <<NGINX
 worker_processes $workers;
 pid $WORK/nginx.pid;
@@ -33,7 +35,7 @@ http {
     keepalive_requests 1000000;
     server {
         listen 127.0.0.1:$port reuseport;
-        location / { default_type text/plain; return 200 "$body\n"; }
+        $location
     }
 }
 NGINX
