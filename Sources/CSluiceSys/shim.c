@@ -10,7 +10,8 @@ int csluice_accept_nonblock(int fd, struct sockaddr *addr, socklen_t *len) {
 }
 
 ssize_t csluice_splice(int in, int out, size_t len) {
-    return splice(in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    // syscall(2), not glibc's splice(): no cancellation-point wrapper (see CSluiceSys.h).
+    return syscall(SYS_splice, in, NULL, out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 }
 
 int csluice_pipe(int fds[2], int size, int *capacity) {

@@ -60,14 +60,14 @@ package enum Sys {
     /// read(2) into a raw buffer.
     @inline(__always)
     package static func read(_ fd: Int32, _ ptr: UnsafeMutableRawPointer, _ count: Int) -> IOResult {
-        transfer("read") { Glibc.read(fd, ptr, count) }
+        transfer("read") { csluice_read(fd, ptr, count) }
     }
 
     /// send(2) with MSG_NOSIGNAL.
     @inline(__always)
     package static func write(_ fd: Int32, _ ptr: UnsafeRawPointer, _ count: Int) -> IOResult {
         while true {
-            let n = Glibc.send(fd, ptr, count, CSLUICE_MSG_NOSIGNAL)
+            let n = csluice_send(fd, ptr, count, CSLUICE_MSG_NOSIGNAL)
             if n >= 0 { return n == 0 ? .wouldBlock : .done(n) }
             let e = Glibc.errno
             if e == EINTR { continue }
@@ -339,7 +339,7 @@ package struct Epoll {
 
     /// Waits for events; returns how many were written to `events`. EINTR gives 0.
     package func wait(_ events: UnsafeMutablePointer<epoll_event>, max: Int32, timeoutMs: Int32) -> Int {
-        let n = epoll_wait(fd, events, max, timeoutMs)
+        let n = csluice_epoll_wait(fd, events, max, timeoutMs)
         if n < 0 {
             let e = Glibc.errno
             if e == EINTR { return 0 }

@@ -53,7 +53,6 @@ extension Worker {
         x.record.active = false
         requestEnded(x)
         let record = x.record
-        let status = record.recordedStatus
         let duration = now &- record.start
         let bytesIn = record.headBytes &+ x.state.requestBodyBytes
         if recordMetrics {
