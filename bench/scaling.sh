@@ -12,7 +12,7 @@
 #
 # MODE=gzip measures where the proxy, not the load, is the limit: the upstream serves a 64 KiB JSON
 # document and Sluice compresses it (gzip level 5) for wrk, which asks for gzip. Compressing costs
-# the proxy about 1 ms per request, against some 0.05 ms for wrk and the upstream together, so
+# the proxy about 0.55 ms per request, against some 0.05 ms for wrk and the upstream together, so
 # there two workers can show how the proxy scales. (MODE=tls-handshake, a full TLS handshake with
 # an RSA 4096 certificate per request, was meant for the same; but wrk's own TLS client costs about
 # as much CPU per handshake as Sluice does, so the load is the limit there too.)
@@ -42,8 +42,8 @@ case $MODE in
             -addext "subjectAltName=IP:127.0.0.1" -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1 \
             || { echo "scaling: openssl could not make the certificate" >&2; exit 1; }
         URL=https://127.0.0.1:$PROXY_PORT/; WRK_HEADER=(-H "Connection: close"); COMPRESSION=""
-        LISTENER_TLS="    tls: { certificates: [{ cert: $WORK/cert.pem, key: $WORK/key.pem }], session_tickets: false, session_cache: false }" ;;
-    *) echo "scaling: MODE is keep-alive or tls-handshake" >&2; exit 2 ;;
+        LISTENER_TLS="    tls: { certificates: [{ cert: \"$WORK/cert.pem\", key: \"$WORK/key.pem\" }], session_tickets: false, session_cache: false }" ;;
+    *) echo "scaling: MODE is keep-alive, gzip or tls-handshake" >&2; exit 2 ;;
 esac
 
 if [ -z "${SLUICE:-}" ]; then bench_build "$SCRATCH"; SLUICE=$SCRATCH/release/sluice; fi
@@ -92,9 +92,18 @@ run() { # name pin-prefix... -> one line: name req/s sluice-us/req load-us/req b
     "$@" "$SLUICE" run --config "$WORK/$yaml" >"$WORK/sluice-$name.log" 2>&1 &
     local sp=$!
     PIDS+=("$sp")
-    for _ in $(seq 50); do curl -skf -o /dev/null "${WRK_HEADER[@]}" "$URL" && break; sleep 0.1; done
-    if [ "$MODE" = gzip ] && ! curl -sf -D - -o /dev/null -H "Accept-Encoding: gzip" "$URL" | grep -qi "^content-encoding: gzip"; then
-        echo "scaling: $name: the response is not gzip-compressed" >&2; exit 1
+    # (run is in a pipeline, a subshell: on failure it stops its own Sluice before it exits.)
+    local ok=0 hdrs
+    for _ in $(seq 50); do curl -skf -o /dev/null "${WRK_HEADER[@]}" "$URL" && { ok=1; break; }; sleep 0.1; done
+    if [ "$ok" = 0 ]; then
+        echo "scaling: $name: Sluice does not answer $URL" >&2; tail -n 20 "$WORK/sluice-$name.log" >&2
+        kill "$sp"; exit 1
+    fi
+    if [ "$MODE" = gzip ]; then
+        hdrs=$(curl -sf -D - -o /dev/null -H "Accept-Encoding: gzip" "$URL" || true)
+        if ! grep -qi "^content-encoding: gzip" <<<"$hdrs"; then
+            echo "scaling: $name: the response is not gzip-compressed" >&2; kill "$sp"; exit 1
+        fi
     fi
     wrk -t2 -c128 -d2s "${WRK_HEADER[@]}" "$URL" >/dev/null   # warm-up
     local s0 l0 m0 i0 s1 l1 m1 i1 out req rps

@@ -1,6 +1,7 @@
-# Shared by bench/proxy-vs-direct.sh, bench/metrics-cost.sh and bench/malloc-per-request.sh:
-# a temporary work folder, cleanup of every process started (by PID), a release build, and an
-# nginx upstream answering a fixed 128-byte body. Source it after `set -euo pipefail`.
+# Shared by the bench scripts (proxy-vs-direct, metrics-cost, malloc-per-request, scaling,
+# busy-poll-wakeups, instructions-per-request...): a temporary work folder, cleanup of every process
+# started (by PID), a release build, and an nginx upstream answering a fixed 128-byte body or
+# serving a folder. Source it after `set -euo pipefail`.
 
 WORK=$(mktemp -d)
 PIDS=()

@@ -1,5 +1,6 @@
 // Thin shims over Linux calls that Glibc's Swift module does not export
-// (it is built without _GNU_SOURCE and does not include <sys/epoll.h>).
+// (it is built without _GNU_SOURCE and does not include <sys/epoll.h>), and the plain-socket data
+// path's read, send, epoll_wait and splice made with syscall(2) (see below).
 #ifndef CSLUICESYS_H
 #define CSLUICESYS_H
 
@@ -16,10 +17,12 @@
 #include <unistd.h>
 #include <sys/syscall.h>
 
-// The data path's calls made with syscall(2) rather than glibc's wrappers: those are POSIX
-// cancellation points, and each call turns asynchronous cancellation on and off around the system
-// call (two atomic operations on the thread's state, and about a tenth of Sluice's user-space time
-// per request on small responses). Sluice never cancels a thread, so the plain call does the same.
+// The plain-socket data path's calls made with syscall(2) rather than glibc's wrappers: those are
+// POSIX cancellation points, and (glibc 2.36) each call turns asynchronous cancellation on and off
+// around the system call, two atomic operations on the thread's state. Sluice never cancels a
+// thread, so the plain call does the same. Measured at 128 B keep-alive: libc's share of Sluice's
+// CPU 2.3-2.8% before, 1.7-1.8% after (perf). Other calls (accept4, close, OpenSSL's socket reads
+// and writes for TLS, the eventfd) still use glibc's wrappers.
 
 /// read(2) without the cancellation-point wrapper. Bytes, 0 at EOF, or -1 with errno.
 static inline ssize_t csluice_read(int fd, void *buf, size_t len) {
@@ -35,7 +38,7 @@ static inline int csluice_epoll_wait(int epfd, struct epoll_event *events, int m
 #ifdef SYS_epoll_wait
     return (int)syscall(SYS_epoll_wait, epfd, events, max, timeout_ms);
 #else
-    return (int)syscall(SYS_epoll_pwait, epfd, events, max, timeout_ms, NULL, (size_t)8);
+    return (int)syscall(SYS_epoll_pwait, epfd, events, max, timeout_ms, NULL, (size_t)(_NSIG / 8));
 #endif
 }
 
