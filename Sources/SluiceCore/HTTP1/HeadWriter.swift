@@ -1,8 +1,3 @@
-/// Serializes heads the proxy sends: the request to the upstream and the response to the client.
-///
-/// Writers append to a caller-owned `[UInt8]` whose capacity is reused, so steady state allocates
-/// nothing. Hop-by-hop fields (flagged by the parser) are never copied; framing fields are
-/// written anew by `appendFraming`, which also ends the head.
 /// The scheme the client used, sent upstream as X-Forwarded-Proto.
 public enum ForwardedProto: Sendable {
     case http
@@ -26,6 +21,11 @@ public enum ForwardedProto: Sendable {
     }
 }
 
+/// Serializes heads the proxy sends: the request to the upstream and the response to the client.
+///
+/// Writers append to a caller-owned `[UInt8]` whose capacity is reused, so steady state allocates
+/// nothing. Hop-by-hop fields (flagged by the parser) are never copied; framing fields are
+/// written anew by `appendFraming`, which also ends the head.
 public enum HeadWriter {
     /// Appends the request line and the end-to-end fields of `head` for an upstream.
     ///
@@ -71,9 +71,9 @@ public enum HeadWriter {
         let absoluteForm = head.path.start != head.target.start || head.target.count == 0
         let methodEnd = Int(head.methodSpan.start) + Int(head.methodSpan.count)
         let targetEnd = Int(head.target.start) + Int(head.target.count)
-        if !absoluteForm && Int(head.target.start) == methodEnd + 1 && bytes[methodEnd] == 0x20
-            && !(normalizingPath && head.path.count > 0
-                 && PathNormalizer.needsNormalization(UnsafeRawBufferPointer(rebasing: bytes[head.path.range]))) {
+        let normalize = normalizingPath && head.path.count > 0
+            && PathNormalizer.needsNormalization(UnsafeRawBufferPointer(rebasing: bytes[head.path.range]))
+        if !absoluteForm && !normalize && Int(head.target.start) == methodEnd + 1 && bytes[methodEnd] == 0x20 {
             run.take(Int(head.methodSpan.start), targetEnd, bytes, &out)
             if head.version == .http11 && isVersionLine(bytes, targetEnd) {
                 run.take(targetEnd, targetEnd + 11, bytes, &out)
@@ -82,7 +82,7 @@ public enum HeadWriter {
                 appendStatic(" HTTP/1.1\r\n", to: &out)
             }
         } else {
-            appendRequestLine(head, bytes: bytes, absoluteForm: absoluteForm, normalizingPath: normalizingPath, to: &out)
+            appendRequestLine(head, bytes: bytes, absoluteForm: absoluteForm, normalize: normalize, to: &out)
         }
 
         var skip: FieldFlags = trustForwarded ? [.hopByHop, .contentLength, .expect, .xForwardedFor]
@@ -117,7 +117,7 @@ public enum HeadWriter {
                 appendStatic(", ", to: &out)
             }
         }
-        appendBytes(clientAddress, to: &out)
+        out.append(contentsOf: clientAddress)
         if keptOther {  // a trusted proxy already set X-Forwarded-Proto/-Host
             appendStatic("\r\n", to: &out)
             return
@@ -131,15 +131,14 @@ public enum HeadWriter {
         }
     }
 
-    /// The request line rewritten: the method, the target in origin-form (normalized if asked),
-    /// and HTTP/1.1.
+    /// The request line rewritten: the method, the target in origin-form (`normalize`: the path
+    /// in `PathNormalizer`'s form), and HTTP/1.1.
     private static func appendRequestLine(
-        _ head: RequestHead, bytes: UnsafeRawBufferPointer, absoluteForm: Bool, normalizingPath: Bool, to out: inout [UInt8]
+        _ head: RequestHead, bytes: UnsafeRawBufferPointer, absoluteForm: Bool, normalize: Bool, to out: inout [UInt8]
     ) {
         append(bytes, head.methodSpan, to: &out)
         out.append(0x20)
-        if normalizingPath && head.path.count > 0
-            && PathNormalizer.needsNormalization(UnsafeRawBufferPointer(rebasing: bytes[head.path.range])) {
+        if normalize {
             PathNormalizer.append(normalizing: UnsafeRawBufferPointer(rebasing: bytes[head.path.range]), to: &out)
             if head.query.count > 0 {
                 out.append(UInt8(ascii: "?"))
@@ -335,7 +334,7 @@ public enum HeadWriter {
         /// Appends the run (before anything not taken from the received bytes).
         @inline(__always)
         mutating func flush(_ bytes: UnsafeRawBufferPointer, _ out: inout [UInt8]) {
-            if end > start { appendBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), to: &out) }
+            if end > start { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<end])) }
             start = end
         }
     }
@@ -378,13 +377,6 @@ public enum HeadWriter {
         let d0 = bytes[r - 4] &- 0x30, d1 = bytes[r - 3] &- 0x30, d2 = bytes[r - 2] &- 0x30
         guard d0 < 10, d1 < 10, d2 < 10, Int(d0) * 100 + Int(d1) * 10 + Int(d2) == head.status else { return nil }
         return (r - 13)..<(reasonEnd + 2)
-    }
-
-    /// Appends raw bytes as typed bytes (which `Array.append(contentsOf:)` copies with one memcpy).
-    /// Binding the memory to UInt8 costs nothing at run time; the buffers are read only as bytes.
-    @inline(__always)
-    static func appendBytes(_ raw: UnsafeRawBufferPointer, to out: inout [UInt8]) {
-        out.append(contentsOf: raw.bindMemory(to: UInt8.self))
     }
 
     // MARK: - Byte helpers

@@ -83,7 +83,7 @@ public enum ResponseParser {
         }
 
         var options = ConnectionOptions()
-        if summary.connectionFields == 1 && summary.connectionIsKeepAlive {
+        if summary.connectionIsKeepAlive {
             options.keepAlive = true
         } else if summary.connectionFields > 0,
            let error = HTTPSyntax.applyConnectionOptions(base, cls, fields: &head.fields,
