@@ -151,7 +151,7 @@ struct ConfigCompiler {
         var addresses: [SocketAddress: Node] = [:]
         for (i, item) in items.enumerated() {
             let path = ConfigReader.join("listeners", i)
-            guard let m = reader.map(item, path, known: ["name", "address", "tls", "redirect_https", "http2"], required: ["address"],
+            guard let m = reader.map(item, path, known: ["name", "address", "tls", "redirect_https", "http2", "defer_accept"], required: ["address"],
                                      example: "{ name: public, address: 127.0.0.1:8080 }") else { continue }
             var name = "listener-\(i)"
             if let n = m["name"], let s = reader.string(n, m.path("name")) {
@@ -186,7 +186,9 @@ struct ConfigCompiler {
                 reader.report(h, m.path("http2"), "a listener that redirects to https does not serve HTTP/2",
                               hint: "remove `http2` here; set it on the TLS listener")
             }
-            out.append(ListenerSpec(name: name, address: address, redirectHTTPS: redirect, http2: http2))
+            var deferAccept = true
+            if let d = m["defer_accept"], let b = reader.bool(d, m.path("defer_accept")) { deferAccept = b }
+            out.append(ListenerSpec(name: name, address: address, redirectHTTPS: redirect, http2: http2, deferAccept: deferAccept))
             tlsSet.listeners.append(m["tls"].flatMap { compileListenerTLS($0, m.path("tls"), http2: http2) })
         }
         return out

@@ -124,7 +124,7 @@ public final class ProxyServer: @unchecked Sendable {
                     resolved[li] = address
                 }
                 for w in 0..<count {
-                    perWorker[w].append(try Sys.listen(on: resolved[li]))
+                    perWorker[w].append(try Sys.listen(on: resolved[li], deferAccept: spec.deferAccept ? 1 : 0))
                 }
             }
         } catch {

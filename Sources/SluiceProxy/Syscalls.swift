@@ -189,7 +189,9 @@ package enum Sys {
     }
 
     /// A listening socket bound to `address` with SO_REUSEADDR and SO_REUSEPORT (one per worker).
-    static func listen(on address: SocketAddress, backlog: Int32 = 4096) throws(SyscallError) -> Int32 {
+    /// TCP_NODELAY is set here because Linux copies it to every accepted socket (one setsockopt per
+    /// listener, not per connection); `deferAccept` > 0 sets TCP_DEFER_ACCEPT to that many seconds.
+    static func listen(on address: SocketAddress, backlog: Int32 = 4096, deferAccept: Int32 = 0) throws(SyscallError) -> Int32 {
         let fd = try tcpSocket(for: address)
         do throws(SyscallError) {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
@@ -199,6 +201,8 @@ package enum Sys {
             }
             let rc = withSockaddr(address) { Glibc.bind(fd, $0, $1) }
             if rc != 0 { throw SyscallError("bind \(address)", errno: Glibc.errno) }
+            try setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1, "TCP_NODELAY")
+            if deferAccept > 0 { try setOption(fd, Int32(IPPROTO_TCP), CSLUICE_TCP_DEFER_ACCEPT, deferAccept, "TCP_DEFER_ACCEPT") }
             if Glibc.listen(fd, backlog) != 0 { throw SyscallError("listen \(address)", errno: Glibc.errno) }
         } catch {
             close(fd)

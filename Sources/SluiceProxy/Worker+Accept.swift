@@ -13,7 +13,6 @@ extension Worker {
             }
             switch Sys.accept(lfd) {
             case .accepted(let fd, let peer):
-                Sys.setNoDelay(fd)
                 let gen = registrations.nextGeneration(fd)
                 let c = ClientConnection(
                     fd: fd, generation: gen, peer: peer, listenerIndex: listener,
@@ -37,10 +36,16 @@ extension Worker {
                 c.phaseStart = now
                 c.lastReadProgress = now
                 c.lastWriteProgress = now
-                // Not marked readable: registering reports a request that is already there (the
-                // ADD polls the socket), and a read now would mostly find nothing (EAGAIN: one
-                // wasted syscall per connection when the first event is the bare EPOLLOUT).
                 setClientDeadline(c, now &+ settings.timeouts.clientHeader)
+                if settings.listeners[listener].deferAccept {
+                    // TCP_DEFER_ACCEPT: the kernel queued this connection when its first bytes
+                    // came, so read them now, in the wake-up that accepted it.
+                    c.readable = true
+                    drive(c)
+                }
+                // Otherwise not marked readable: registering reports a request that is already
+                // there (the ADD polls the socket), and a read now would mostly find nothing
+                // (EAGAIN: one wasted syscall per connection when the first event is a bare EPOLLOUT).
             case .wouldBlock, .skipped:
                 return
             case .exhausted:

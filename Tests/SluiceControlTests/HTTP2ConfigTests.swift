@@ -62,6 +62,17 @@ import SluiceProxy
 
     /// The header-list limit follows `limits.max_header_bytes` unless set (a request's header
     /// list must fit the HTTP/1.1 head it becomes).
+    /// `defer_accept` (TCP_DEFER_ACCEPT): on unless turned off; a listener change needs a restart.
+    @Test func deferAcceptDefaultsOnAndIsABoolean() throws {
+        let c = try #require(mustLoad(baseYAML + Self.route))
+        #expect(c.listeners[0].deferAccept)
+        let off = try #require(mustLoad(Self.listeners("  - { name: public, address: 127.0.0.1:8080, defer_accept: false }")))
+        #expect(off.listeners[0].deferAccept == false)
+        #expect(c.restartOnlyChanges(off) == ["listeners"])
+        let d = diagnostics(Self.listeners("  - { name: public, address: 127.0.0.1:8080, defer_accept: 1s }"))
+        #expect(d.map(\.keyPath) == ["listeners[0].defer_accept"])
+    }
+
     @Test func headerListFollowsTheHeadLimit() throws {
         let c = try #require(mustLoad(baseYAML + Self.route + "limits: { max_header_bytes: 64KiB }\n"))
         #expect(c.http2.maxHeaderListBytes == 65536)

@@ -39,16 +39,69 @@ struct SlowClientTests {
         defer { up.stop() }
         let proxy = try ProxyHarness(upstreamPorts: [up.port], extra: "limits: { max_connections_per_worker: 2 }")
         defer { proxy.stop() }
+        // Half a request head each: with TCP_DEFER_ACCEPT (the default) a connection is accepted,
+        // and takes a slot, once its first bytes arrive.
         let idle1 = try proxy.connect()
         let idle2 = try proxy.connect()
         defer { close(idle2) }
-        usleep(100_000)
+        try TestSocket.send(idle1, "GET / HTTP/1.1\r\n")
+        try TestSocket.send(idle2, "GET / HTTP/1.1\r\n")
+        #expect(eventually(5) { proxy.metrics()[#"sluice_connections_active{listener="public"}"#] == 2 })
         let waiting = try proxy.connect()  // completes in the kernel's accept queue
         defer { close(waiting) }
         try TestSocket.send(waiting, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         var pfd = pollfd(fd: waiting, events: Int16(POLLIN), revents: 0)
         #expect(poll(&pfd, 1, 300) == 0, "a connection over the limit must not be served yet")
         close(idle1)
+        let m = try #require(try TestReader(fd: waiting).readMessage(isResponse: true))
+        #expect(m.bodyText == "served")
+    }
+
+    /// TCP_DEFER_ACCEPT (the default): a connection that has sent nothing stays in the kernel and
+    /// takes no slot; the first request on a new connection is read in the wake-up that accepts it.
+    @Test func aSilentConnectionTakesNoSlotWithDeferAccept() throws {
+        let up = try TestUpstream { _ in .ok("served") }
+        defer { up.stop() }
+        let proxy = try ProxyHarness(upstreamPorts: [up.port], extra: "limits: { max_connections_per_worker: 1 }")
+        defer { proxy.stop() }
+        let silent = try proxy.connect()
+        defer { close(silent) }
+        usleep(200_000)
+        #expect(proxy.metrics()[#"sluice_connections_active{listener="public"}"#] == 0)
+        let m = try proxy.request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(m.bodyText == "served")
+        // The kernel hands the silent one over after the defer period; the header timeout then applies.
+        try TestSocket.send(silent, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        let late = try #require(try TestReader(fd: silent).readMessage(isResponse: true))
+        #expect(late.bodyText == "served")
+    }
+
+    /// `defer_accept: false`: every completed handshake is accepted at once, so a silent
+    /// connection holds a slot until its header timeout.
+    @Test func withoutDeferAcceptASilentConnectionHoldsItsSlot() throws {
+        let up = try TestUpstream { _ in .ok("served") }
+        defer { up.stop() }
+        let yaml = """
+            listeners:
+              - { name: public, address: 127.0.0.1:0, defer_accept: false }
+            upstreams:
+              app: { endpoints: ["127.0.0.1:\(up.port)"] }
+            routes:
+              - { name: web, match: { path_prefix: "/" }, upstream: app, sticky: none }
+            limits: { max_connections_per_worker: 1 }
+            timeouts: { client_header: 1s }
+            """
+        let proxy = try ProxyHarness(yaml: yaml)
+        defer { proxy.stop() }
+        let silent = try proxy.connect()
+        defer { close(silent) }
+        #expect(eventually(5) { proxy.metrics()[#"sluice_connections_active{listener="public"}"#] == 1 })
+        let waiting = try proxy.connect()
+        defer { close(waiting) }
+        try TestSocket.send(waiting, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        var pfd = pollfd(fd: waiting, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pfd, 1, 300) == 0, "the silent connection holds the only slot")
+        // Its header timeout (1 s) frees the slot; then the waiting request is served.
         let m = try #require(try TestReader(fd: waiting).readMessage(isResponse: true))
         #expect(m.bodyText == "served")
     }

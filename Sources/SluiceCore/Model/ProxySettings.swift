@@ -62,12 +62,17 @@ public struct ListenerSpec: Sendable, Equatable {
     public var redirectHTTPS: Bool
     /// Accepts HTTP/2: ALPN `h2` on a TLS listener, h2c with prior knowledge on a plain one.
     public var http2: Bool
+    /// TCP_DEFER_ACCEPT (`defer_accept`): the kernel hands a connection over only once its first
+    /// bytes have arrived (or after about a second), so accepting it and reading its request are
+    /// one wake-up, and a connection that never sends costs the worker nothing.
+    public var deferAccept: Bool
 
     /// Creates a listener spec.
-    public init(name: String, address: SocketAddress, redirectHTTPS: Bool = false, http2: Bool = false) {
+    public init(name: String, address: SocketAddress, redirectHTTPS: Bool = false, http2: Bool = false, deferAccept: Bool = true) {
         self.name = name
         self.address = address
         self.redirectHTTPS = redirectHTTPS
         self.http2 = http2
+        self.deferAccept = deferAccept
     }
 }
