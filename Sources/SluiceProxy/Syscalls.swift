@@ -191,7 +191,7 @@ package enum Sys {
     /// A listening socket bound to `address` with SO_REUSEADDR and SO_REUSEPORT (one per worker).
     /// TCP_NODELAY is set here because Linux copies it to every accepted socket (one setsockopt per
     /// listener, not per connection); `deferAccept` > 0 sets TCP_DEFER_ACCEPT to that many seconds.
-    static func listen(on address: SocketAddress, backlog: Int32 = 4096, deferAccept: Int32 = 0) throws(SyscallError) -> Int32 {
+    package static func listen(on address: SocketAddress, backlog: Int32 = 4096, deferAccept: Int32 = 0) throws(SyscallError) -> Int32 {
         let fd = try tcpSocket(for: address)
         do throws(SyscallError) {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")

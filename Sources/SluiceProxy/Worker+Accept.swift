@@ -39,9 +39,11 @@ extension Worker {
                 setClientDeadline(c, now &+ settings.timeouts.clientHeader)
                 if settings.listeners[listener].deferAccept {
                     // TCP_DEFER_ACCEPT: the kernel queued this connection when its first bytes
-                    // came, so read them now, in the wake-up that accepted it.
+                    // came (usually; after about a second of silence it is handed over anyway,
+                    // and this read finds nothing), so read them in the wake-up that accepted it:
+                    // right after this event batch, not nested in the accept loop.
                     c.readable = true
-                    drive(c)
+                    pending.append(c)
                 }
                 // Otherwise not marked readable: registering reports a request that is already
                 // there (the ADD polls the socket), and a read now would mostly find nothing
@@ -69,6 +71,9 @@ extension Worker {
         for (i, fd) in listenerFDs.enumerated() {
             try? register(fd, .listener(Int32(i)), events: EpollMask.input)
             acceptConnections(listener: i)
+            // Paused again (the connection cap or descriptors ran out): the remaining listeners
+            // stay out of epoll until the next resume.
+            if !listenersActive { return }
         }
     }
 
@@ -95,6 +100,7 @@ extension Worker {
     }
 
     func shutdownEverything() {
+        draining = true  // closing clients below must not resume accepting
         for reg in registrations.all {
             switch reg {
             case .client(let c): closeClient(c)

@@ -60,8 +60,6 @@ import SluiceProxy
         #expect(empty.http2 == HTTP2Limits())
     }
 
-    /// The header-list limit follows `limits.max_header_bytes` unless set (a request's header
-    /// list must fit the HTTP/1.1 head it becomes).
     /// `defer_accept` (TCP_DEFER_ACCEPT): on unless turned off; a listener change needs a restart.
     @Test func deferAcceptDefaultsOnAndIsABoolean() throws {
         let c = try #require(mustLoad(baseYAML + Self.route))
@@ -73,6 +71,8 @@ import SluiceProxy
         #expect(d.map(\.keyPath) == ["listeners[0].defer_accept"])
     }
 
+    /// The header-list limit follows `limits.max_header_bytes` unless set (a request's header
+    /// list must fit the HTTP/1.1 head it becomes).
     @Test func headerListFollowsTheHeadLimit() throws {
         let c = try #require(mustLoad(baseYAML + Self.route + "limits: { max_header_bytes: 64KiB }\n"))
         #expect(c.http2.maxHeaderListBytes == 65536)

@@ -58,22 +58,34 @@ struct SlowClientTests {
     }
 
     /// TCP_DEFER_ACCEPT (the default): a connection that has sent nothing stays in the kernel and
-    /// takes no slot; the first request on a new connection is read in the wake-up that accepts it.
+    /// takes no slot; after about a second it is handed over, and the header timeout closes it.
     @Test func aSilentConnectionTakesNoSlotWithDeferAccept() throws {
         let up = try TestUpstream { _ in .ok("served") }
         defer { up.stop() }
-        let proxy = try ProxyHarness(upstreamPorts: [up.port], extra: "limits: { max_connections_per_worker: 1 }")
+        let proxy = try ProxyHarness(upstreamPorts: [up.port], extra: """
+            limits: { max_connections_per_worker: 1 }
+            timeouts: { client_header: 1s }
+            """)
         defer { proxy.stop() }
+        let accepted = #"sluice_connections_accepted_total{listener="public"}"#
         let silent = try proxy.connect()
         defer { close(silent) }
-        usleep(200_000)
-        #expect(proxy.metrics()[#"sluice_connections_active{listener="public"}"#] == 0)
+        // Served at once although the only slot would be the silent connection's without defer.
         let m = try proxy.request("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(m.bodyText == "served")
-        // The kernel hands the silent one over after the defer period; the header timeout then applies.
-        try TestSocket.send(silent, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
-        let late = try #require(try TestReader(fd: silent).readMessage(isResponse: true))
-        #expect(late.bodyText == "served")
+        #expect(proxy.metrics()[accepted] == 1, "only the connection that sent a request was accepted")
+        // Then the kernel hands the silent one over; its header timeout (1 s) closes it.
+        #expect(eventually(10) { proxy.metrics()[accepted] == 2 })
+        var buf = [UInt8](repeating: 0, count: 4096)
+        var pfd = pollfd(fd: silent, events: Int16(POLLIN), revents: 0)
+        var closed = false
+        let deadline = Date().addingTimeInterval(10)
+        while !closed && Date() < deadline {
+            guard poll(&pfd, 1, 200) > 0 else { continue }
+            let n = read(silent, &buf, buf.count)
+            closed = n <= 0 || String(decoding: buf[..<n], as: UTF8.self).hasPrefix("HTTP/1.1 408")
+        }
+        #expect(closed, "the silent connection should be closed by its header timeout once accepted")
     }
 
     /// `defer_accept: false`: every completed handshake is accepted at once, so a silent
@@ -89,7 +101,7 @@ struct SlowClientTests {
             routes:
               - { name: web, match: { path_prefix: "/" }, upstream: app, sticky: none }
             limits: { max_connections_per_worker: 1 }
-            timeouts: { client_header: 1s }
+            timeouts: { client_header: 3s }
             """
         let proxy = try ProxyHarness(yaml: yaml)
         defer { proxy.stop() }
@@ -101,9 +113,30 @@ struct SlowClientTests {
         try TestSocket.send(waiting, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
         var pfd = pollfd(fd: waiting, events: Int16(POLLIN), revents: 0)
         #expect(poll(&pfd, 1, 300) == 0, "the silent connection holds the only slot")
-        // Its header timeout (1 s) frees the slot; then the waiting request is served.
+        // Its header timeout (3 s) frees the slot; then the waiting request is served.
         let m = try #require(try TestReader(fd: waiting).readMessage(isResponse: true))
         #expect(m.bodyText == "served")
+    }
+
+    /// TCP_NODELAY is set on the listening socket only; accepted sockets must carry it (Linux
+    /// copies it at accept), or every small response would wait for Nagle.
+    @Test func acceptedSocketsInheritNoDelayFromTheListener() throws {
+        let l = try Sys.listen(on: .v4(0x7f00_0001, port: 0), deferAccept: 1)
+        defer { close(l) }
+        let port = try Sys.localAddress(l).port
+        let client = try TestSocket.connect(port: port)
+        defer { close(client) }
+        try TestSocket.send(client, "x")  // deferred: handed over once bytes arrive
+        var accepted: Int32 = -1
+        #expect(eventually(5) {
+            if case .accepted(let fd, _) = Sys.accept(l) { accepted = fd }
+            return accepted >= 0
+        })
+        defer { if accepted >= 0 { close(accepted) } }
+        var v: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        #expect(getsockopt(accepted, Int32(IPPROTO_TCP), TCP_NODELAY, &v, &len) == 0)
+        #expect(v == 1)
     }
 
     /// 5,000 slowloris connections (a header trickled a byte at a time) held open while a

@@ -253,7 +253,10 @@ def main():
                f"Sluice {v['sluice']} ({v['sluice_commit']}), nginx {v['nginx']}, HAProxy {v['haproxy']}, wrk {v['wrk']}"
                + (f", h2load {v['h2load']}" if v.get("h2load") else "") + "."
                + (f" sluice-busypoll: the same Sluice binary with `busy_poll: {st['busy_poll']}` (sluice: the default, off)."
-                  if st.get("busy_poll") else ""))
+                  if st.get("busy_poll") else "")
+               + (" Listeners: TCP_DEFER_ACCEPT on all three (nginx `deferred`, HAProxy `defer-accept`, Sluice's default)."
+                  if st.get("peers_defer_accept") else
+                  " Listeners: each proxy's default (TCP_DEFER_ACCEPT on Sluice's only; nginx and HAProxy accept at once)."))
     out.append("")
     out.append("| scenario | system | req/s (median) | spread | MB/s | p50 ms | p99 ms | CPU µs/req | of it user | upstream CPU µs/req | peak RSS MiB | RSS/idle conn | errors |")
     out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")

@@ -62,9 +62,9 @@ public struct ListenerSpec: Sendable, Equatable {
     public var redirectHTTPS: Bool
     /// Accepts HTTP/2: ALPN `h2` on a TLS listener, h2c with prior knowledge on a plain one.
     public var http2: Bool
-    /// TCP_DEFER_ACCEPT (`defer_accept`): the kernel hands a connection over only once its first
-    /// bytes have arrived (or after about a second), so accepting it and reading its request are
-    /// one wake-up, and a connection that never sends costs the worker nothing.
+    /// TCP_DEFER_ACCEPT (`defer_accept`): the kernel hands a connection over once its first bytes
+    /// have arrived (or after about a second of silence), so accepting it and reading its request
+    /// are one wake-up, and a silent connection takes no worker slot for that first second.
     public var deferAccept: Bool
 
     /// Creates a listener spec.
