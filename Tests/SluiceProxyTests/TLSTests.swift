@@ -423,6 +423,41 @@ struct TLSTests {
         #expect(m["sluice_upstream_errors_total{route=\"good\",cohort=\"good\",reason=\"tls_handshake\"}"] == 0)
     }
 
+    /// A TLS listener accepts at most 8 connections per listener event (their handshakes run in
+    /// that loop iteration); the rest stay queued and are reported again. 30 handshakes queued
+    /// while the process is stopped are all served once it runs.
+    @Test func aBurstOfQueuedTLSConnectionsIsServedInSlices() throws {
+        let f = try TLSFixture()
+        defer { f.remove() }
+        let up = try TestUpstream { _ in .ok("ok") }
+        defer { up.stop() }
+        let sluice = try SluiceProcess(workers: 1, yaml: Self.listenerYAML(f, upstream: up.port))
+        defer { _ = sluice.stop() }
+        let pid = sluice.process.processIdentifier
+        #expect(kill(pid, SIGSTOP) == 0)
+        var resumed = false
+        defer { if !resumed { kill(pid, SIGCONT) } }
+        let n = 30
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-sS", "--cacert", f.path("ca.pem"), "--resolve", "a.test:\(sluice.port):127.0.0.1", "-m", "20",
+                          "--parallel", "--parallel-immediate", "--parallel-max", "\(n)", "-w", "%{http_code}\n", "-o", "/dev/null"]
+            + (0..<n).flatMap { ["https://a.test:\(sluice.port)/\($0)", "-o", "/dev/null"] }
+        let out = Pipe()
+        curl.standardOutput = out
+        curl.standardError = FileHandle.nullDevice
+        try curl.run()
+        usleep(500_000)  // the handshakes' ClientHellos wait in the stopped process's accept queue
+        #expect(kill(pid, SIGCONT) == 0)
+        resumed = true
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        curl.waitUntilExit()
+        let codes = text.split(separator: "\n")
+        #expect(codes.count == n && codes.allSatisfy { $0 == "200" }, "\(text)")
+        // (SluiceProcess's start-up probe connection is counted too.)
+        #expect((sluice.metrics()[#"sluice_connections_accepted_total{listener="https"}"#] ?? 0) >= Double(n))
+    }
+
     /// Renewed certificate files are served to new handshakes after `sluice reload`, while a
     /// keep-alive connection opened before keeps working; a reload with a key that does not
     /// match is rejected and the renewed certificate keeps serving.
