@@ -280,8 +280,15 @@ public final class RoutingController: Sendable {
                 warnings.append("changed in the file but applied only at restart: " + restart.joined(separator: ", "))
             }
             for d in dropped { warnings.append("runtime override of route `\(d.route)` dropped: \(d.reason)") }
-            s.lastTLS = loaded.tls
-            s.publishTLS?(loaded.tls)
+            var tls = loaded.tls
+            if !startConfig.listenerTLSLinesUp(with: loaded) {
+                // The workers' sockets are the started config's: new listener TLS would land on the
+                // wrong socket (a plain one could start handshaking). Upstream TLS still applies.
+                tls.listeners = (s.lastTLS ?? startConfig.tls).listeners
+                warnings.append("listener TLS settings not applied: the listeners changed (they apply at restart)")
+            }
+            s.lastTLS = tls
+            s.publishTLS?(tls)
             let result = commit(&s, table: table, base: newBase, overrides: kept, kind: .reload, cause: cause, route: nil,
                                 warnings: warnings, details: ["file": path])
             for d in dropped {

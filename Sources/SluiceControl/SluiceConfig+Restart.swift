@@ -21,4 +21,14 @@ extension SluiceConfig {
         // `state_file` is not compared: `sluice run --state-file` overrides it, and it is read at start only.
         return out
     }
+
+    /// Whether `loaded`'s listener TLS settings can go to the running workers: they are matched to
+    /// the listening sockets by position, so the listeners (name, address, TLS or not, in order)
+    /// must be the ones this config started with. Certificates and TLS settings may differ.
+    package func listenerTLSLinesUp(with loaded: SluiceConfig) -> Bool {
+        listeners.count == loaded.listeners.count
+            && zip(listeners, loaded.listeners).allSatisfy { $0.name == $1.name && $0.address == $1.address }
+            && zip(tls.listeners, loaded.tls.listeners).allSatisfy { ($0 == nil) == ($1 == nil) }
+            && tls.listeners.count == loaded.tls.listeners.count
+    }
 }

@@ -15,7 +15,7 @@ extension Worker {
     func acceptConnections(listener: Int) {
         guard listenersActive && !draining else { return }
         let lfd = listenerFDs[listener]
-        let isTLS = listener < tlsSet.listeners.count && tlsSet.listeners[listener] != nil
+        let isTLS = listener < serverTLS.count && serverTLS[listener] != nil  // as `serverSession` decides
         for _ in 0..<(isTLS ? Worker.tlsAcceptBurst : Worker.acceptBurst) {
             if clientCount >= settings.limits.maxConnectionsPerWorker {
                 pauseAccepting(retryAfter: 0)
@@ -104,7 +104,8 @@ extension Worker {
                 drainHTTP2(c, h)
                 continue
             }
-            let idle = c.conn.phase == .awaitingHead && c.inBuffer.isEmpty && c.outBuffer.isEmpty
+            // (Not idle: a new connection still waiting on `pending` for its first read.)
+            let idle = c.conn.phase == .awaitingHead && c.inBuffer.isEmpty && c.outBuffer.isEmpty && !c.readable
             if step(c, c.exchange, .drain(idle: idle)) == .close { closeClient(c) }
         }
     }

@@ -92,7 +92,8 @@ final class Worker: @unchecked Sendable {
     let compressors = CompressorPool()
     /// Empty pipes for splicing response bodies.
     var pipes = PipePool()
-    /// Clients that stopped processing because their per-wakeup read budget ran out.
+    /// Clients to drive after this event batch: those that stopped because their per-wakeup read
+    /// budget ran out, and new connections from deferred listeners (their request is already there).
     var pending: [ClientConnection] = []
     /// HTTP/2 streams (pooled) and connections with output queued (`Worker+HTTP2.swift`).
     let h2 = H2Streams()

@@ -1,6 +1,8 @@
 import Foundation
+import Synchronization
 import SluiceControl
 import SluiceCore
+import SluiceProxy
 import Testing
 
 /// The routing controller: versions, history, overrides, reloads, rollback, persistence.
@@ -335,5 +337,55 @@ import Testing
             try SplitArguments.parse(["stable=abc", "canary=10"])
         }
         #expect(throws: AdminError("weights sum to 99, must be 100")) { try SplitArguments.parse(["stable=90", "canary=9"]) }
+    }
+}
+
+/// Listener TLS settings reach the workers by listener position, so a reload that changes the
+/// listeners keeps the running ones (with a warning) and one that only renews certificates applies.
+@Suite struct ListenerTLSReloadTests {
+    final class TLSRecorder: Sendable {
+        private let sets = Mutex<[TLSSet]>([])
+        var last: TLSSet? { sets.withLock { $0.last } }
+        var count: Int { sets.withLock { $0.count } }
+        func record(_ s: TLSSet) { sets.withLock { $0.append(s) } }
+    }
+
+    static func yaml(_ listeners: String) -> String {
+        controllerYAML().replacingOccurrences(of: """
+            listeners:
+              - name: public
+                address: 127.0.0.1:8080
+            """, with: "listeners:\n" + listeners)
+    }
+
+    @Test func listenerTLSAppliesOnlyWhileTheListenersAreTheStartedOnes() throws {
+        let cert = try HTTP2ConfigTests.certificate()
+        defer { try? FileManager.default.removeItem(atPath: cert.dir) }
+        let tls = "tls: { certificates: [{ cert: \(cert.cert), key: \(cert.key) }] }"
+        let both = Self.yaml("""
+              - { name: public, address: 127.0.0.1:8080 }
+              - { name: secure, address: 127.0.0.1:8443, \(tls) }
+            """)
+        let rig = try ControllerRig(yaml: both)
+        defer { rig.dir.remove() }
+        let recorder = TLSRecorder()
+        rig.controller.attach(tls: { recorder.record($0) })
+        #expect(recorder.last?.listeners.map { $0 != nil } == [false, true])
+        let started = try #require(recorder.last?.listeners[1])
+
+        // The plain listener removed: `secure` would move to position 0, the plain socket's.
+        try rig.dir.write("sluice.yaml", Self.yaml("  - { name: secure, address: 127.0.0.1:8443, \(tls) }\n"))
+        let changed = try rig.controller.reloadFromFile(cause: "test")
+        #expect(changed.warnings.contains { $0.contains("listener TLS settings not applied") }, "\(changed.warnings)")
+        #expect(recorder.last?.listeners.map { $0 != nil } == [false, true])
+        #expect(recorder.last?.listeners[1] === started, "the running listener TLS is kept")
+
+        // The started listeners again (a certificate renewal, say): applied, no warning.
+        try rig.dir.write("sluice.yaml", both + "\n# renewed\n")
+        let same = try rig.controller.reloadFromFile(cause: "test")
+        #expect(!same.warnings.contains { $0.contains("listener TLS") }, "\(same.warnings)")
+        #expect(recorder.last?.listeners.map { $0 != nil } == [false, true])
+        #expect(recorder.last?.listeners[1] !== started, "the reloaded listener TLS is applied")
+        #expect(recorder.count == 3)
     }
 }

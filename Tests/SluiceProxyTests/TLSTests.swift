@@ -424,9 +424,9 @@ struct TLSTests {
     }
 
     /// A TLS listener accepts at most 8 connections per listener event (their handshakes run in
-    /// that loop iteration); the rest stay queued and are reported again. 30 handshakes queued
-    /// while the process is stopped are all served once it runs.
-    @Test func aBurstOfQueuedTLSConnectionsIsServedInSlices() throws {
+    /// that loop iteration); the listener is level-triggered, so the rest are reported again. 30
+    /// connections queued while the process is stopped are all served once it runs.
+    @Test func aBurstOfQueuedTLSConnectionsIsServedFromALevelTriggeredListener() throws {
         let f = try TLSFixture()
         defer { f.remove() }
         let up = try TestUpstream { _ in .ok("ok") }
@@ -447,7 +447,9 @@ struct TLSTests {
         curl.standardOutput = out
         curl.standardError = FileHandle.nullDevice
         try curl.run()
-        usleep(500_000)  // the handshakes' ClientHellos wait in the stopped process's accept queue
+        // If this process dies here, sluice stays stopped (SIGSTOP; nothing kills it with us).
+        // Wait until all 30 (their ClientHellos sent) sit in the stopped process's accept queue.
+        #expect(eventually(10) { Self.acceptQueueLength(port: sluice.port) >= n })
         #expect(kill(pid, SIGCONT) == 0)
         resumed = true
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -456,6 +458,21 @@ struct TLSTests {
         #expect(codes.count == n && codes.allSatisfy { $0 == "200" }, "\(text)")
         // (SluiceProcess's start-up probe connection is counted too.)
         #expect((sluice.metrics()[#"sluice_connections_accepted_total{listener="https"}"#] ?? 0) >= Double(n))
+    }
+
+    /// Connections waiting to be accepted on 127.0.0.1:`port` (the LISTEN socket's rx_queue in
+    /// /proc/net/tcp; with SO_REUSEPORT, summed over the listening sockets).
+    static func acceptQueueLength(port: UInt16) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return 0 }
+        let local = String(format: "0100007F:%04X", port)
+        var total = 0
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ")
+            guard f.count > 4, f[1] == local, f[3] == "0A" else { continue }
+            let queues = f[4].split(separator: ":")
+            if queues.count == 2 { total += Int(queues[1], radix: 16) ?? 0 }
+        }
+        return total
     }
 
     /// Renewed certificate files are served to new handshakes after `sluice reload`, while a

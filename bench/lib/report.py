@@ -254,9 +254,10 @@ def main():
                + (f", h2load {v['h2load']}" if v.get("h2load") else "") + "."
                + (f" sluice-busypoll: the same Sluice binary with `busy_poll: {st['busy_poll']}` (sluice: the default, off)."
                   if st.get("busy_poll") else "")
-               + (" Listeners: TCP_DEFER_ACCEPT on all three (nginx `deferred`, HAProxy `defer-accept`, Sluice's default)."
-                  if st.get("peers_defer_accept") else
-                  " Listeners: each proxy's default (TCP_DEFER_ACCEPT on Sluice's only; nginx and HAProxy accept at once)."))
+               + ("" if "peers_defer_accept" not in st else
+                  " Listeners: TCP_DEFER_ACCEPT on all three (nginx `deferred`, HAProxy `defer-accept`, Sluice's default)."
+                  if st["peers_defer_accept"] else
+                  " Listeners: each proxy's default (TCP_DEFER_ACCEPT on Sluice's since c855f46; nginx and HAProxy accept at once)."))
     out.append("")
     out.append("| scenario | system | req/s (median) | spread | MB/s | p50 ms | p99 ms | CPU µs/req | of it user | upstream CPU µs/req | peak RSS MiB | RSS/idle conn | errors |")
     out.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
