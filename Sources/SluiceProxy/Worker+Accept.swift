@@ -15,7 +15,7 @@ extension Worker {
     func acceptConnections(listener: Int) {
         guard listenersActive && !draining else { return }
         let lfd = listenerFDs[listener]
-        let isTLS = listener < serverTLS.count && serverTLS[listener] != nil  // as `serverSession` decides
+        let isTLS = serverContext(listener: listener) != nil
         for _ in 0..<(isTLS ? Worker.tlsAcceptBurst : Worker.acceptBurst) {
             if clientCount >= settings.limits.maxConnectionsPerWorker {
                 pauseAccepting(retryAfter: 0)

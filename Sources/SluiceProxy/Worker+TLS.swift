@@ -36,10 +36,15 @@ extension Worker {
         clientTLS = clients
     }
 
+    /// The TLS context of `listener`, or nil for a plain listener.
+    func serverContext(listener: Int) -> ServerTLSContext? {
+        listener < serverTLS.count ? serverTLS[listener] : nil
+    }
+
     /// A TLS session for a connection accepted on `listener`, or nil for a plain listener.
     /// `.failure` when the listener is TLS but no session could be made.
     func serverSession(listener: Int, fd: Int32) -> (TLSConnection?, failed: Bool) {
-        guard listener < serverTLS.count, let ctx = serverTLS[listener] else { return (nil, false) }
+        guard let ctx = serverContext(listener: listener) else { return (nil, false) }
         guard let t = ctx.connection(fd: fd) else { return (nil, true) }
         return (t, false)
     }
