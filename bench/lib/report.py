@@ -165,9 +165,11 @@ def main():
         run["syscalls_per_request"] = per(row.get("syscalls", {}).get("all"))
         run["syscalls_detail_per_request"] = {k: v / n for k, v in row.get("syscalls", {}).items() if n and k != "all"}
         run["load_cpu_switches_per_request"] = per(row.get("load_cpu", {}).get("context-switches"))
-        run["load_cpu_timer_interrupts_per_request"] = per(row.get("load_cpu", {}).get("timer:hrtimer_expire_entry"))
-        ipis = [row.get("proxy_cpu", {}).get(k) for k in ("irq_vectors:reschedule_entry", "irq_vectors:call_function_single_entry")]
-        run["proxy_cpu_ipis_per_request"] = per(sum(ipis)) if all(x is not None for x in ipis) else None
+        # IPIs the load CPU sent to the proxy CPU (none to count for direct: no proxy there), and
+        # the load CPU's timer interrupts (PERF=1: bench/compare's perf_start).
+        irq = row.get("load_cpu_irq", {})
+        run["load_cpu_ipis_to_proxy_per_request"] = per(irq.get("ipi:ipi_send_cpu")) if row["system"] != "direct" else None
+        run["load_cpu_timer_interrupts_per_request"] = per(irq.get("irq_vectors:local_timer_entry"))
         run["peak_rss_kb"] = row["hwm_kb"]
         run["rss_kb"] = row["rss_kb"]
         if "idle_open" in row:
@@ -204,8 +206,8 @@ def main():
                 "upstream_wakeups_per_request_median": med([r.get("upstream_wakeups_per_request") for r in rs]),
                 "syscalls_per_request_median": med([r.get("syscalls_per_request") for r in rs]),
                 "load_cpu_switches_per_request_median": med([r.get("load_cpu_switches_per_request") for r in rs]),
+                "load_cpu_ipis_to_proxy_per_request_median": med([r.get("load_cpu_ipis_to_proxy_per_request") for r in rs]),
                 "load_cpu_timer_interrupts_per_request_median": med([r.get("load_cpu_timer_interrupts_per_request") for r in rs]),
-                "proxy_cpu_ipis_per_request_median": med([r.get("proxy_cpu_ipis_per_request") for r in rs]),
                 "syscalls_detail_per_request_median": {
                     k: med([r["syscalls_detail_per_request"].get(k) for r in rs])
                     for k in sorted({k for r in rs for k in r.get("syscalls_detail_per_request", {})})},
@@ -305,20 +307,20 @@ def main():
         out.append("Wake-up economics, per request (medians over rounds): the proxy's syscalls (perf, every thread), "
                    "its wake-ups (voluntary context switches: sleeps in epoll_wait that something ended), the "
                    "upstream nginx's wake-ups, and every context switch on the load CPU (wrk + upstream + anything "
-                   "else there; what the proxy's way of batching costs the load side); where perf has the "
-                   "tracepoints, the cross-CPU interrupts that reached the proxy CPU (reschedule and function-call "
-                   "IPIs: a sleeping proxy woken by a packet from the load CPU, which pays for sending each) and the "
-                   "load CPU's timer interrupts (hrtimer expiries: the upstream's TCP pacing timers, epoll timeouts, "
-                   "the tick):")
+                   "else there; what the proxy's way of batching costs the load side); with PERF=1 where perf has "
+                   "the tracepoints, the IPIs the load CPU sent to the proxy CPU (mostly a packet waking a proxy "
+                   "that slept on an idle CPU; the sender pays for each) and the load CPU's timer interrupts (the "
+                   "upstream's TCP pacing timers, epoll timeouts, and the tick: HZ a second, so below about "
+                   "HZ / req/s the figure is the tick alone):")
         out.append("")
         out.append("| scenario | system | syscalls | proxy wake-ups | upstream wake-ups | load-CPU switches "
-                   "| IPIs into proxy CPU | load-CPU timer interrupts |")
+                   "| load-CPU IPIs to proxy CPU | load-CPU timer interrupts |")
         out.append("|---|---|--:|--:|--:|--:|--:|--:|")
         for sc, system, a in measured(results, order):
             out.append(f"| {SCENARIO_TITLES[sc]} | {system} | {fmt(a['syscalls_per_request_median'], 2)} | "
                        f"{fmt(a['proxy_wakeups_per_request_median'], 3)} | {fmt(a['upstream_wakeups_per_request_median'], 3)} | "
                        f"{fmt(a['load_cpu_switches_per_request_median'], 3)} | "
-                       f"{fmt(a.get('proxy_cpu_ipis_per_request_median'), 3)} | "
+                       f"{fmt(a.get('load_cpu_ipis_to_proxy_per_request_median'), 3)} | "
                        f"{fmt(a.get('load_cpu_timer_interrupts_per_request_median'), 3)} |")
         names = sorted({k for sc in order for a in results[sc].values() for k in a.get("syscalls_detail_per_request_median", {})})
         if names:
