@@ -307,11 +307,12 @@ def main():
         out.append("Wake-up economics, per request (medians over rounds): the proxy's syscalls (perf, every thread), "
                    "its wake-ups (voluntary context switches: sleeps in epoll_wait that something ended), the "
                    "upstream nginx's wake-ups, and every context switch on the load CPU (wrk + upstream + anything "
-                   "else there; what the proxy's way of batching costs the load side); with PERF=1 where perf has "
-                   "the tracepoints, the IPIs the load CPU sent to the proxy CPU (mostly a packet waking a proxy "
-                   "that slept on an idle CPU; the sender pays for each) and the load CPU's timer interrupts (the "
-                   "upstream's TCP pacing timers, epoll timeouts, and the tick: HZ a second, so below about "
-                   "HZ / req/s the figure is the tick alone):")
+                   "else there; what the proxy's way of batching costs the load side); with PERF=1 or PERF_DETAIL=1 "
+                   "where perf has the tracepoints, the IPIs the load CPU sent to the proxy CPU (mostly a packet "
+                   "waking a proxy that slept on an idle CPU, plus a background of other IPIs; the sender pays for "
+                   "each) and the load CPU's timer interrupts (the upstream's TCP pacing timers, epoll timeouts, and "
+                   "the tick: CONFIG_HZ a second while the CPU is busy, so HZ / req/s is a floor and a figure near "
+                   "it is the tick alone):")
         out.append("")
         out.append("| scenario | system | syscalls | proxy wake-ups | upstream wake-ups | load-CPU switches "
                    "| load-CPU IPIs to proxy CPU | load-CPU timer interrupts |")
